@@ -1,0 +1,106 @@
+"""Approval policy as data plus one pure decision: ``decide(policy, profile, call) -> Requirement``.
+
+No I/O here. The gate (gate.py) acts on the requirement; the tests enumerate every combination.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+
+
+class ApprovalPolicy(str, Enum):
+    """When a human is asked (the names follow codex's ``--ask-for-approval``)."""
+
+    UNTRUSTED = "untrusted"  # only read-only-safe calls run unasked
+    ON_FAILURE = "on-failure"  # run within the profile; ask only to escalate after a sandbox denial
+    ON_REQUEST = "on-request"  # run within the profile; ask when a call needs more or asks for it
+    NEVER = "never"  # never ask: anything beyond the profile is forbidden outright
+
+
+class Capability(str, Enum):
+    READ = "read"
+    EDIT = "edit"
+    RUN = "run"
+    NETWORK = "network"
+
+
+class ToolKind(str, Enum):
+    SHELL = "shell"  # a shell command
+    EDIT = "edit"  # a file edit done by the orchestrator itself
+    FETCH = "fetch"  # a network fetch
+    AGENT = "agent"  # an agent invocation such as `codex exec "..."`
+
+
+class Outcome(str, Enum):
+    SKIP = "skip"  # no approval needed: run it
+    FORBID = "forbid"  # refuse without asking
+    ASK = "ask"  # pause and ask a human
+
+
+class ApprovalSource(str, Enum):
+    """Who settled a tool call's approval; a closed vocabulary recorded on every call."""
+
+    NOT_REQUIRED = "not-required"
+    CACHE = "cache"
+    HUMAN = "human"
+    POLICY = "policy"
+
+
+@dataclass(frozen=True)
+class CallFacts:
+    """What the decision needs to know about one tool call."""
+
+    kind: ToolKind
+    needs: frozenset[Capability]
+    read_only_safe: bool = False  # every part of the command is known not to write, run code or reach out
+    requests_escalation: bool = False  # the step itself asks to be approved (e.g. `approval: required`)
+
+
+@dataclass(frozen=True)
+class Requirement:
+    outcome: Outcome
+    reason: str
+    missing: frozenset[Capability] = frozenset()
+
+
+def parse_profile(names: Iterable[str]) -> frozenset[Capability]:
+    """Capability names to a profile; raises ``ValueError`` naming the first unknown name."""
+    out: set[Capability] = set()
+    for name in names:
+        try:
+            out.add(Capability(name))
+        except ValueError:
+            allowed = ", ".join(c.value for c in Capability)
+            raise ValueError(f"unknown capability {name!r} (allowed: {allowed})") from None
+    return frozenset(out)
+
+
+def _names(caps: Iterable[Capability]) -> str:
+    return ", ".join(sorted(c.value for c in caps))
+
+
+def decide(policy: ApprovalPolicy, profile: frozenset[Capability], call: CallFacts) -> Requirement:
+    """Decide whether ``call`` runs, is forbidden, or needs a human, under ``policy`` and ``profile``."""
+    missing = frozenset(call.needs - profile)
+    if missing:
+        if policy is ApprovalPolicy.NEVER:
+            return Requirement(
+                Outcome.FORBID, f"needs {_names(missing)} beyond the profile and policy is never", missing
+            )
+        return Requirement(Outcome.ASK, f"needs {_names(missing)}, which the profile does not grant", missing)
+    if call.requests_escalation:
+        if policy is ApprovalPolicy.NEVER:
+            return Requirement(Outcome.FORBID, "the call asks for approval and policy is never")
+        return Requirement(Outcome.ASK, "the call asks for approval")
+    if policy is ApprovalPolicy.UNTRUSTED and not call.read_only_safe:
+        return Requirement(Outcome.ASK, "policy untrusted: only read-only-safe calls run unasked")
+    return Requirement(Outcome.SKIP, "within the profile")
+
+
+def decide_escalation(policy: ApprovalPolicy) -> Requirement:
+    """After a sandbox denial: may we ask to retry without the sandbox?"""
+    if policy is ApprovalPolicy.NEVER:
+        return Requirement(Outcome.FORBID, "the sandbox denied the call and policy is never")
+    return Requirement(Outcome.ASK, "the command failed in the sandbox; retry without it?")
