@@ -1,0 +1,126 @@
+"""Approvals: what is asked, what is answered, who may answer (``Approver``) and the session approval cache."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol
+
+from codex_orchestrator.policy import Capability
+
+
+class Decision(str, Enum):
+    APPROVE = "approve"
+    APPROVE_FOR_SESSION = "approve-for-session"
+    DENY = "deny"
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """One question to a human about one tool call."""
+
+    approval_id: str
+    run_id: str
+    task_id: str
+    tool_call_id: str
+    step: str
+    tool: str
+    command: str  # already redacted
+    cwd: str  # workspace-relative
+    needs: tuple[str, ...]
+    reason: str
+    purpose: str = "capability"  # or "escalation" after a sandbox denial
+    sandbox: str = "none"
+    timeout_s: int = 3600
+
+    def markdown(self) -> str:
+        """The text shown above the approval form (Prefect UI) and in the terminal."""
+        title = "Retry without the sandbox?" if self.purpose == "escalation" else "Approve this tool call?"
+        needs = ", ".join(f"`{n}`" for n in self.needs) or "—"
+        command = self.command.replace("```", "'''")
+        return (
+            f"## {title}\n\n"
+            f"**Task** `{self.task_id}` · **run** `{self.run_id}` · **step** `{self.step}` ({self.tool})\n\n"
+            f"```sh\n{command}\n```\n\n"
+            f"| | |\n|---|---|\n"
+            f"| working directory | `{self.cwd}` |\n"
+            f"| capabilities needed | {needs} |\n"
+            f"| sandbox | `{self.sandbox}` |\n"
+            f"| why you are asked | {self.reason} |\n\n"
+            f"Choose **approve**, **approve-for-session** (same tool, command, directory and capabilities run "
+            f"unasked for the rest of this run) or **deny**, with an optional reason. "
+            f"Unanswered after {self.timeout_s} s counts as a denial.\n"
+        )
+
+
+@dataclass(frozen=True)
+class ApprovalAnswer:
+    decision: Decision
+    reason: str | None = None
+    answered_by: str = "unknown"  # prefect-ui, cli, terminal, sdk, auto-reviewer, timeout
+    timed_out: bool = False
+
+    @property
+    def approved(self) -> bool:
+        return self.decision is not Decision.DENY
+
+
+Announce = Callable[[str | None], None]
+
+
+class Approver(Protocol):
+    """Somebody who can answer. ``ask`` blocks until answered; a timeout is returned as a denial.
+
+    Before it blocks, ``ask`` calls ``announce(flow_run_id)`` (the paused Prefect flow run, or None) so the
+    question is recorded and every listener (terminal prompt, CLI, reviewer) can see where to answer.
+    """
+
+    def ask(self, request: ApprovalRequest, announce: Announce) -> ApprovalAnswer: ...
+
+
+class NoApprover:
+    """Used when nobody can answer (no TTY, no Prefect pause): every question is denied, saying why."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+    def ask(self, request: ApprovalRequest, announce: Announce) -> ApprovalAnswer:
+        return ApprovalAnswer(Decision.DENY, reason=self.why, answered_by="none")
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    tool: str
+    command: str
+    cwd: str
+    capabilities: frozenset[str]
+
+
+def cache_key(tool: str, command: str, cwd: str, capabilities: Iterable[Capability | str]) -> CacheKey:
+    return CacheKey(
+        tool, command, cwd, frozenset(c.value if isinstance(c, Capability) else c for c in capabilities)
+    )
+
+
+@dataclass
+class SessionApprovalCache:
+    """Approvals granted "for session" (one run). Hits and misses are counted for the manifest."""
+
+    _keys: set[CacheKey] = field(default_factory=set)
+    hits: int = 0
+    misses: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def check(self, key: CacheKey) -> bool:
+        with self._lock:
+            if key in self._keys:
+                self.hits += 1
+                return True
+            self.misses += 1
+            return False
+
+    def remember(self, key: CacheKey) -> None:
+        with self._lock:
+            self._keys.add(key)

@@ -1,0 +1,312 @@
+"""The local exec backend: children on this machine, each in a fresh PTY, session and process group.
+
+The child's terminal is its controlling terminal, so shells get job control, ``SIGWINCH`` on resize and
+``SIGHUP`` when we hang up; ``terminate_tree`` ends every process left in the child's group.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import math
+import os
+import select
+import signal as signals
+import struct
+import subprocess
+import termios
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from codex_orchestrator.exec.backend import DEFAULT_KILL_GRACE_S, PINNED_ENV, SpawnRequest
+from codex_orchestrator.exec.errors import ExecError, SpawnError
+
+log = logging.getLogger(__name__)
+
+# Reads take at most this much at once; the kernel's PTY buffer rarely holds more than a few KiB anyway.
+READ_CHUNK_BYTES = 64 * 1024
+# How often terminate_tree looks whether the group is gone; short because callers wait on it.
+GROUP_POLL_INTERVAL_S = 0.02
+# After SIGKILL the group dies at once; this only bounds the wait should the kernel be slow to reap.
+KILL_WAIT_S = 5.0
+_SIGNAL_EXIT_BASE = 128
+_PROC = Path("/proc")
+
+
+class LocalPtyBackend:
+    """Spawns children locally in a new PTY. ``name`` is ``"local"``."""
+
+    @property
+    def name(self) -> str:
+        return "local"
+
+    def spawn(self, request: SpawnRequest) -> LocalPtyProcess:
+        """Start ``request.argv`` in a new PTY, session and process group; raises ``SpawnError``."""
+        argv = list(request.argv)
+        if not argv:
+            raise SpawnError(argv, "argv is empty")
+        env = {**os.environ, **PINNED_ENV, **request.env}
+        master_fd, slave_fd = os.openpty()
+        try:
+            # Set the size before the child starts so its first look at the terminal is already right.
+            _set_window_size(master_fd, request.rows, request.cols)
+            # subprocess rather than pty.fork(): its fork+exec happens in C, which stays safe while other
+            # threads run (os.fork/forkpty warn about that from Python 3.12 on). setsid() comes from
+            # start_new_session; only claiming the controlling terminal needs the preexec hook.
+            popen = subprocess.Popen(
+                argv,
+                stdin=slave_fd,
+                stdout=slave_fd,
+                stderr=slave_fd,
+                cwd=request.cwd,
+                env=env,
+                start_new_session=True,
+                preexec_fn=_take_controlling_terminal,
+                close_fds=True,
+            )
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            os.close(master_fd)
+            raise SpawnError(argv, _describe_spawn_failure(exc, request.cwd)) from exc
+        finally:
+            # Only the child may hold the slave end, or we would never see EOF when it exits.
+            os.close(slave_fd)
+        return LocalPtyProcess(popen, master_fd)
+
+
+class LocalPtyProcess:
+    """A local child on the slave side of a PTY whose master end we hold.
+
+    ``read``/``write`` may run in different threads; ``close`` wakes both and waits for them to leave
+    before the descriptor is closed, so its number can never be reused under a running call.
+    """
+
+    def __init__(self, popen: subprocess.Popen[bytes], master_fd: int) -> None:
+        self._popen = popen
+        self._master_fd = master_fd
+        os.set_blocking(master_fd, False)
+        # A byte in this pipe tells a read or write blocked in poll() that close() wants the descriptor.
+        self._wake_r, self._wake_w = os.pipe()
+        self._state = threading.Condition()
+        self._fd_users = 0
+        self._closed = False
+        self._eof = False
+
+    @property
+    def pid(self) -> int | None:
+        return self._popen.pid
+
+    @property
+    def pgid(self) -> int:
+        """The child's process group (and session) id: the child leads both."""
+        return self._popen.pid
+
+    def read(self, timeout_s: float) -> bytes | None:
+        """Up to ``READ_CHUNK_BYTES``; ``None`` after ``timeout_s`` without output; ``b""`` at EOF or once closed."""
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        try:
+            with self._fd_in_use():
+                while not self._eof:
+                    if not self._wait_for(select.POLLIN, deadline):
+                        return None
+                    try:
+                        data = os.read(self._master_fd, READ_CHUNK_BYTES)
+                    except BlockingIOError:
+                        continue
+                    except OSError as exc:
+                        # Linux reports "every slave end closed" as EIO on the master: that is EOF.
+                        if exc.errno != errno.EIO:
+                            raise ExecError(f"reading from pid {self.pid} failed: {exc.strerror}") from exc
+                        data = b""
+                    if not data:
+                        self._eof = True
+                    return data
+        except _Closed:
+            pass
+        return b""
+
+    def write(self, data: bytes) -> None:
+        """Send all of ``data``; blocks while the terminal's input queue is full (until ``close``)."""
+        view = memoryview(data)
+        try:
+            with self._fd_in_use():
+                while view:
+                    if not self._wait_for(select.POLLOUT, None):
+                        continue
+                    try:
+                        written = os.write(self._master_fd, view)
+                    except BlockingIOError:
+                        continue
+                    except OSError as exc:
+                        raise ExecError(f"writing to pid {self.pid} failed: {exc.strerror}") from exc
+                    view = view[written:]
+        except _Closed as exc:
+            raise ExecError(f"cannot write to pid {self.pid}: its terminal is closed") from exc
+
+    def resize(self, rows: int, cols: int) -> None:
+        """Set the terminal size; the kernel sends ``SIGWINCH`` to the foreground process group."""
+        try:
+            with self._fd_in_use():
+                _set_window_size(self._master_fd, rows, cols)
+        except _Closed as exc:
+            raise ExecError(f"cannot resize the terminal of pid {self.pid}: it is closed") from exc
+
+    def signal(self, signum: int) -> None:
+        """Deliver ``signum`` to the child's whole process group (nothing if it is gone)."""
+        _signal_group(self.pgid, signum)
+
+    def poll(self) -> int | None:
+        return _exit_code(self._popen.poll())
+
+    def wait(self, timeout_s: float | None = None) -> int | None:
+        try:
+            return _exit_code(self._popen.wait(timeout_s))
+        except subprocess.TimeoutExpired:
+            return None
+
+    def terminate_tree(self, grace_s: float = DEFAULT_KILL_GRACE_S) -> int | None:
+        """SIGTERM and SIGHUP the group, give it ``grace_s``, then SIGKILL whatever is left.
+
+        Grandchildren that stayed in the group are ended too. Returns the child's exit code.
+        """
+        if self._group_gone():
+            return self.poll()
+        # SIGHUP as well, as when a terminal goes away: interactive shells ignore SIGTERM but exit on SIGHUP
+        # (so a shell session ends at once instead of after the whole grace), and SIGCONT because a stopped
+        # process only acts on either once continued.
+        for signum in (signals.SIGTERM, signals.SIGHUP, signals.SIGCONT):
+            _signal_group(self.pgid, signum)
+        if not self._wait_group_gone(time.monotonic() + grace_s):
+            log.info("process group %d outlived %.1fs grace after SIGTERM; sending SIGKILL", self.pgid, grace_s)
+            _signal_group(self.pgid, signals.SIGKILL)
+            if not self._wait_group_gone(time.monotonic() + KILL_WAIT_S):
+                log.warning("process group %d still has members %.1fs after SIGKILL", self.pgid, KILL_WAIT_S)
+        return self.wait(KILL_WAIT_S)
+
+    def close(self) -> None:
+        """Close the master end (waking blocked reads/writes) and reap the child.
+
+        A child still running is ended with its group via ``terminate_tree``. Idempotent.
+        """
+        with self._state:
+            if self._closed:
+                return
+            self._closed = True
+            os.write(self._wake_w, b"x")
+            self._state.wait_for(lambda: self._fd_users == 0)
+            for fd in (self._master_fd, self._wake_r, self._wake_w):
+                os.close(fd)
+        if self.poll() is None:
+            self.terminate_tree()
+
+    def __repr__(self) -> str:
+        return f"LocalPtyProcess(pid={self.pid}, exit_code={self.poll()}, closed={self._closed})"
+
+    @contextmanager
+    def _fd_in_use(self) -> Iterator[None]:
+        with self._state:
+            if self._closed:
+                raise _Closed
+            self._fd_users += 1
+        try:
+            yield
+        finally:
+            with self._state:
+                self._fd_users -= 1
+                self._state.notify_all()
+
+    def _wait_for(self, event: int, deadline: float | None) -> bool:
+        """Poll the master for ``event`` until ``deadline``; raises ``_Closed`` when close() wakes us."""
+        poller = select.poll()
+        poller.register(self._master_fd, event)
+        poller.register(self._wake_r, select.POLLIN)
+        timeout_ms = None if deadline is None else max(0, math.ceil((deadline - time.monotonic()) * 1000))
+        ready = poller.poll(timeout_ms)
+        if any(fd == self._wake_r for fd, _ in ready):
+            raise _Closed
+        # POLLHUP/POLLERR count as ready: the following read or write reports what happened.
+        return bool(ready)
+
+    def _group_gone(self) -> bool:
+        return self._popen.poll() is not None and not _group_alive(self.pgid)
+
+    def _wait_group_gone(self, deadline: float) -> bool:
+        while not self._group_gone():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(GROUP_POLL_INTERVAL_S)
+        return True
+
+
+class _Closed(Exception):
+    """Internal: the master descriptor is closed (or closing)."""
+
+
+def _take_controlling_terminal() -> None:
+    # Runs in the child between fork and exec, after setsid(): stdin is the PTY slave.
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def _set_window_size(fd: int, rows: int, cols: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        # A member changed uid (setuid program); the others still got the signal.
+        log.warning("not permitted to send signal %d to every member of process group %d", signum, pgid)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of group ``pgid`` still runs; zombies do not count.
+
+    Zombies matter because an orphaned grandchild is reaped by init, and some inits (containers) never do.
+    """
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return any(True for _ in live_group_members(pgid)) if _PROC.is_dir() else True
+
+
+def live_group_members(pgid: int) -> Iterator[int]:
+    """Pids of the non-zombie processes in group ``pgid`` (Linux ``/proc``)."""
+    for entry in _PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # exited while we looked
+        # The command name in parentheses may hold spaces and parentheses; the fields after it do not.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        state, pgrp = fields[0], int(fields[2])
+        if pgrp == pgid and state not in ("Z", "X"):
+            yield int(entry.name)
+
+
+def _exit_code(returncode: int | None) -> int | None:
+    """subprocess reports death by signal N as -N; shells (and we) say 128+N."""
+    if returncode is None or returncode >= 0:
+        return returncode
+    return _SIGNAL_EXIT_BASE - returncode
+
+
+def _describe_spawn_failure(exc: BaseException, cwd: str | None) -> str:
+    if isinstance(exc, OSError):
+        if cwd is not None and exc.filename == cwd:
+            return f"working directory {cwd!r}: {exc.strerror}"
+        if exc.filename is not None:
+            return f"{exc.strerror}: {exc.filename!r}"
+        return exc.strerror or str(exc)
+    return str(exc)
+

@@ -1,0 +1,536 @@
+"""ToolOrchestrator: the one gate every tool call passes — approval → sandbox → attempt → retry.
+
+1. approval: ``policy.decide`` says skip / forbid / ask; asks consult the session cache, then the ``Approver``.
+2. sandbox: pick bubblewrap (local) or the host's sandbox command (SSH); if unavailable, the policy decides.
+3. attempt: run in a PTY session (exec/), streaming output into the event log.
+4. retry: retryable failures back off with jitter; a sandbox denial asks afresh to retry unsandboxed.
+Every decision is recorded (run.py) and traced (telemetry.py) with a closed vocabulary.
+"""
+
+from __future__ import annotations
+
+import codecs
+import random
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from codex_orchestrator.approvals import ApprovalAnswer, ApprovalRequest, Approver, Decision, cache_key
+from codex_orchestrator.exec.backend import DEFAULT_KILL_GRACE_S, ExecBackend, SpawnRequest
+from codex_orchestrator.exec.errors import ExecError
+from codex_orchestrator.exec.guard import GuardSwitch
+from codex_orchestrator.exec.local import LocalPtyBackend
+from codex_orchestrator.exec.session import ExecSession, ExecSessionManager, OutputEvent
+from codex_orchestrator.policy import (
+    ApprovalPolicy,
+    ApprovalSource,
+    Capability,
+    Outcome,
+    Requirement,
+    ToolKind,
+    decide,
+    decide_escalation,
+)
+from codex_orchestrator.records import events as ev
+from codex_orchestrator.records.manifest import ApprovalRecord, AttemptRecord, ToolCallRecord
+from codex_orchestrator.retry import delay_for, retry_reason
+from codex_orchestrator.run import RunRecorder, utc_now
+from codex_orchestrator.sandbox import SandboxMode, SandboxSpec, SandboxState, classify_denial, probe, wrap_argv
+from codex_orchestrator.toolcall import ToolCallSpec
+
+OUTPUT_TAIL_BYTES = 4096
+FETCH_MAX_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    policy: ApprovalPolicy = ApprovalPolicy.ON_REQUEST
+    profile: frozenset[Capability] = frozenset({Capability.READ})
+    sandbox: SandboxMode = SandboxMode.WORKSPACE_WRITE
+    enabled: bool = True  # the rollout feature flag: off runs calls directly, recorded as not-required
+    approval_timeout_s: int = 3600
+    kill_grace_s: float = DEFAULT_KILL_GRACE_S
+
+
+@dataclass
+class AttemptResult:
+    exit_code: int | None = None
+    timed_out: bool = False
+    error: BaseException | None = None
+    output: str = ""
+    output_bytes: int = 0
+    omitted_bytes: int = 0
+    duration_ms: float = 0.0
+    session_id: str | None = None
+    guard: GuardSwitch | None = None
+    mode: str = "streaming"
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.timed_out and self.exit_code == 0
+
+
+@dataclass
+class _Sandbox:
+    state: SandboxState
+    spec: SandboxSpec | None = None  # None: run unsandboxed
+    prefix: tuple[str, ...] = ()  # an SSH host's own sandbox command
+    detail: str | None = None
+
+
+@dataclass
+class ToolOrchestrator:
+    """Runs tool calls for one run through the gate. Not thread-safe: one call at a time per instance."""
+
+    recorder: RunRecorder
+    config: GateConfig
+    approver: Approver
+    backend: ExecBackend = field(default_factory=LocalPtyBackend)
+    sessions: ExecSessionManager = field(default_factory=ExecSessionManager)
+    sleep: Callable[[float], None] = time.sleep
+    rng: random.Random = field(default_factory=random.Random)
+    sandbox_prefix: tuple[str, ...] = ()  # for SSH backends: the host's sandbox command, if any
+
+    def run(self, spec: ToolCallSpec) -> ToolCallRecord:
+        rec = self.recorder
+        facts = spec.facts()
+        call = rec.new_tool_call(
+            step=spec.step,
+            milestone=spec.milestone,
+            kind=spec.kind.value,
+            command=rec.redact(spec.display),
+            cwd=rec.rel(spec.cwd),
+            backend=self.backend.name if spec.kind in (ToolKind.SHELL, ToolKind.AGENT) else "orchestrator",
+            needs=sorted(c.value for c in facts.needs),
+            status="pending",
+            started_at=utc_now(),
+        )
+        rec.events.emit(
+            ev.ToolCallStarted(
+                tool_call_id=call.id, step=spec.step, kind=call.kind, command=call.command, cwd=call.cwd,
+                backend=call.backend,
+            )
+        )
+        started = time.monotonic()
+        with rec.tracer.span(
+            "tool_call", **{"codex.tool_call.id": call.id, "codex.step": spec.step, "codex.tool": spec.kind.value}
+        ) as span:
+            # 1. approval
+            requirement = (
+                decide(self.config.policy, self.config.profile, facts)
+                if self.config.enabled
+                else Requirement(Outcome.SKIP, "gate disabled by feature flag")
+            )
+            call.approval_outcome = requirement.outcome.value
+            call.approval_reason = requirement.reason
+            granted = self._approve(spec, call, requirement, facts.needs)
+            rec.tracer.set(span, **{"codex.approval.source": call.approval_source})
+            if granted:
+                # 2. sandbox
+                sandbox = self._select_sandbox(spec, call, granted)
+                if sandbox is not None:
+                    # 3 + 4. attempts, retries and escalation
+                    self._attempts(spec, call, sandbox)
+            call.duration_ms = round((time.monotonic() - started) * 1000, 3)
+            call.finished_at = utc_now()
+            outcome = {"succeeded": "succeeded", "timed-out": "timed_out"}.get(call.status, call.status)
+            if call.sandbox.state == SandboxState.ESCALATED.value and call.status == "succeeded":
+                outcome = "escalated"
+            rec.tracer.set(span, **{"codex.outcome": outcome, "process.exit_code": call.exit_code})
+            if call.status != "succeeded":
+                rec.tracer.fail(span, call.error or call.status)
+        rec.finish_tool_call(call)
+        rec.events.emit(
+            ev.ToolCallFinished(
+                tool_call_id=call.id, status=call.status, exit_code=call.exit_code, attempts=len(call.attempts),
+                approval_source=call.approval_source or "not-required", sandbox_state=call.sandbox.state,
+                duration_ms=call.duration_ms or 0.0,
+            )
+        )
+        return call
+
+    # -- 1. approval ----------------------------------------------------------------------------------------
+    def _approve(
+        self, spec: ToolCallSpec, call: ToolCallRecord, requirement: Requirement, needs: frozenset[Capability]
+    ) -> frozenset[Capability] | None:
+        """Returns the capabilities granted for this call, or None when it must not run."""
+        rec = self.recorder
+        if requirement.outcome is Outcome.SKIP:
+            return self._settle(call, ApprovalSource.NOT_REQUIRED, self.config.profile | needs)
+        if requirement.outcome is Outcome.FORBID:
+            self._deny(call, ApprovalSource.POLICY, requirement.reason, outcome="forbidden")
+            return None
+        key = cache_key(spec.kind.value, call.command, call.cwd, needs)
+        if rec.cache.check(key):
+            return self._settle(call, ApprovalSource.CACHE, self.config.profile | needs)
+        answer = self._ask(spec, call, "capability", requirement.reason, requirement.missing or needs)
+        if not answer.approved:
+            source = ApprovalSource.POLICY if answer.timed_out else ApprovalSource.HUMAN
+            self._deny(call, source, answer.reason or "denied", outcome="denied", answered_by=answer.answered_by)
+            return None
+        if answer.decision is Decision.APPROVE_FOR_SESSION:
+            rec.cache.remember(key)
+        return self._settle(call, ApprovalSource.HUMAN, self.config.profile | needs, answer=answer)
+
+    def _settle(
+        self,
+        call: ToolCallRecord,
+        source: ApprovalSource,
+        granted: frozenset[Capability],
+        answer: ApprovalAnswer | None = None,
+    ) -> frozenset[Capability]:
+        call.approval_source = source.value
+        if source is ApprovalSource.NOT_REQUIRED:
+            # Only consulted asks count as cache traffic; skipped ones are settled by policy alone.
+            pass
+        self.recorder.events.emit(
+            ev.ApprovalResolved(
+                tool_call_id=call.id,
+                approval_id=call.approval_ids[-1] if call.approval_ids else None,
+                outcome="not-required" if source is ApprovalSource.NOT_REQUIRED else "approved",
+                source=source.value,
+                for_session=bool(answer and answer.decision is Decision.APPROVE_FOR_SESSION),
+                answered_by=answer.answered_by if answer else None,
+                reason=answer.reason if answer else None,
+            )
+        )
+        return granted
+
+    def _deny(
+        self, call: ToolCallRecord, source: ApprovalSource, reason: str, *, outcome: str, answered_by: str | None = None
+    ) -> None:
+        call.approval_source = source.value
+        call.status = "denied"
+        call.error = f"{outcome}: {reason}"
+        self.recorder.events.emit(
+            ev.ApprovalResolved(
+                tool_call_id=call.id,
+                approval_id=call.approval_ids[-1] if call.approval_ids else None,
+                outcome=outcome,  # type: ignore[arg-type]
+                source=source.value,
+                answered_by=answered_by,
+                reason=reason,
+            )
+        )
+
+    def _ask(
+        self, spec: ToolCallSpec, call: ToolCallRecord, purpose: str, reason: str, needs: frozenset[Capability]
+    ) -> ApprovalAnswer:
+        rec = self.recorder
+        approval_id = rec.new_approval_id()
+        call.approval_ids.append(approval_id)
+        call.status = "awaiting-approval"
+        request = ApprovalRequest(
+            approval_id=approval_id,
+            run_id=rec.run_id,
+            task_id=rec.paths.task_id,
+            tool_call_id=call.id,
+            step=spec.step,
+            tool=spec.kind.value,
+            command=call.command,
+            cwd=call.cwd,
+            needs=tuple(sorted(c.value for c in needs)),
+            reason=reason,
+            purpose=purpose,
+            sandbox=self.config.sandbox.value,
+            timeout_s=self.config.approval_timeout_s,
+        )
+        record = ApprovalRecord(
+            approval_id=approval_id,
+            tool_call_id=call.id,
+            purpose=purpose,  # type: ignore[arg-type]
+            reason=reason,
+            needs=list(request.needs),
+            requested_at=utc_now(),
+        )
+        rec.events.emit(
+            ev.ApprovalRequested(
+                tool_call_id=call.id, approval_id=approval_id, purpose=purpose,  # type: ignore[arg-type]
+                reason=reason, needs=list(request.needs),
+            )
+        )
+
+        def announce(flow_run_id: str | None) -> None:
+            record.flow_run_id = flow_run_id
+            rec.approval_pending(record)
+
+        with rec.tracer.span("approval", **{"codex.approval.id": approval_id, "codex.approval.purpose": purpose}) as span:
+            answer = self.approver.ask(request, announce)
+            rec.tracer.set(
+                span,
+                **{
+                    "codex.approval.decision": answer.decision.value,
+                    "codex.approval.answered_by": answer.answered_by,
+                    "codex.approval.source": "policy" if answer.timed_out else "human",
+                },
+            )
+        record.outcome = "approved" if answer.approved else "denied"
+        record.for_session = answer.decision is Decision.APPROVE_FOR_SESSION
+        record.source = "policy" if answer.timed_out else "human"
+        record.answered_by = answer.answered_by
+        record.answer_reason = rec.redact(answer.reason) if answer.reason else None
+        if record not in rec.manifest.approvals:
+            rec.approval_pending(record)  # the approver answered without announcing (e.g. nobody to ask)
+        rec.approval_resolved(record)
+        call.status = "pending"
+        return answer
+
+    # -- 2. sandbox -----------------------------------------------------------------------------------------
+    def _select_sandbox(
+        self, spec: ToolCallSpec, call: ToolCallRecord, granted: frozenset[Capability]
+    ) -> _Sandbox | None:
+        if spec.kind not in (ToolKind.SHELL, ToolKind.AGENT) or not self.config.enabled:
+            return self._record_sandbox(call, _Sandbox(SandboxState.NONE))
+        if not isinstance(self.backend, LocalPtyBackend):
+            if self.sandbox_prefix:
+                return self._record_sandbox(call, _Sandbox(SandboxState.SANDBOXED, prefix=self.sandbox_prefix))
+            return self._record_sandbox(call, _Sandbox(SandboxState.NONE, detail="remote host names no sandbox"))
+        if self.config.sandbox is SandboxMode.NONE:
+            return self._record_sandbox(call, _Sandbox(SandboxState.NONE))
+        sandbox_spec = SandboxSpec(
+            mode=self.config.sandbox,
+            workspace=self.recorder.workspace,
+            network=Capability.NETWORK in granted,
+        )
+        found = probe(sandbox_spec.bwrap_path)
+        if found.available:
+            return self._record_sandbox(call, _Sandbox(SandboxState.SANDBOXED, spec=sandbox_spec))
+        call.sandbox.detail = found.detail
+        requirement = decide_escalation(self.config.policy)
+        reason = f"sandbox unavailable ({found.detail}); run without it?"
+        if requirement.outcome is Outcome.FORBID:
+            call.sandbox.state = SandboxState.DENIED.value
+            self._deny(call, ApprovalSource.POLICY, f"sandbox unavailable and policy is never: {found.detail}",
+                       outcome="forbidden")
+            return None
+        answer = self._ask(spec, call, "escalation", reason, frozenset())
+        if not answer.approved:
+            call.sandbox.state = SandboxState.DENIED.value
+            self._deny(call, ApprovalSource.POLICY if answer.timed_out else ApprovalSource.HUMAN,
+                       answer.reason or "running unsandboxed was refused", outcome="denied",
+                       answered_by=answer.answered_by)
+            return None
+        return self._record_sandbox(call, _Sandbox(SandboxState.UNAVAILABLE, detail=found.detail))
+
+    def _record_sandbox(self, call: ToolCallRecord, sandbox: _Sandbox) -> _Sandbox:
+        call.sandbox.mode = self.config.sandbox.value if sandbox.spec else ("host" if sandbox.prefix else "none")
+        call.sandbox.state = sandbox.state.value
+        if sandbox.detail:
+            call.sandbox.detail = sandbox.detail
+        return sandbox
+
+    # -- 3 + 4. attempts ------------------------------------------------------------------------------------
+    def _attempts(self, spec: ToolCallSpec, call: ToolCallRecord, sandbox: _Sandbox) -> None:
+        rec = self.recorder
+        attempt_no = 0
+        failures = 0  # attempts that count against the retry budget (an escalation's rerun does not)
+        while True:
+            attempt_no += 1
+            sandboxed = sandbox.spec is not None or bool(sandbox.prefix)
+            call.status = "running"
+            rec.events.emit(ev.AttemptStarted(tool_call_id=call.id, attempt=attempt_no, sandboxed=sandboxed))
+            rec.touch()
+            started_at = utc_now()
+            with rec.tracer.span(
+                "attempt", **{"codex.tool_call.id": call.id, "codex.attempt": attempt_no, "codex.sandboxed": sandboxed}
+            ):
+                result = self._attempt(spec, call, sandbox)
+            attempt = AttemptRecord(
+                attempt=attempt_no,
+                started_at=started_at,
+                duration_ms=result.duration_ms,
+                exit_code=result.exit_code,
+                sandboxed=sandboxed,
+                error=rec.redact(str(result.error)) if result.error else ("timed out" if result.timed_out else None),
+            )
+            call.attempts.append(attempt)
+            call.exit_code = result.exit_code
+            call.output_tail = rec.redact(result.output)
+            call.output_bytes += result.output_bytes
+            call.omitted_bytes += result.omitted_bytes
+            call.session_id = result.session_id
+            if result.guard is not None:
+                call.guard.switched = True
+            call.guard.mode = result.mode  # type: ignore[assignment]
+            rec.events.emit(
+                ev.AttemptFinished(
+                    tool_call_id=call.id, attempt=attempt_no, exit_code=result.exit_code,
+                    duration_ms=result.duration_ms, error=attempt.error,
+                )
+            )
+            if result.ok:
+                call.status = "succeeded"
+                call.error = None
+                return
+            # A failure the sandbox caused: ask afresh (never from the cache) to retry without it.
+            denial = (
+                classify_denial(result.exit_code, result.output, sandbox.spec)
+                if sandbox.spec is not None and not result.timed_out and result.error is None
+                else None
+            )
+            if denial is not None:
+                call.sandbox.denial = denial.kind
+                call.sandbox.evidence = rec.redact(denial.evidence)
+                rec.events.emit(
+                    ev.SandboxDenied(tool_call_id=call.id, denial=denial.kind, evidence=call.sandbox.evidence)
+                )
+                if self._escalate(spec, call, denial.kind):
+                    sandbox = _Sandbox(SandboxState.ESCALATED)
+                    call.sandbox.state = SandboxState.ESCALATED.value
+                    continue
+                call.sandbox.state = SandboxState.DENIED.value
+                call.status = "failed"
+                call.error = f"the sandbox blocked a {denial.kind} and running without it was not approved"
+                return
+            failures += 1
+            reason = retry_reason(spec.retry, exit_code=result.exit_code, timed_out=result.timed_out,
+                                  error=result.error)
+            if reason is None or failures >= spec.retry.max_attempts:
+                call.status = "timed-out" if result.timed_out else "failed"
+                call.error = attempt.error or f"exit code {result.exit_code}"
+                if reason is not None:
+                    call.error += f" (gave up after {failures} attempts)"
+                return
+            delay = delay_for(spec.retry, failures, self.rng)
+            attempt.retry_delay_s = round(delay, 4)
+            rec.events.emit(
+                ev.RetryScheduled(tool_call_id=call.id, attempt=attempt_no, delay_s=attempt.retry_delay_s,
+                                  reason=reason)
+            )
+            rec.touch()
+            self.sleep(delay)
+
+    def _escalate(self, spec: ToolCallSpec, call: ToolCallRecord, denial: str) -> bool:
+        requirement = decide_escalation(self.config.policy)
+        if requirement.outcome is Outcome.FORBID:
+            return False
+        reason = f"the command failed in the sandbox ({denial} blocked); retry without it?"
+        answer = self._ask(spec, call, "escalation", reason, frozenset())
+        if answer.approved:
+            call.approval_source = ApprovalSource.HUMAN.value
+        return answer.approved
+
+    def _attempt(self, spec: ToolCallSpec, call: ToolCallRecord, sandbox: _Sandbox) -> AttemptResult:
+        started = time.monotonic()
+        try:
+            if spec.kind is ToolKind.EDIT:
+                result = self._edit(spec)
+            elif spec.kind is ToolKind.FETCH:
+                result = self._fetch(spec)
+            else:
+                result = self._shell(spec, call, sandbox)
+        except ExecError as exc:
+            result = AttemptResult(error=exc)
+        except OSError as exc:
+            result = AttemptResult(error=exc, output=f"{type(exc).__name__}: {exc}")
+        result.duration_ms = round((time.monotonic() - started) * 1000, 3)
+        return result
+
+    def _shell(self, spec: ToolCallSpec, call: ToolCallRecord, sandbox: _Sandbox) -> AttemptResult:
+        argv = spec.argv()
+        if sandbox.spec is not None:
+            argv = wrap_argv(argv, sandbox.spec, cwd=spec.cwd)
+        elif sandbox.prefix:
+            argv = (*sandbox.prefix, *argv)
+        cwd = spec.backend_cwd if spec.backend_cwd is not None else str(spec.cwd)
+        subscriber = _OutputRecorder(self.recorder, call.id)
+        switches: list[GuardSwitch] = []
+
+        def on_switch(switch: GuardSwitch, session_id: str = "") -> None:
+            switches.append(switch)
+            self._record_guard(call, switch, session_id)
+
+        session: ExecSession = self.sessions.open(
+            self.backend,
+            SpawnRequest(argv=argv, cwd=cwd, env=dict(spec.env)),
+            subscribers=[subscriber],
+            on_guard_switch=on_switch,
+        )
+        try:
+            exit_code = session.wait(spec.timeout_s)
+            timed_out = exit_code is None
+            if timed_out:
+                session.close(self.config.kill_grace_s)
+                session.wait(self.config.kill_grace_s + 1.0)
+            subscriber.flush()
+            transcript = session.transcript
+            return AttemptResult(
+                exit_code=None if timed_out else exit_code,
+                timed_out=timed_out,
+                output=transcript.tail_text(OUTPUT_TAIL_BYTES),
+                output_bytes=transcript.total_bytes,
+                omitted_bytes=transcript.omitted_bytes,
+                session_id=session.id,
+                guard=switches[0] if switches else None,
+                mode=session.mode,
+            )
+        finally:
+            self.sessions.close(session.id, self.config.kill_grace_s)
+
+    def _record_guard(self, call: ToolCallRecord, switch: GuardSwitch, session_id: str) -> None:
+        call.guard = call.guard.model_copy(
+            update={
+                "mode": "buffered", "switched": True, "p50_ms": switch.p50_ms, "p95_ms": switch.p95_ms,
+                "p99_ms": switch.p99_ms, "samples": switch.samples, "threshold_ms": switch.threshold_ms,
+            }
+        )
+        self.recorder.events.emit(
+            ev.GuardSwitched(
+                tool_call_id=call.id, session_id=session_id or (call.session_id or ""), p50_ms=switch.p50_ms,
+                p95_ms=switch.p95_ms, p99_ms=switch.p99_ms, samples=switch.samples, threshold_ms=switch.threshold_ms,
+            )
+        )
+
+    @staticmethod
+    def _edit(spec: ToolCallSpec) -> AttemptResult:
+        assert spec.path is not None and spec.content is not None
+        spec.path.parent.mkdir(parents=True, exist_ok=True)
+        with spec.path.open("a" if spec.append else "w", encoding="utf-8") as handle:
+            handle.write(spec.content)
+        size = len(spec.content.encode("utf-8"))
+        return AttemptResult(exit_code=0, output=f"wrote {size} bytes", output_bytes=size)
+
+    @staticmethod
+    def _fetch(spec: ToolCallSpec) -> AttemptResult:
+        assert spec.url is not None
+        try:
+            with urllib.request.urlopen(spec.url, timeout=spec.timeout_s) as response:  # noqa: S310
+                body = response.read(FETCH_MAX_BYTES)
+                status = int(getattr(response, "status", 200) or 200)
+        except urllib.error.HTTPError as exc:
+            return AttemptResult(exit_code=1, output=f"HTTP {exc.code}: {exc.reason}")
+        except (urllib.error.URLError, TimeoutError) as exc:
+            return AttemptResult(exit_code=1, output=f"fetch failed: {exc}")
+        if spec.path is not None:
+            spec.path.parent.mkdir(parents=True, exist_ok=True)
+            spec.path.write_bytes(body)
+        text = body[-OUTPUT_TAIL_BYTES:].decode("utf-8", errors="replace")
+        return AttemptResult(exit_code=0 if status < 400 else 1, output=text, output_bytes=len(body))
+
+
+class _OutputRecorder:
+    """Session subscriber: turns PTY output into ``output`` events (UTF-8 decoded across chunk borders)."""
+
+    def __init__(self, recorder: RunRecorder, tool_call_id: str) -> None:
+        self._recorder = recorder
+        self._call_id = tool_call_id
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._last: OutputEvent | None = None
+
+    def __call__(self, event: OutputEvent) -> None:
+        self._last = event
+        text = self._decoder.decode(event.data)
+        if text:
+            self._emit(event.session_id, event.stream, event.seq, text)
+
+    def flush(self) -> None:
+        tail = self._decoder.decode(b"", final=True)
+        if tail and self._last is not None:
+            self._emit(self._last.session_id, self._last.stream, self._last.seq, tail)
+
+    def _emit(self, session_id: str, stream: str, seq: int, text: str) -> None:
+        self._recorder.events.emit(
+            ev.Output(tool_call_id=self._call_id, session_id=session_id, stream=stream, chunk_seq=seq, data=text)
+        )

@@ -1,0 +1,1 @@
+"""Run records: atomic manifests (manifest.py), the append-only event log (events.py), metrics (metrics.py)."""

@@ -1,0 +1,100 @@
+"""A tool call as the gate sees it: resolved paths, classified capabilities, retry policy, timeouts."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from codex_orchestrator.commands import call_facts
+from codex_orchestrator.errors import RequestError
+from codex_orchestrator.policy import CallFacts, Capability, ToolKind
+from codex_orchestrator.request import RetrySettings, Step
+from codex_orchestrator.retry import RetryPolicy
+
+
+@dataclass(frozen=True)
+class ToolCallSpec:
+    step: str
+    milestone: str
+    kind: ToolKind
+    cwd: Path  # absolute, inside the workspace
+    command: str | tuple[str, ...] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    declared: frozenset[Capability] = frozenset()
+    requests_escalation: bool = False
+    timeout_s: float = 600.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    session: str | None = None
+    path: Path | None = None  # edit target, absolute
+    content: str | None = None
+    append: bool = False
+    url: str | None = None
+    backend_cwd: str | None = None  # working directory on a remote backend (SSH); local calls use cwd
+
+    @property
+    def display(self) -> str:
+        """One line describing the call, for records and approval forms (redacted later)."""
+        if self.kind is ToolKind.EDIT:
+            return f"{'append to' if self.append else 'write'} {self.path}"
+        if self.kind is ToolKind.FETCH:
+            return f"fetch {self.url}"
+        if isinstance(self.command, tuple):
+            return shlex.join(self.command)
+        return self.command or ""
+
+    def facts(self) -> CallFacts:
+        command = self.command if self.kind in (ToolKind.SHELL, ToolKind.AGENT) else None
+        return call_facts(self.kind, command, self.declared, self.requests_escalation)
+
+    def argv(self) -> tuple[str, ...]:
+        if isinstance(self.command, tuple):
+            return self.command
+        return ("/bin/sh", "-c", self.command or "true")
+
+
+def retry_policy(settings: RetrySettings) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.max_attempts,
+        base_delay_s=settings.base_delay_s,
+        max_delay_s=settings.max_delay_s,
+        multiplier=settings.multiplier,
+        jitter=settings.jitter,
+        retry_on_exit_codes=frozenset(settings.retry_on_exit_codes),
+        retry_on_timeout=settings.retry_on_timeout,
+    )
+
+
+def inside(workspace: Path, rel: str, what: str) -> Path:
+    """Resolve ``rel`` under the workspace, following symlinks, and refuse anything that escapes it."""
+    root = workspace.resolve()
+    path = (root / rel).resolve()
+    if not path.is_relative_to(root):
+        raise RequestError(f"{rel!r} resolves outside the workspace", field=what)
+    return path
+
+
+def spec_from_step(
+    step: Step, *, workspace: Path, milestone: str, default_retry: RetrySettings, extra_env: Mapping[str, str] = {}
+) -> ToolCallSpec:
+    cwd = inside(workspace, step.cwd, f"{step.name}.cwd")
+    command: str | tuple[str, ...] | None
+    command = tuple(step.command) if isinstance(step.command, list) else step.command
+    return ToolCallSpec(
+        step=step.name,
+        milestone=milestone,
+        kind=step.kind,
+        cwd=cwd,
+        command=command,
+        env={**extra_env, **step.env},
+        declared=frozenset(step.capabilities),
+        requests_escalation=step.approval == "required",
+        timeout_s=step.timeout_s,
+        retry=retry_policy(step.retry or default_retry),
+        session=step.session,
+        path=inside(workspace, step.path, f"{step.name}.path") if step.path else None,
+        content=step.content,
+        append=step.append,
+        url=step.url,
+    )

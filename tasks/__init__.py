@@ -1,0 +1,8 @@
+"""Prefect tasks: thin wrappers that translate between Prefect and the core (codex_orchestrator).
+
+approval.py   the approval pause (RunInput form, pause/resume, answering from code or the CLI)
+context.py    the live runs of this process, by run id, and hooks the CLI attaches to them
+tool_call.py  one tool call through the ToolOrchestrator gate, as a Prefect task
+artifacts.py  the manifest, tool-call and metrics views published as Prefect artifacts
+foundation.py validate the request, create the run, load instructions
+"""
