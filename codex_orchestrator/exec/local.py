@@ -1,7 +1,7 @@
 """The local exec backend: children on this machine, each in a fresh PTY, session and process group.
 
 The child's terminal is its controlling terminal, so shells get job control, ``SIGWINCH`` on resize and
-``SIGHUP`` when we hang up; ``terminate_tree`` ends every process left in the child's group.
+``SIGHUP`` when we hang up; ``terminate_tree`` ends every process left in the child's session.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ log = logging.getLogger(__name__)
 
 # Reads take at most this much at once; the kernel's PTY buffer rarely holds more than a few KiB anyway.
 READ_CHUNK_BYTES = 64 * 1024
-# How often terminate_tree looks whether the group is gone; short because callers wait on it.
-GROUP_POLL_INTERVAL_S = 0.02
-# After SIGKILL the group dies at once; this only bounds the wait should the kernel be slow to reap.
+# How often terminate_tree looks whether the session is gone; short because callers wait on it.
+TREE_POLL_INTERVAL_S = 0.02
+# After SIGKILL the session dies at once; this only bounds the wait should the kernel be slow to reap.
 KILL_WAIT_S = 5.0
 _SIGNAL_EXIT_BASE = 128
 _PROC = Path("/proc")
@@ -105,7 +105,7 @@ class LocalPtyProcess:
         return self._popen.pid
 
     def read(self, timeout_s: float) -> bytes | None:
-        """Up to ``READ_CHUNK_BYTES``; ``None`` after ``timeout_s`` without output; ``b""`` at EOF or once closed."""
+        """Up to ``READ_CHUNK_BYTES``; None after ``timeout_s`` of quiet; ``b""`` at EOF or once closed."""
         deadline = time.monotonic() + max(0.0, timeout_s)
         try:
             with self._fd_in_use():
@@ -168,28 +168,28 @@ class LocalPtyProcess:
             return None
 
     def terminate_tree(self, grace_s: float = DEFAULT_KILL_GRACE_S) -> int | None:
-        """SIGTERM and SIGHUP the group, give it ``grace_s``, then SIGKILL whatever is left.
+        """SIGTERM and SIGHUP every process group of the child's session, wait ``grace_s``, then SIGKILL.
 
-        Grandchildren that stayed in the group are ended too. Returns the child's exit code.
+        That reaches grandchildren in the child's group and also the jobs an interactive shell moved to
+        groups of their own; only a process that started a new session escapes. Returns the exit code.
         """
-        if self._group_gone():
+        if self._tree_gone():
             return self.poll()
         # SIGHUP as well, as when a terminal goes away: interactive shells ignore SIGTERM but exit on SIGHUP
         # (so a shell session ends at once instead of after the whole grace), and SIGCONT because a stopped
         # process only acts on either once continued.
-        for signum in (signals.SIGTERM, signals.SIGHUP, signals.SIGCONT):
-            _signal_group(self.pgid, signum)
-        if not self._wait_group_gone(time.monotonic() + grace_s):
-            log.info("process group %d outlived %.1fs grace after SIGTERM; sending SIGKILL", self.pgid, grace_s)
-            _signal_group(self.pgid, signals.SIGKILL)
-            if not self._wait_group_gone(time.monotonic() + KILL_WAIT_S):
-                log.warning("process group %d still has members %.1fs after SIGKILL", self.pgid, KILL_WAIT_S)
+        self._signal_tree(signals.SIGTERM, signals.SIGHUP, signals.SIGCONT)
+        if not self._wait_tree_gone(time.monotonic() + grace_s):
+            log.info("session %d outlived %.1fs grace after SIGTERM; sending SIGKILL", self.pgid, grace_s)
+            self._signal_tree(signals.SIGKILL)
+            if not self._wait_tree_gone(time.monotonic() + KILL_WAIT_S):
+                log.warning("session %d still has processes %.1fs after SIGKILL", self.pgid, KILL_WAIT_S)
         return self.wait(KILL_WAIT_S)
 
     def close(self) -> None:
         """Close the master end (waking blocked reads/writes) and reap the child.
 
-        A child still running is ended with its group via ``terminate_tree``. Idempotent.
+        A child still running is ended with its session via ``terminate_tree``. Idempotent.
         """
         with self._state:
             if self._closed:
@@ -230,14 +230,21 @@ class LocalPtyProcess:
         # POLLHUP/POLLERR count as ready: the following read or write reports what happened.
         return bool(ready)
 
-    def _group_gone(self) -> bool:
-        return self._popen.poll() is not None and not _group_alive(self.pgid)
+    def _signal_tree(self, *signums: int) -> None:
+        # The child's own group first: it exists even where /proc does not.
+        groups = [self.pgid, *sorted(_session_groups(self.pgid) - {self.pgid})]
+        for signum in signums:
+            for pgid in groups:
+                _signal_group(pgid, signum)
 
-    def _wait_group_gone(self, deadline: float) -> bool:
-        while not self._group_gone():
+    def _tree_gone(self) -> bool:
+        return self._popen.poll() is not None and not _session_alive(self.pgid)
+
+    def _wait_tree_gone(self, deadline: float) -> bool:
+        while not self._tree_gone():
             if time.monotonic() >= deadline:
                 return False
-            time.sleep(GROUP_POLL_INTERVAL_S)
+            time.sleep(TREE_POLL_INTERVAL_S)
         return True
 
 
@@ -264,22 +271,30 @@ def _signal_group(pgid: int, signum: int) -> None:
         log.warning("not permitted to send signal %d to every member of process group %d", signum, pgid)
 
 
-def _group_alive(pgid: int) -> bool:
-    """Whether any process of group ``pgid`` still runs; zombies do not count.
+def _session_alive(sid: int) -> bool:
+    """Whether any process of session ``sid`` still runs; zombies do not count.
 
     Zombies matter because an orphaned grandchild is reaped by init, and some inits (containers) never do.
+    Without ``/proc`` only the child's own group (pgid == sid) can be checked.
     """
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+    if not _PROC.is_dir():
+        try:
+            os.killpg(sid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
         return True
-    return any(True for _ in live_group_members(pgid)) if _PROC.is_dir() else True
+    return bool(session_members(sid))
 
 
-def live_group_members(pgid: int) -> Iterator[int]:
-    """Pids of the non-zombie processes in group ``pgid`` (Linux ``/proc``)."""
+def _session_groups(sid: int) -> set[int]:
+    return set(session_members(sid).values()) if _PROC.is_dir() else set()
+
+
+def session_members(sid: int) -> dict[int, int]:
+    """``{pid: pgid}`` of the live (non-zombie) processes in session ``sid``, from Linux ``/proc``."""
+    members: dict[int, int] = {}
     for entry in _PROC.iterdir():
         if not entry.name.isdigit():
             continue
@@ -287,11 +302,12 @@ def live_group_members(pgid: int) -> Iterator[int]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue  # exited while we looked
-        # The command name in parentheses may hold spaces and parentheses; the fields after it do not.
+        # The command name in parentheses may hold spaces and parentheses; the fields after it do not:
+        # state, ppid, pgrp, session, ...
         fields = stat[stat.rfind(")") + 2 :].split()
-        state, pgrp = fields[0], int(fields[2])
-        if pgrp == pgid and state not in ("Z", "X"):
-            yield int(entry.name)
+        if int(fields[3]) == sid and fields[0] not in ("Z", "X"):
+            members[int(entry.name)] = int(fields[2])
+    return members
 
 
 def _exit_code(returncode: int | None) -> int | None:
@@ -309,4 +325,3 @@ def _describe_spawn_failure(exc: BaseException, cwd: str | None) -> str:
             return f"{exc.strerror}: {exc.filename!r}"
         return exc.strerror or str(exc)
     return str(exc)
-

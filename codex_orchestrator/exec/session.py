@@ -39,7 +39,7 @@ _MS_PER_S = 1000.0
 # run_command's end-of-command marker. The shell expands %s to the exit status, so the echo of the typed
 # line (which still reads %s) can never be mistaken for it; the leading newline ends a partial last line.
 _SENTINEL_TAG = "__co_done_"
-_SENTINEL_COMMAND = "printf '\\n" + _SENTINEL_TAG + "{nonce}_%s__\\n' \"$?\"\n"
+_SENTINEL_COMMAND = "printf '\\n" + _SENTINEL_TAG + '{nonce}_%s__\\n\' "$?"\n'
 _SENTINEL_PATTERN = rb"\r?\n" + _SENTINEL_TAG.encode() + rb"%s_(\d+)__\r?\n"
 # Longest possible marker; the search of new output starts this far back so a split marker is found.
 _SENTINEL_MAX_BYTES = 64
@@ -195,8 +195,8 @@ class ExecSession:
             self._closed = True
         # 1. End the tree; the reader then sees EOF after draining what the tree printed.
         code = self._process.terminate_tree(grace_s)
-        # 2. Give the reader that chance before the terminal goes; something outside the group (a process
-        #    that called setsid) may still hold it, and then the reader stops after its quiet interval.
+        # 2. Give the reader that chance before the terminal goes; a process that left the tree (it called
+        #    setsid) may still hold the terminal, and then the reader stops after its quiet interval.
         self._reader.join(THREAD_JOIN_TIMEOUT_S)
         # 3. Release the terminal, which also wakes a reader still blocked on it.
         self._process.close()
@@ -258,7 +258,9 @@ class ExecSession:
                     searched = len(collected)
                     if self._delivered.is_set():
                         # The shell ended (e.g. the command was `exit`): no marker will come.
-                        return CommandResult(self._process.wait(THREAD_JOIN_TIMEOUT_S), bytes(collected), False)
+                        return CommandResult(
+                            self._process.wait(THREAD_JOIN_TIMEOUT_S), bytes(collected), False
+                        )
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:
                         return CommandResult(None, bytes(collected), True)
@@ -284,9 +286,10 @@ class ExecSession:
                 with self._pending_cv:
                     self._pending.append((read_at, data))
                     self._pending_cv.notify()
+        # Whatever the backend raised, the stream ends here and delivery must still finish so wait() returns.
+        except ExecError as exc:
+            log.warning("exec session %s: output stream ended early: %s", self.id, exc)
         except Exception:
-            # Whatever the backend raised (a lost connection, a bug), the stream ends here and delivery
-            # must still finish so wait() returns.
             log.exception("reading the output of exec session %s failed; its stream ends here", self.id)
         finally:
             with self._pending_cv:
@@ -312,7 +315,9 @@ class ExecSession:
                 return self._pending.popleft()
             # Buffered: collect until one flush interval after the previous event (or the end of output).
             flush_at = self._last_flush + self._guard.config.buffered_flush_ms / _MS_PER_S
-            self._pending_cv.wait_for(lambda: self._reading_done, timeout=max(0.0, flush_at - time.monotonic()))
+            self._pending_cv.wait_for(
+                lambda: self._reading_done, timeout=max(0.0, flush_at - time.monotonic())
+            )
             chunks = list(self._pending)
             self._pending.clear()
         return chunks[0][0], b"".join(data for _, data in chunks)
@@ -397,39 +402,48 @@ class ExecSessionManager:
         subscribers: Sequence[Subscriber] = (),
         on_guard_switch: GuardSwitchCallback | None = None,
     ) -> ExecSession:
-        """Spawn ``request`` on ``backend`` as a new session; ``subscribers`` see its output from the first byte.
+        """Spawn ``request`` on ``backend`` as a new session; ``subscribers`` see all of its output.
 
         When every slot is taken, the least recently used exited session is pruned (closed and forgotten);
         raises ``SessionLimitReached`` if none has exited, ``SpawnError`` if the child cannot start.
         """
         # 1. Pick the id and claim a slot, pruning an exited session if that is the only way.
         with self._lock:
+            victim = self._prunable_locked()
+            # The id comes after the limit check so a refused open does not use one up.
             sid = session_id if session_id is not None else self._id_factory()
             if sid in self._sessions or sid in self._reserved:
                 raise ExecError(f"exec session id {sid!r} is already in use; pick another or close it first")
-            pruned = self._make_room_locked()
+            pruned = self._sessions.pop(victim) if victim is not None else None
+            if victim is not None:
+                log.info("pruned exited exec session %s to make room for %s", victim, sid)
             self._reserved.add(sid)
         # 2. Spawn outside the lock (an SSH spawn takes a round trip); the pruned session is closed meanwhile.
+        process: ChildProcess | None = None
         try:
-            for old in pruned:
-                old.close()
+            if pruned is not None:
+                pruned.close()
             process = backend.spawn(request)
+            # 3. Start the session's threads.
+            session = ExecSession(
+                sid,
+                backend.name,
+                request.argv,
+                process,
+                guard=self.guard,
+                head_bytes=self.head_bytes,
+                tail_bytes=self.tail_bytes,
+                subscribers=subscribers,
+                on_guard_switch=on_guard_switch,
+            )
         except BaseException:
+            if process is not None:
+                process.terminate_tree()
+                process.close()
             with self._lock:
                 self._reserved.discard(sid)
             raise
-        # 3. Start the session's threads and publish it.
-        session = ExecSession(
-            sid,
-            backend.name,
-            request.argv,
-            process,
-            guard=self.guard,
-            head_bytes=self.head_bytes,
-            tail_bytes=self.tail_bytes,
-            subscribers=subscribers,
-            on_guard_switch=on_guard_switch,
-        )
+        # 4. Publish it in the slot it reserved.
         with self._lock:
             self._reserved.discard(sid)
             self._sessions[sid] = session
@@ -475,15 +489,16 @@ class ExecSessionManager:
         with self._lock:
             return len(self._sessions) + len(self._reserved)
 
-    def _make_room_locked(self) -> list[ExecSession]:
-        """Sessions removed to free a slot (at most one); raises ``SessionLimitReached`` if none can go."""
+    def _prunable_locked(self) -> str | None:
+        """None while a slot is free, else the least recently used exited session to prune.
+
+        Raises ``SessionLimitReached`` when every slot holds a running session.
+        """
         if len(self._sessions) + len(self._reserved) < self.max_sessions:
-            return []
+            return None
         for sid, session in self._sessions.items():
             if session.exit_code is not None:
-                del self._sessions[sid]
-                log.info("pruned exited exec session %s to make room", sid)
-                return [session]
+                return sid
         raise SessionLimitReached(self.max_sessions)
 
 
