@@ -40,7 +40,7 @@ class Step(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(default=min_length=1, max_length=80)
+    name: str = Field(min_length=1, max_length=80)
     kind: ToolKind = ToolKind.SHELL
     command: str | list[str] | None = Field(default=None, description="shell line, or argv list (shell/agent)")
     path: str | None = Field(default=None, description="file to write, workspace-relative (edit)")

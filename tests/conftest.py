@@ -1,0 +1,71 @@
+"""Shared fixtures: scratch workspaces, schema validation, and a real Prefect server for the flow tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMAS = ROOT / "schemas"
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def _validator(name: str) -> jsonschema.protocols.Validator:
+    schema = json.loads((SCHEMAS / name).read_text())
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema)  # type: ignore[no-any-return]
+
+
+def validate_manifest(path: Path) -> dict[str, Any]:
+    """Every manifest the tests produce must validate against the checked-in schema."""
+    data = json.loads(path.read_text())
+    _validator("manifest.schema.json").validate(data)
+    return data  # type: ignore[no-any-return]
+
+
+def validate_events(path: Path) -> list[dict[str, Any]]:
+    validator = _validator("events.schema.json")
+    events = [json.loads(line) for line in path.read_text().splitlines()]
+    for event in events:
+        validator.validate(event)
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    return events
+
+
+def validate_event_lines(lines: list[str]) -> list[dict[str, Any]]:
+    validator = _validator("events.schema.json")
+    events = [json.loads(line) for line in lines]
+    for event in events:
+        validator.validate(event)
+    return events
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A git repository copied from examples/sample-repo."""
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT / "examples" / "sample-repo", repo)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "init", "-q", "-b", "main"], cwd=repo, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], cwd=repo, check=True)
+    return repo
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[str]:
+    """A real Prefect server (SQLite, temporary database) for the whole session; yields its API URL."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield str(PREFECT_API_URL.value())
