@@ -1,11 +1,12 @@
 """A real OpenSSH sshd on loopback for tests: throwaway host/client keys, config and known_hosts.
 
-Use the ``sshd_server`` fixture (import it into the test module) or ``start_sshd(dir)`` directly.
+Use the ``sshd_server`` fixture (import it into the test module), ``running_sshd(dir)`` or ``start_sshd``.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import getpass
 import hashlib
 import os
@@ -158,10 +159,9 @@ def start_sshd(root: Path) -> SshdServer:
     """Write keys and config under ``root`` and start sshd; fails the test if sshd is not installed."""
     if not SSHD_PATH.exists():
         pytest.fail(f"OpenSSH sshd not found at {SSHD_PATH}; run `make test`, which installs openssh-server")
-    try:
+    # Not root: sshd runs without privilege separation and only serves the current user.
+    with contextlib.suppress(PermissionError):
         PRIVSEP_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
-    except PermissionError:
-        pass  # not root: sshd runs without privilege separation and only serves the current user
     root.mkdir(parents=True, exist_ok=True)
     host_key = generate_key(root / "host_ed25519")
     client_key = generate_key(root / "client_ed25519")
@@ -196,14 +196,21 @@ def start_sshd(root: Path) -> SshdServer:
     return server
 
 
-@pytest.fixture(scope="module")
-def sshd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdServer]:
-    """A running sshd for the whole test module; stopped (with everything it started) at teardown."""
-    server = start_sshd(tmp_path_factory.mktemp("sshd"))
+@contextlib.contextmanager
+def running_sshd(root: Path) -> Iterator[SshdServer]:
+    """``start_sshd`` for a ``with`` block; sshd and everything it started are killed on exit."""
+    server = start_sshd(root)
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def sshd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdServer]:
+    """A running sshd for the whole test module; import it into the module that uses it."""
+    with running_sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
 
 
 def _free_port() -> int:
@@ -248,7 +255,5 @@ def _is_sshd(pid: int) -> bool:
 
 
 def _kill_quietly(pid: int, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signum)
-    except ProcessLookupError:
-        pass
