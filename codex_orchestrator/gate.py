@@ -92,6 +92,7 @@ class ToolOrchestrator:
     sleep: Callable[[float], None] = time.sleep
     rng: random.Random = field(default_factory=random.Random)
     sandbox_prefix: tuple[str, ...] = ()  # for SSH backends: the host's sandbox command, if any
+    on_session: Callable[[ExecSession], None] | None = None  # e.g. the CLI attaching its stdin to the session
 
     def run(self, spec: ToolCallSpec) -> ToolCallRecord:
         rec = self.recorder
@@ -438,7 +439,7 @@ class ToolOrchestrator:
         subscriber = _OutputRecorder(self.recorder, call.id)
         switches: list[GuardSwitch] = []
 
-        def on_switch(switch: GuardSwitch, session_id: str = "") -> None:
+        def on_switch(session_id: str, switch: GuardSwitch) -> None:
             switches.append(switch)
             self._record_guard(call, switch, session_id)
 
@@ -448,6 +449,8 @@ class ToolOrchestrator:
             subscribers=[subscriber],
             on_guard_switch=on_switch,
         )
+        if self.on_session is not None:
+            self.on_session(session)
         try:
             exit_code = session.wait(spec.timeout_s)
             timed_out = exit_code is None

@@ -1,0 +1,229 @@
+"""The ToolOrchestrator gate end to end on real PTYs and real bubblewrap: approval → sandbox → attempt → retry.
+
+Approvals are answered by ``ScriptedApprover``, the gate's approver seam (the Prefect pause behind the same seam
+is exercised against a real server in tests/flows/).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections import deque
+from pathlib import Path
+
+import pytest
+
+from codex_orchestrator.approvals import Announce, ApprovalAnswer, ApprovalRequest, Decision
+from codex_orchestrator.gate import GateConfig, ToolOrchestrator
+from codex_orchestrator.policy import ApprovalPolicy, Capability, ToolKind
+from codex_orchestrator.records.events import read_events
+from codex_orchestrator.records.paths import RunPaths
+from codex_orchestrator.retry import RetryPolicy
+from codex_orchestrator.run import RunRecorder
+from codex_orchestrator.sandbox import SandboxMode
+from codex_orchestrator.toolcall import ToolCallSpec
+from tests.conftest import validate_events, validate_manifest
+
+R, E, X, N = Capability.READ, Capability.EDIT, Capability.RUN, Capability.NETWORK
+
+
+class ScriptedApprover:
+    def __init__(self, *answers: Decision) -> None:
+        self.answers = deque(answers)
+        self.asked: list[ApprovalRequest] = []
+
+    def ask(self, request: ApprovalRequest, announce: Announce) -> ApprovalAnswer:
+        announce(None)
+        self.asked.append(request)
+        decision = self.answers.popleft()
+        return ApprovalAnswer(decision, reason="scripted" if decision is Decision.DENY else None, answered_by="sdk")
+
+
+def make_gate(
+    workspace: Path,
+    approver: ScriptedApprover,
+    *,
+    policy: ApprovalPolicy = ApprovalPolicy.ON_REQUEST,
+    profile: frozenset[Capability] = frozenset({R, E, X}),
+    sandbox: SandboxMode = SandboxMode.WORKSPACE_WRITE,
+    enabled: bool = True,
+    secrets: list[str] | None = None,
+) -> ToolOrchestrator:
+    recorder = RunRecorder(
+        paths=RunPaths(workspace / ".runs", "gate-test", f"run-{uuid.uuid4().hex[:8]}"),
+        workspace=workspace,
+        request={},
+        secrets=secrets,
+        with_milestones=False,
+    )
+    recorder.start()
+    return ToolOrchestrator(
+        recorder=recorder,
+        config=GateConfig(policy=policy, profile=profile, sandbox=sandbox, enabled=enabled),
+        approver=approver,
+        sleep=lambda _s: None,
+    )
+
+
+def shell(workspace: Path, command: str, **kw: object) -> ToolCallSpec:
+    return ToolCallSpec(step=str(kw.pop("step", "s")), milestone="exec", kind=ToolKind.SHELL, cwd=workspace,
+                        command=command, **kw)  # type: ignore[arg-type]
+
+
+def finish(gate: ToolOrchestrator) -> dict[str, object]:
+    gate.recorder.finish("succeeded", 0)
+    gate.sessions.close_all()
+    validate_events(gate.recorder.paths.events)
+    return validate_manifest(gate.recorder.paths.manifest)
+
+
+def test_read_only_call_runs_unasked_in_a_pty_and_streams(workspace: Path) -> None:
+    approver = ScriptedApprover()
+    gate = make_gate(workspace, approver)
+    call = gate.run(shell(workspace, "test -t 1 && echo tty-yes; ls"))
+    assert call.status == "succeeded" and call.exit_code == 0
+    assert call.approval_source == "not-required" and approver.asked == []
+    assert call.sandbox.state == "sandboxed"
+    assert "tty-yes" in call.output_tail and "calc.py" in call.output_tail
+    finish(gate)
+    output = "".join(e["data"] for e in read_events(gate.recorder.paths.events) if e["type"] == "output")
+    assert "tty-yes" in output
+
+
+def test_never_forbids_without_asking(workspace: Path) -> None:
+    approver = ScriptedApprover()
+    gate = make_gate(workspace, approver, policy=ApprovalPolicy.NEVER, profile=frozenset({R}))
+    call = gate.run(shell(workspace, "touch new-file"))
+    assert call.status == "denied" and call.approval_source == "policy" and call.attempts == []
+    assert approver.asked == []
+    assert not (workspace / "new-file").exists()
+    finish(gate)
+
+
+def test_ask_then_deny_records_the_human_and_reason(workspace: Path) -> None:
+    approver = ScriptedApprover(Decision.DENY)
+    gate = make_gate(workspace, approver, profile=frozenset({R}))
+    call = gate.run(shell(workspace, "touch new-file"))
+    assert call.status == "denied" and call.approval_source == "human"
+    assert approver.asked[0].needs == ("edit",)
+    assert "scripted" in (call.error or "")
+    assert not (workspace / "new-file").exists()
+    data = finish(gate)
+    assert data["approvals"][0]["outcome"] == "denied"  # type: ignore[index]
+
+
+def test_session_approval_is_cached_and_counted(workspace: Path) -> None:
+    approver = ScriptedApprover(Decision.APPROVE_FOR_SESSION, Decision.DENY)
+    gate = make_gate(workspace, approver, profile=frozenset({R}))
+    first = gate.run(shell(workspace, "touch cached-file"))
+    second = gate.run(shell(workspace, "touch cached-file", step="again"))
+    third = gate.run(shell(workspace, "touch other-file", step="other"))  # different key: asks again
+    assert [first.approval_source, second.approval_source] == ["human", "cache"]
+    assert third.status == "denied" and len(approver.asked) == 2
+    data = finish(gate)
+    assert data["approval_cache"] == {"hits": 1, "misses": 2}
+
+
+def test_retryable_exit_code_backs_off_and_retries(workspace: Path) -> None:
+    gate = make_gate(workspace, ScriptedApprover())
+    marker = workspace / ".flaky"
+    command = f"if [ -f {marker.name} ]; then echo ok; else touch {marker.name}; exit 75; fi"
+    retry = RetryPolicy(max_attempts=3, base_delay_s=0.5, max_delay_s=1.0, jitter=0.5)
+    call = gate.run(shell(workspace, command, retry=retry))
+    assert call.status == "succeeded" and len(call.attempts) == 2
+    delay = call.attempts[0].retry_delay_s
+    assert delay is not None and 0.25 <= delay <= 0.75
+    assert call.attempts[1].retry_delay_s is None
+    finish(gate)
+
+
+def test_non_retryable_failure_and_exhausted_retries(workspace: Path) -> None:
+    gate = make_gate(workspace, ScriptedApprover())
+    failed = gate.run(shell(workspace, "exit 3", retry=RetryPolicy(max_attempts=5)))
+    assert failed.status == "failed" and failed.exit_code == 3 and len(failed.attempts) == 1
+    exhausted = gate.run(shell(workspace, "exit 75", step="tempfail", retry=RetryPolicy(max_attempts=3)))
+    assert exhausted.status == "failed" and len(exhausted.attempts) == 3
+    assert "gave up after 3 attempts" in (exhausted.error or "")
+    finish(gate)
+
+
+def test_timeout_kills_the_whole_tree(workspace: Path) -> None:
+    gate = make_gate(workspace, ScriptedApprover(), sandbox=SandboxMode.NONE)
+    marker = f"co-timeout-{uuid.uuid4().hex}"
+    call = gate.run(shell(workspace, f"sh -c 'sleep 300; : {marker}' & sleep 300; : {marker}", timeout_s=0.5))
+    assert call.status == "timed-out" and call.exit_code is None
+    left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True)
+    assert left.stdout.strip() == "", f"processes survived the timeout: {left.stdout}"
+    finish(gate)
+
+
+def test_sandbox_denial_escalates_to_a_fresh_approval(workspace: Path) -> None:
+    outside = Path("/var/tmp") / f"co-escalate-{uuid.uuid4().hex}"
+    try:
+        # approve-for-session must not cover the escalation: it asks again every time
+        approver = ScriptedApprover(Decision.APPROVE)
+        gate = make_gate(workspace, approver)
+        call = gate.run(shell(workspace, f"touch {outside}"))
+        assert call.status == "succeeded" and outside.exists()
+        assert call.sandbox.state == "escalated" and call.sandbox.denial == "write"
+        assert [a.sandboxed for a in call.attempts] == [True, False]
+        assert approver.asked[0].purpose == "escalation"
+        denied_gate = make_gate(workspace, ScriptedApprover(Decision.DENY))
+        outside.unlink()
+        refused = denied_gate.run(shell(workspace, f"touch {outside}"))
+        assert refused.status == "failed" and refused.sandbox.state == "denied" and not outside.exists()
+        finish(gate)
+        finish(denied_gate)
+    finally:
+        outside.unlink(missing_ok=True)
+
+
+def test_sandbox_blocks_network_unless_granted(workspace: Path) -> None:
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    probe = f"python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}), 2); print('connected')\""
+    try:
+        blocked = make_gate(workspace, ScriptedApprover(Decision.DENY)).run(shell(workspace, probe))
+        assert blocked.status == "failed" and blocked.sandbox.denial == "network"
+        granted_gate = make_gate(workspace, ScriptedApprover(), profile=frozenset({R, E, X, N}))
+        granted = granted_gate.run(shell(workspace, probe, declared=frozenset({N})))
+        assert granted.status == "succeeded" and "connected" in granted.output_tail
+        assert granted.sandbox.state == "sandboxed"
+    finally:
+        server.close()
+
+
+def test_feature_flag_off_runs_directly_as_not_required(workspace: Path) -> None:
+    approver = ScriptedApprover()
+    gate = make_gate(workspace, approver, policy=ApprovalPolicy.NEVER, profile=frozenset({R}), enabled=False)
+    call = gate.run(shell(workspace, "touch flagged-off"))
+    assert call.status == "succeeded" and call.approval_source == "not-required"
+    assert call.sandbox.state == "none" and (workspace / "flagged-off").exists()
+    finish(gate)
+
+
+def test_edit_step_and_secret_redaction(workspace: Path) -> None:
+    gate = make_gate(workspace, ScriptedApprover(), secrets=["hunter2-secret"])
+    edit = ToolCallSpec(step="e", milestone="exec", kind=ToolKind.EDIT, cwd=workspace, path=workspace / "notes.md",
+                        content="hello\n")
+    assert gate.run(edit).status == "succeeded"
+    assert (workspace / "notes.md").read_text() == "hello\n"
+    call = gate.run(shell(workspace, "echo token=hunter2-secret", env={"TOKEN": "hunter2-secret"}))
+    assert "token=***" in call.output_tail
+    finish(gate)
+    for path in gate.recorder.paths.run_dir.iterdir():
+        assert "hunter2-secret" not in path.read_text(), path.name
+
+
+@pytest.mark.parametrize("policy", list(ApprovalPolicy))
+def test_untrusted_asks_for_anything_not_read_only(workspace: Path, policy: ApprovalPolicy) -> None:
+    approver = ScriptedApprover(Decision.APPROVE)
+    gate = make_gate(workspace, approver, policy=policy)
+    call = gate.run(shell(workspace, "python3 -c 'print(1)'"))
+    assert call.status == "succeeded"
+    assert (len(approver.asked) == 1) == (policy is ApprovalPolicy.UNTRUSTED)
+    finish(gate)
