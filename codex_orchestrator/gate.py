@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from codex_orchestrator.approvals import ApprovalAnswer, ApprovalRequest, Approver, Decision, cache_key
 from codex_orchestrator.exec.backend import DEFAULT_KILL_GRACE_S, ExecBackend, SpawnRequest
@@ -126,22 +127,36 @@ class ToolOrchestrator:
             )
             call.approval_outcome = requirement.outcome.value
             call.approval_reason = requirement.reason
-            granted = self._approve(spec, call, requirement, facts.needs)
-            rec.tracer.set(span, **{"codex.approval.source": call.approval_source})
-            if granted:
-                # 2. sandbox
-                sandbox = self._select_sandbox(spec, call, granted)
-                if sandbox is not None:
-                    # 3 + 4. attempts, retries and escalation
-                    self._attempts(spec, call, sandbox)
-            call.duration_ms = round((time.monotonic() - started) * 1000, 3)
-            call.finished_at = utc_now()
-            outcome = {"succeeded": "succeeded", "timed-out": "timed_out"}.get(call.status, call.status)
-            if call.sandbox.state == SandboxState.ESCALATED.value and call.status == "succeeded":
-                outcome = "escalated"
-            rec.tracer.set(span, **{"codex.outcome": outcome, "process.exit_code": call.exit_code})
-            if call.status != "succeeded":
-                rec.tracer.fail(span, call.error or call.status)
+            try:
+                granted = self._approve(spec, call, requirement, facts.needs)
+                rec.tracer.set(span, **{"codex.approval.source": call.approval_source})
+                if granted:
+                    # 2. sandbox
+                    sandbox = self._select_sandbox(spec, call, granted)
+                    if sandbox is not None:
+                        # 3 + 4. attempts, retries and escalation
+                        self._attempts(spec, call, sandbox)
+            except BaseException as exc:
+                # Record what happened before letting it go: the manifest must never show a call stuck mid-way.
+                call.status = "failed"
+                call.error = rec.redact(f"{type(exc).__name__}: {exc}")
+                self._close(call, started, span)
+                raise
+            self._close(call, started, span)
+        return call
+
+    def _close(self, call: ToolCallRecord, started: float, span: Any) -> None:
+        rec = self.recorder
+        call.duration_ms = round((time.monotonic() - started) * 1000, 3)
+        call.finished_at = utc_now()
+        outcome = {"succeeded": "succeeded", "timed-out": "timed_out"}.get(call.status, call.status)
+        if call.sandbox.state == SandboxState.ESCALATED.value and call.status == "succeeded":
+            outcome = "escalated"
+        rec.tracer.set(span, **{"codex.outcome": outcome, "process.exit_code": call.exit_code})
+        if call.status != "succeeded":
+            rec.tracer.fail(span, call.error or call.status)
+        if rec.manifest.pending_approval is not None and rec.manifest.pending_approval.tool_call_id == call.id:
+            rec.manifest.pending_approval = None
         rec.finish_tool_call(call)
         rec.events.emit(
             ev.ToolCallFinished(
@@ -150,7 +165,6 @@ class ToolOrchestrator:
                 duration_ms=call.duration_ms or 0.0,
             )
         )
-        return call
 
     # -- 1. approval ----------------------------------------------------------------------------------------
     def _approve(
@@ -409,7 +423,8 @@ class ToolOrchestrator:
             return False
         reason = f"the command failed in the sandbox ({denial} blocked); retry without it?"
         answer = self._ask(spec, call, "escalation", reason, frozenset())
-        if answer.approved:
+        if answer.approved and call.approval_source == ApprovalSource.NOT_REQUIRED.value:
+            # The run needed a human after all; a cached or human capability approval keeps its own source.
             call.approval_source = ApprovalSource.HUMAN.value
         return answer.approved
 

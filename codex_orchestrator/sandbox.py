@@ -157,6 +157,12 @@ _WRITE_ATTEMPT_RE = re.compile(
     r"\b(mkdir|unlink|rename|rmdir)\b",
     re.IGNORECASE,
 )
+# Tools that report a failed write without passing EROFS on (git's object store on a read-only bind).
+_TOOL_WRITE_RE = re.compile(
+    r"unable to create temporary object directory|insufficient permission for adding an object|"
+    r"unable to create temporary file: read-only",
+    re.IGNORECASE,
+)
 _NETWORK_RE = re.compile(
     r"network is unreachable|\bENETUNREACH\b|temporary failure in name resolution|\bEAI_AGAIN\b|"
     r"could not resolve host|name or service not known|no address associated with hostname|"
@@ -171,6 +177,8 @@ _PATH_RE = re.compile(
 
 
 def _line_denial(line: str, spec: SandboxSpec, writable: tuple[PurePosixPath, ...]) -> DenialKind | None:
+    if _TOOL_WRITE_RE.search(line):
+        return DenialKind.WRITE
     if _READ_ONLY_FS_RE.search(line):
         paths = _paths_in(line)
         if not paths or any(not _within(p, writable) for p in paths):

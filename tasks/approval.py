@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,7 +59,7 @@ class PrefectPauseApprover:
                 wait_for_input=form,
                 timeout=request.timeout_s,
                 poll_interval=PAUSE_POLL_INTERVAL_S,
-                key=f"{request.run_id}-{request.approval_id}",
+                key=pause_key(request),
             )
         except FlowPauseTimeout:
             _resume_after_timeout(flow_run_id)
@@ -68,6 +69,11 @@ class PrefectPauseApprover:
             )
         return ApprovalAnswer(Decision(answer.decision.value), reason=answer.reason or None,
                               answered_by=answer.answered_by or "prefect-ui")
+
+
+def pause_key(request: ApprovalRequest) -> str:
+    """Prefect input keys allow only lowercase letters, digits and dashes."""
+    return re.sub(r"[^a-z0-9-]+", "-", f"{request.run_id}-{request.approval_id}".lower())
 
 
 def _resume_after_timeout(flow_run_id: UUID) -> None:

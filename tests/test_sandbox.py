@@ -406,6 +406,8 @@ def test_remote_address_and_dns_fail_without_network(bwrap: str, workspace: Path
 # --- classify_denial: unit cases ---------------------------------------------------------------------------
 
 WRITE_POSITIVES = [
+    # git hides EROFS when the object store of a push target is a read-only bind
+    "error: remote unpack failed: unable to create temporary object directory",
     "touch: cannot touch '/usr/local/x': Read-only file system",
     "mkdir: cannot create directory '/opt/new': Read-only file system",
     "sh: 1: cannot create /etc/motd: Read-only file system",

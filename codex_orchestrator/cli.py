@@ -1,0 +1,272 @@
+"""The ``codex-orchestrator`` command line: run, exec, approve, show, schema, demo.
+
+Exit codes: 0 succeeded · 1 run failed or was denied · 2 usage or validation error. ``exec`` returns the
+command's own exit code when it ran, 124 when it timed out, 125 when it was denied, 127 when it could not start.
+Prefect is imported only by commands that need it (``run``, ``approve``, ``demo``, ``exec`` under a pause).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from codex_orchestrator import __version__
+from codex_orchestrator.errors import OrchestratorError, RequestError
+from codex_orchestrator.run import EXIT_FAILED, EXIT_USAGE
+
+EPILOG = """\
+examples:
+  codex-orchestrator run request.yaml                  run the four milestones of a request
+  codex-orchestrator exec --json -- pytest -q          one tool call through the gate, JSON Lines out
+  codex-orchestrator exec --ssh ci@build1:2222 -- make  the same on an SSH host
+  codex-orchestrator approve RUN_ID --for-session      answer a pending approval
+  codex-orchestrator approve RUN_ID --deny --reason "not on main"
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # usage errors: one clear line and exit 2
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _choice_list(values: Sequence[str]) -> str:
+    return ", ".join(values)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from codex_orchestrator.policy import ApprovalPolicy, Capability
+    from codex_orchestrator.sandbox import SandboxMode
+
+    parser = _Parser(
+        prog="codex-orchestrator",
+        description="Prefect-native orchestrator for autonomous coding-agent runs: every tool call passes one "
+        "gate (approval → sandbox → attempt → retry) and lands in .runs/<task>/cli/<run-id>/.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run a request file (YAML or JSON) as the four milestone flows")
+    run.add_argument("request_file", type=Path, help="the request: see README 'The request file'")
+    run.add_argument("--runs-dir", type=Path, help="where records go (default: <workspace>/.runs)")
+    run.add_argument("--run-id", help="use this run id instead of a fresh one")
+    run.add_argument("--json", action="store_true", help="print the run's events as JSON Lines on stdout")
+    run.add_argument(
+        "--no-prompt", action="store_true", help="never ask at the terminal; approvals wait for the UI/CLI"
+    )
+
+    ex = sub.add_parser(
+        "exec",
+        help="run one command through the gate (approval, sandbox, PTY, retry)",
+        description="Run one tool call through the whole gate and record it like any run.",
+        epilog="everything after -- is the command and its arguments",
+    )
+    policies = [p.value for p in ApprovalPolicy]
+    caps = [c.value for c in Capability]
+    ex.add_argument("--cwd", type=Path, help="working directory (default: the current one)")
+    ex.add_argument("--workspace", type=Path, help="workspace root: writable in the sandbox, holds .runs "
+                    "(default: --cwd)")
+    ex.add_argument("--task", default="exec", help="task id the run is filed under (default: exec)")
+    ex.add_argument("--run-id", help="use this run id instead of a fresh one")
+    ex.add_argument("--runs-dir", type=Path, help="where records go (default: <workspace>/.runs)")
+    ex.add_argument("--policy", default="on-request", help=f"approval policy: {_choice_list(policies)}")
+    ex.add_argument("--profile", default="read,edit,run", help=f"granted capabilities, comma-separated: "
+                    f"{_choice_list(caps)} (default: read,edit,run)")
+    ex.add_argument("--needs", default="", help="capabilities the command needs on top of what it is "
+                    "classified as needing (e.g. network)")
+    ex.add_argument("--sandbox", default="workspace-write", help=f"sandbox mode: "
+                    f"{_choice_list([m.value for m in SandboxMode])}")
+    ex.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="kill the command's "
+                    "process tree after this long (default 600)")
+    ex.add_argument("--retries", type=int, default=0, help="extra attempts for retryable failures (default 0)")
+    ex.add_argument("--ask", action="store_true", help="ask for approval even when the policy would not")
+    ex.add_argument("--approver", default="auto", choices=["auto", "terminal", "prefect", "none"],
+                    help="who answers approvals: auto = the terminal if stdin is a TTY, else a Prefect pause "
+                    "when the call needs approval up front; prefect = always pause (answer in the UI or with "
+                    "`approve`); none = deny")
+    ex.add_argument("--approval-timeout", type=int, default=3600, metavar="SECONDS")
+    ex.add_argument("--ssh", metavar="[USER@]HOST[:PORT]", help="run on this SSH host")
+    ex.add_argument("--identity-file", type=Path, help="SSH private key")
+    ex.add_argument("--known-hosts", type=Path, help="known_hosts file (default ~/.ssh/known_hosts)")
+    ex.add_argument("--trust-on-first-use", action="store_true", help="accept and record an unknown host key")
+    ex.add_argument("--host", metavar="BLOCK_NAME", help="run on the SSH host saved as this Prefect block")
+    ex.add_argument("--stdin", action="store_true", help="forward this process's stdin to the command "
+                    "(automatic when stdin is a TTY)")
+    ex.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra environment")
+    ex.add_argument("--secret-env", action="append", default=[], metavar="NAME",
+                    help="pass this environment variable through and redact its value from all records")
+    ex.add_argument("--no-gate", action="store_true", help="feature flag: run directly (recorded not-required)")
+    ex.add_argument("--json", action="store_true", help="JSON Lines on stdout: begin, output, ..., summary")
+    ex.add_argument("argv", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
+
+    ap = sub.add_parser("approve", help="answer the pending approval of a run (approves unless --deny)")
+    ap.add_argument("run_id")
+    ap.add_argument("--deny", action="store_true", help="deny instead of approving")
+    ap.add_argument("--for-session", action="store_true", help="approve this call for the rest of the run")
+    ap.add_argument("--reason", default=None, help="recorded with the answer")
+    ap.add_argument("--runs-dir", type=Path, default=None, help="where the run's records are (default ./.runs)")
+
+    show = sub.add_parser("show", help="print a run's manifest summary")
+    show.add_argument("run_id")
+    show.add_argument("--runs-dir", type=Path, default=None)
+    show.add_argument("--json", action="store_true", help="print the manifest itself")
+
+    schema = sub.add_parser("schema", help="write or check schemas/*.schema.json from the models")
+    schema.add_argument("--out", type=Path, default=Path("schemas"))
+    schema.add_argument("--check", action="store_true", help="exit 1 when the files are stale")
+
+    demo = sub.add_parser("demo", help="run the demo: a scripted agent edits a scratch repository")
+    demo.add_argument("--dir", type=Path, default=Path(".demo"), help="scratch directory (default .demo)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        handler = {
+            "run": _cmd_run,
+            "exec": _cmd_exec,
+            "approve": _cmd_approve,
+            "show": _cmd_show,
+            "schema": _cmd_schema,
+            "demo": _cmd_demo,
+        }[args.command]
+        return handler(args)
+    except RequestError as exc:
+        print(f"codex-orchestrator {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OrchestratorError as exc:
+        print(f"codex-orchestrator {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _prefect_env() -> None:
+    # The embedded server's telemetry heartbeat only adds SQLite lock noise; users can still opt in.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def _json_printer() -> Any:
+    lock = threading.Lock()
+
+    def emit(line: str) -> None:
+        with lock:
+            sys.stdout.write(line if line.endswith("\n") else line + "\n")
+            sys.stdout.flush()
+
+    return emit
+
+
+# -- run ------------------------------------------------------------------------------------------------------
+def _cmd_run(args: argparse.Namespace) -> int:
+    from codex_orchestrator.request import load_request
+    from codex_orchestrator.terminal import stdin_is_tty
+
+    request = load_request(args.request_file)  # validation errors: exit 2 before anything is written
+    _prefect_env()
+    from flows.runner import run_request, terminal_reviewer
+
+    reviewer = terminal_reviewer if (stdin_is_tty() and not args.no_prompt) else None
+    if reviewer is None and not args.json:
+        print("approvals, if any, are answered in the Prefect UI or with `codex-orchestrator approve RUN_ID`",
+              file=sys.stderr)
+    code, manifest = run_request(
+        request,
+        run_id=args.run_id,
+        runs_dir=args.runs_dir,
+        reviewer=reviewer,
+        on_line=_json_printer() if args.json else None,
+    )
+    print(f"manifest: {manifest}", file=sys.stderr)
+    return code
+
+
+# -- exec -----------------------------------------------------------------------------------------------------
+def _cmd_exec(args: argparse.Namespace) -> int:
+    from codex_orchestrator.cli_exec import run_exec_command
+
+    return run_exec_command(args)
+
+
+# -- approve / show -------------------------------------------------------------------------------------------
+def _runs_dir(value: Path | None) -> Path:
+    return value if value is not None else Path.cwd() / ".runs"
+
+
+def _cmd_approve(args: argparse.Namespace) -> int:
+    from codex_orchestrator.approvals import Decision
+    from codex_orchestrator.records.manifest import load_manifest
+    from codex_orchestrator.records.paths import MANIFEST_FILENAME, find_run_dir
+
+    if args.deny and args.for_session:
+        raise RequestError("--deny and --for-session exclude each other", field="--for-session")
+    run_dir = find_run_dir(_runs_dir(args.runs_dir), args.run_id)
+    manifest = load_manifest(run_dir / MANIFEST_FILENAME)
+    pending = manifest.pending_approval
+    if pending is None or not pending.flow_run_id:
+        print(f"run {args.run_id} has no pending approval (status: {manifest.status})", file=sys.stderr)
+        return EXIT_FAILED
+    decision = Decision.DENY if args.deny else (Decision.APPROVE_FOR_SESSION if args.for_session else Decision.APPROVE)
+    _prefect_env()
+    from tasks.approval import answer_approval
+
+    answer_approval(pending.flow_run_id, decision, reason=args.reason, answered_by="cli",
+                    api_url=manifest.prefect.api_url)
+    print(f"{decision.value}: approval {pending.approval_id} of run {args.run_id} ({pending.reason})")
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from codex_orchestrator.records.manifest import load_manifest
+    from codex_orchestrator.records.paths import MANIFEST_FILENAME, find_run_dir
+
+    run_dir = find_run_dir(_runs_dir(args.runs_dir), args.run_id)
+    path = run_dir / MANIFEST_FILENAME
+    if args.json:
+        sys.stdout.write(path.read_text(encoding="utf-8") + "\n")
+        return 0
+    m = load_manifest(path)
+    print(f"run {m.run_id} · task {m.task_id} · {m.status} (exit {m.exit_code})")
+    for ms in m.milestones:
+        print(f"  milestone {ms.name:<13} {ms.status}")
+    for c in m.tool_calls:
+        print(f"  {c.id} {c.step:<20} {c.status:<10} exit={c.exit_code} attempts={len(c.attempts)} "
+              f"approval={c.approval_source} sandbox={c.sandbox.state}")
+    if m.pending_approval:
+        print(f"  waiting: {m.pending_approval.approval_id} — {m.pending_approval.reason}")
+    return 0
+
+
+# -- schema / demo --------------------------------------------------------------------------------------------
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from codex_orchestrator.schemas import check_schemas, write_schemas
+
+    if args.check:
+        stale = check_schemas(args.out)
+        for name in stale:
+            print(f"stale: {args.out / name} (run `codex-orchestrator schema`)", file=sys.stderr)
+        return EXIT_FAILED if stale else 0
+    for path in write_schemas(args.out):
+        print(f"wrote {path}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    _prefect_env()
+    from flows.demo import run_demo
+
+    return run_demo(args.dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""``codex-orchestrator exec``: option parsing into ``ExecOptions``, the approver choice, human and JSON output."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from codex_orchestrator.approvals import Approver, NoApprover
+from codex_orchestrator.commands import call_facts
+from codex_orchestrator.errors import RequestError
+from codex_orchestrator.exec.backend import ExecBackend
+from codex_orchestrator.exec.session import ExecSession
+from codex_orchestrator.execcmd import ExecOptions, ExecResult, run_exec
+from codex_orchestrator.policy import ApprovalPolicy, Outcome, ToolKind, decide, parse_profile
+from codex_orchestrator.records import events as ev
+from codex_orchestrator.records.paths import new_run_id, validate_run_id, validate_task_id
+from codex_orchestrator.retry import RetryPolicy
+from codex_orchestrator.sandbox import SandboxMode
+from codex_orchestrator.terminal import TerminalApprover, stdin_is_tty
+
+
+def _enum(kind: type[Any], value: str, option: str) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in kind)
+        raise RequestError(f"unknown value {value!r}", field=option, allowed=allowed) from None
+
+
+def _caps(value: str, option: str) -> frozenset[Any]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    try:
+        return parse_profile(names)
+    except ValueError as exc:
+        raise RequestError(str(exc), field=option) from None
+
+
+def options_from_args(args: argparse.Namespace) -> ExecOptions:
+    argv = list(args.argv)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise RequestError("no command given: put it after --, e.g. `exec -- make test`", field="CMD")
+    cwd = (args.cwd or Path.cwd()) if not args.ssh and not args.host else Path.cwd()
+    if not (args.ssh or args.host) and not cwd.is_dir():
+        raise RequestError(f"{cwd} does not exist or is not a directory", field="--cwd")
+    workspace = args.workspace or cwd
+    if not workspace.is_dir():
+        raise RequestError(f"{workspace} does not exist or is not a directory", field="--workspace")
+    if args.timeout <= 0:
+        raise RequestError("must be a positive number of seconds", field="--timeout")
+    if args.retries < 0 or args.retries > 20:
+        raise RequestError("must be between 0 and 20", field="--retries")
+    env: dict[str, str] = {}
+    for item in args.env:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise RequestError(f"{item!r} is not NAME=VALUE", field="--env")
+        env[name] = value
+    secrets: list[str] = []
+    for name in args.secret_env:
+        if name not in os.environ:
+            raise RequestError(f"environment variable {name} is not set", field="--secret-env")
+        env[name] = os.environ[name]
+        secrets.append(os.environ[name])
+    return ExecOptions(
+        argv=tuple(argv),
+        workspace=workspace,
+        cwd=cwd,
+        task_id=validate_task_id(args.task),
+        run_id=validate_run_id(args.run_id) if args.run_id else new_run_id(),
+        runs_dir=args.runs_dir,
+        policy=_enum(ApprovalPolicy, args.policy, "--policy"),
+        profile=_caps(args.profile, "--profile"),
+        declared=_caps(args.needs, "--needs"),
+        sandbox=_enum(SandboxMode, args.sandbox, "--sandbox"),
+        timeout_s=args.timeout,
+        retry=RetryPolicy(max_attempts=args.retries + 1),
+        env=env,
+        approval_required=args.ask,
+        gate_enabled=not args.no_gate,
+        approval_timeout_s=args.approval_timeout,
+        remote_cwd=str(args.cwd) if (args.ssh or args.host) and args.cwd else None,
+        kind=ToolKind.SHELL,
+        secrets=secrets,
+    )
+
+
+def backend_from_args(args: argparse.Namespace) -> tuple[ExecBackend | None, tuple[str, ...]]:
+    if args.ssh and args.host:
+        raise RequestError("give either --ssh or --host, not both", field="--host")
+    if not args.ssh and not args.host:
+        return None, ()
+    from codex_orchestrator.exec.ssh import SshBackend, SshTarget, parse_ssh_destination
+
+    if args.host:
+        target = _target_from_block(args.host)
+    else:
+        try:
+            parsed = parse_ssh_destination(args.ssh)
+        except ValueError as exc:
+            raise RequestError(str(exc), field="--ssh") from None
+        target = SshTarget(
+            host=parsed.host,
+            port=parsed.port,
+            user=parsed.user,
+            key_file=str(args.identity_file) if args.identity_file else None,
+            known_hosts=str(args.known_hosts) if args.known_hosts else None,
+            trust_on_first_use=args.trust_on_first_use,
+        )
+    if target.key_file and not Path(target.key_file).is_file():
+        raise RequestError(f"{target.key_file} does not exist", field="--identity-file")
+    return SshBackend(target), tuple(target.sandbox_command)
+
+
+def _target_from_block(name: str) -> Any:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from blocks.ssh_host import SshHost
+
+    try:
+        block = SshHost.load(name)
+    except ValueError as exc:
+        raise RequestError(f"no SSH host block named {name!r} ({exc})", field="--host") from None
+    return block.to_target()
+
+
+def _needs_prefect(options: ExecOptions, approver: str, tty: bool) -> bool:
+    if approver == "prefect":
+        return True
+    if approver != "auto" or tty or not options.gate_enabled:
+        return False
+    facts = call_facts(options.kind, options.argv, options.declared, options.approval_required)
+    return decide(options.policy, options.profile, facts).outcome is Outcome.ASK
+
+
+class _HumanOutput:
+    """Live output to the terminal, a status line on stderr, and a one-line summary."""
+
+    def __init__(self) -> None:
+        self.console = Console(stderr=True)
+
+    def __call__(self, event: ev._Event, _line: str) -> None:
+        if isinstance(event, ev.Output):
+            sys.stdout.write(event.data)
+            sys.stdout.flush()
+        elif isinstance(event, ev.ToolCallStarted):
+            self.console.print(f"[dim]▶ {event.command}  ({event.backend}, cwd {event.cwd})[/]")
+        elif isinstance(event, ev.ApprovalResolved) and event.source != "not-required":
+            self.console.print(f"[dim]approval: {event.outcome} ({event.source})[/]")
+        elif isinstance(event, ev.RetryScheduled):
+            self.console.print(f"[yellow]retrying in {event.delay_s:.2f}s: {event.reason}[/]")
+        elif isinstance(event, ev.SandboxDenied):
+            self.console.print(f"[yellow]sandbox blocked a {event.denial}: {event.evidence}[/]")
+        elif isinstance(event, ev.Summary):
+            colour = "green" if event.status == "succeeded" else "red"
+            self.console.print(
+                f"[{colour}]■ {event.status}[/] exit={event.exit_code} attempts={event.attempts} "
+                f"approval={event.approval_source} sandbox={event.sandbox_state} "
+                f"{event.duration_ms / 1000:.2f}s · {event.manifest}"
+            )
+
+
+def _stdin_pump(session: ExecSession) -> None:
+    """Forward our stdin to the session; at EOF send the terminal's end-of-file (Ctrl-D)."""
+
+    def pump() -> None:
+        try:
+            while True:
+                data = os.read(sys.stdin.fileno(), 65536)
+                if not data:
+                    session.write(b"\x04")
+                    return
+                session.write(data)
+        except OSError:
+            return
+
+    threading.Thread(target=pump, name=f"stdin-{session.id}", daemon=True).start()
+
+
+def run_exec_command(args: argparse.Namespace) -> int:
+    options = options_from_args(args)
+    backend, sandbox_prefix = backend_from_args(args)
+    tty = stdin_is_tty()
+    listener: Any
+    if args.json:
+        lock = threading.Lock()
+
+        def listener(_event: ev._Event, line: str) -> None:
+            with lock:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+    else:
+        listener = _HumanOutput()
+    forward_stdin = args.stdin or (tty and not args.json)
+    on_session = _stdin_pump if forward_stdin else None
+
+    approver: Approver
+    if args.approver == "terminal" or (args.approver == "auto" and tty):
+        if not tty:
+            raise RequestError("stdin is not a terminal", field="--approver terminal")
+        approver = TerminalApprover()
+    elif args.approver == "none":
+        approver = NoApprover("--approver none: approvals are denied")
+    else:
+        approver = NoApprover(
+            "no approver attached (stdin is not a TTY and the call was not run under Prefect); "
+            "rerun with --approver prefect to pause for an answer in the Prefect UI or `approve`"
+        )
+
+    def run(approver_: Approver, on_recorder: Any = None) -> ExecResult:
+        return run_exec(options, approver_, backend=backend, sandbox_prefix=sandbox_prefix, listeners=[listener],
+                        on_session=on_session, on_recorder=on_recorder)
+
+    if not _needs_prefect(options, args.approver, tty):
+        return run(approver).exit_code
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from flows.exec_flow import PrefectInfo, submit
+    from tasks.approval import PrefectPauseApprover
+
+    assert options.run_id is not None
+    print(
+        f"run {options.run_id} needs an approval: answer in the Prefect UI or with "
+        f"`codex-orchestrator approve {options.run_id}`",
+        file=sys.stderr,
+    )
+
+    def job(info: PrefectInfo) -> int:
+        def on_recorder(recorder: Any) -> None:
+            recorder.set_prefect(api_url=info.api_url, parent_flow_run_id=info.flow_run_id)
+
+        return run(PrefectPauseApprover(), on_recorder).exit_code
+
+    return submit(options.run_id, job)

@@ -1,0 +1,1143 @@
+"""Conservative classification of shell commands into the capabilities they need (``classify_shell``).
+
+A command is read-only safe only when every part is a known read-only command with no dangerous flag, no
+output redirection and no construct that hides what runs; anything not understood needs ``run``.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TypeAlias, assert_never
+
+from codex_orchestrator.policy import CallFacts, Capability, ToolKind
+
+READ, EDIT, RUN, NETWORK = Capability.READ, Capability.EDIT, Capability.RUN, Capability.NETWORK
+
+# How many times `bash -c "..."`, `$(...)` or `eval` are unwrapped; deeper code is treated as opaque.
+MAX_NESTING = 4
+
+
+@dataclass(frozen=True)
+class Classification:
+    """What a command needs; ``read_only_safe`` when no part may write, run unvetted code or go online."""
+
+    needs: frozenset[Capability]
+    read_only_safe: bool
+    reasons: tuple[str, ...]
+
+
+def classify_shell(command: str | Sequence[str]) -> Classification:
+    """Classify a shell command line (``str``) or an argv (a sequence, run without a shell)."""
+    findings = _Findings()
+    if isinstance(command, str):
+        _script(command, findings, 0)
+    elif command:
+        _command([_Word(text=arg, quoted=True) for arg in command], findings, 0)
+    if not findings.reasons:
+        findings.add(READ, "nothing to run")
+    return findings.result()
+
+
+def call_facts(
+    kind: ToolKind,
+    command: str | Sequence[str] | None,
+    declared: Iterable[Capability] = (),
+    requests_escalation: bool = False,
+) -> CallFacts:
+    """The facts ``policy.decide`` needs. Declared capabilities only ever add needs, whatever the kind."""
+    extra = frozenset(declared)
+    match kind:
+        case ToolKind.SHELL:
+            # A shell call without a command runs nothing (the gate runs `true`).
+            found = classify_shell(command if command is not None else "")
+            needs = found.needs | extra
+            return CallFacts(kind, needs, found.read_only_safe and needs == {READ}, requests_escalation)
+        case ToolKind.EDIT:
+            return CallFacts(kind, frozenset({READ, EDIT}) | extra, False, requests_escalation)
+        case ToolKind.FETCH:
+            return CallFacts(kind, frozenset({READ, NETWORK}) | extra, False, requests_escalation)
+        case ToolKind.AGENT:
+            # An agent edits and runs whatever it decides to: never read-only safe.
+            return CallFacts(kind, frozenset({READ, EDIT, RUN}) | extra, False, requests_escalation)
+        case _:
+            assert_never(kind)
+
+
+# --- findings -----------------------------------------------------------------------------------------------
+
+
+class _Findings:
+    """Capabilities needed so far, with one reason per finding (in order, without repeats)."""
+
+    def __init__(self) -> None:
+        self.needs: set[Capability] = {READ}
+        self.reasons: list[str] = []
+        self.count = 0  # findings so far, repeated ones included
+
+    def add(self, cap: Capability, reason: str) -> None:
+        self.needs.add(cap)
+        self.count += 1
+        if reason not in self.reasons:
+            self.reasons.append(reason)
+
+    def result(self) -> Classification:
+        return Classification(frozenset(self.needs), self.needs == {READ}, tuple(self.reasons))
+
+
+# --- lexing -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Word:
+    text: str = ""  # after quote removal; expansions are kept as written
+    quoted: bool = False  # some part was quoted or escaped, so it is never a keyword
+    literal_len: int = 0  # leading unquoted literal characters (an assignment needs its name there)
+    expands: bool = False  # the value depends on an expansion or substitution
+    splits: bool = False  # an unquoted expansion: the shell may split it into several words
+    globbed: bool = False  # an unquoted glob or brace: the shell may replace it with other words
+    lead_dynamic: bool = False  # the first character comes from an expansion or a glob
+    brace: bool = False  # an unquoted `{`: brace expansion when the word also holds `,` or `..`
+    lead_brace: bool = False
+
+    @property
+    def static(self) -> bool:
+        """The shell passes exactly ``text``."""
+        return not (self.expands or self.globbed)
+
+    @property
+    def may_be_option(self) -> bool:
+        """The shell could turn this word into one that starts with ``-`` (e.g. ``*`` or ``$X``)."""
+        return self.lead_dynamic or self.splits
+
+
+@dataclass(frozen=True)
+class _Redir:
+    op: str
+    fd: str  # the explicit descriptor before the operator, "" when none
+
+
+_Token: TypeAlias = _Word | _Redir | str  # a str is a separator
+_SEPARATORS = (";;&", "&&", "||", "|&", ";;", ";&", ";", "|", "&", "\n")
+_REDIRECTIONS = ("<<<", "<<-", "&>>", "<<", "<>", "<&", ">>", ">|", ">&", "&>", "<", ">")
+_OUTPUT_REDIRECTIONS = frozenset({">", ">>", ">|", ">&", "&>", "&>>", "<>"})
+_PARAM = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9@*#?$!-]")
+_SIMPLE_BRACED = re.compile(r"#?(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])")
+
+
+class _Lexer:
+    """Splits a command line into words, redirections and separators, recording every hazard on the way.
+
+    Substitutions (``$(...)``, backquotes, ``<(...)``) are lexed by nested lexers kept in ``subs`` so that the
+    commands inside them are classified too. A nested lexer stops at its unmatched ``)``.
+    """
+
+    def __init__(self, src: str, pos: int = 0, depth: int = 0, nested: bool = False) -> None:
+        self.src, self.pos, self.depth, self.nested = src, pos, depth, nested
+        self.tokens: list[_Token] = []
+        self.hazards: list[str] = []
+        self.subs: list[_Lexer] = []
+        self.word: _Word | None = None
+        self.complete = True
+        self.parens = 0
+
+    def lex(self) -> _Lexer:
+        src = self.src
+        while self.pos < len(src) and self.complete:
+            c = src[self.pos]
+            if c in " \t":
+                self._end_word()
+                self.pos += 1
+            elif c == "#" and self.word is None:
+                newline = src.find("\n", self.pos)
+                self.pos = len(src) if newline < 0 else newline
+            elif c == "\\":
+                self._backslash()
+            elif c == "'":
+                self._single_quote()
+            elif c == '"':
+                self._double_quote()
+            elif c == "$":
+                self._dollar(quoted=False)
+            elif c == "`":
+                self._backquote(quoted=False)
+            elif c == ")" and self.nested and self.parens == 0:
+                self._end_word()
+                return self  # the caller resumes after this parenthesis
+            elif c in "()":
+                self.parens = max(0, self.parens + (1 if c == "(" else -1))
+                self._hazard("parentheses: a subshell, function, arithmetic or case pattern")
+                self._end_word()
+                self.pos += 1
+            elif src.startswith(_REDIRECTIONS, self.pos):
+                self._redirection()
+            elif c in ";&|\n":
+                self._end_word()
+                op = next(s for s in _SEPARATORS if src.startswith(s, self.pos))
+                self.tokens.append(op)
+                self.pos += len(op)
+            else:
+                self._append(c, quoted=False)
+                self.pos += 1
+        self._end_word()
+        return self
+
+    def _current(self) -> _Word:
+        if self.word is None:
+            self.word = _Word()
+        return self.word
+
+    def _end_word(self) -> None:
+        word = self.word
+        if word is not None:
+            if word.brace and ("," in word.text or ".." in word.text):
+                word.globbed = True
+                word.lead_dynamic = word.lead_dynamic or word.lead_brace
+            self.tokens.append(word)
+            self.word = None
+
+    def _append(self, text: str, *, quoted: bool) -> None:
+        word = self._current()
+        if quoted:
+            word.quoted = True
+        else:
+            if word.literal_len == len(word.text):
+                word.literal_len += len(text)
+            if text in ("*", "?", "["):
+                word.globbed = True
+                word.lead_dynamic = word.lead_dynamic or not word.text
+            elif text == "{":
+                word.brace = True
+                word.lead_brace = word.lead_brace or not word.text
+        word.text += text
+
+    def _expansion(self, text: str, *, quoted: bool) -> None:
+        word = self._current()
+        word.lead_dynamic = word.lead_dynamic or not word.text
+        word.expands = True
+        word.splits = word.splits or not quoted
+        word.text += text
+
+    def _hazard(self, reason: str) -> None:
+        self.hazards.append(reason)
+
+    def _incomplete(self, what: str) -> None:
+        self.complete = False
+        self._hazard(f"cannot parse the command line: {what}")
+
+    def _backslash(self) -> None:
+        escaped = self.src[self.pos + 1 : self.pos + 2]
+        if not escaped:
+            self._incomplete("a trailing backslash")
+            return
+        if escaped != "\n":  # a backslash-newline is a line continuation
+            self._append(escaped, quoted=True)
+        self.pos += 2
+
+    def _single_quote(self) -> None:
+        end = self.src.find("'", self.pos + 1)
+        if end < 0:
+            self._incomplete("an unterminated single quote")
+            return
+        self._append(self.src[self.pos + 1 : end], quoted=True)
+        self.pos = end + 1
+
+    def _double_quote(self) -> None:
+        src = self.src
+        self._current().quoted = True
+        i = self.pos + 1
+        while i < len(src) and self.complete:
+            c = src[i]
+            if c == '"':
+                self.pos = i + 1
+                return
+            if c == "\\" and src[i + 1 : i + 2] in ("$", "`", '"', "\\", "\n"):
+                if src[i + 1] != "\n":
+                    self._append(src[i + 1], quoted=True)
+                i += 2
+            elif c in "$`":
+                self.pos = i
+                if c == "$":
+                    self._dollar(quoted=True)
+                else:
+                    self._backquote(quoted=True)
+                i = self.pos
+            else:
+                self._append(c, quoted=True)
+                i += 1
+        if self.complete:
+            self._incomplete("an unterminated double quote")
+
+    def _dollar(self, *, quoted: bool) -> None:
+        src, i = self.src, self.pos
+        after = src[i + 1 : i + 2]
+        if after == "(":
+            self._expansion("$(...)", quoted=quoted)
+            self._nested(i + 2, "$(...) command substitution")
+        elif after == "[":
+            self._hazard("$[...] arithmetic can run command substitutions")
+            self._expansion("$[", quoted=quoted)
+            self.pos = i + 2
+        elif after == "{":
+            end = src.find("}", i + 2)
+            if end < 0:
+                self._incomplete("an unterminated ${")
+                return
+            if not _SIMPLE_BRACED.fullmatch(src[i + 2 : end]):
+                self._hazard("${...} with operators, indirection or a subscript is not vetted")
+            self._expansion(src[i : end + 1], quoted=quoted)
+            self.pos = end + 1
+        elif after == "'" and not quoted:  # $'...': the value comes from escapes, so treat it as unknown
+            j = i + 2
+            while j < len(src) and src[j] != "'":
+                j += 2 if src[j] == "\\" else 1
+            if j >= len(src):
+                self._incomplete("an unterminated $'...'")
+                return
+            self._expansion(src[i : j + 1], quoted=True)
+            self.pos = j + 1
+        elif after == '"' and not quoted:  # $"...": a translated string, its value is unknown
+            self._expansion("", quoted=True)
+            self.pos = i + 1
+        elif match := _PARAM.match(src, i + 1):
+            self._expansion("$" + match.group(), quoted=quoted)
+            self.pos = match.end()
+        else:
+            self._append("$", quoted=quoted)
+            self.pos = i + 1
+
+    def _backquote(self, *, quoted: bool) -> None:
+        src, i = self.src, self.pos + 1
+        body: list[str] = []
+        while i < len(src) and src[i] != "`":
+            if src[i] == "\\" and src[i + 1 : i + 2] in ("$", "`", "\\"):
+                i += 1
+            body.append(src[i])
+            i += 1
+        if i >= len(src):
+            self._incomplete("an unterminated backquote")
+            return
+        self._hazard("`...` command substitution")
+        self._expansion("`...`", quoted=quoted)
+        self._sub(_Lexer("".join(body), depth=self.depth + 1))
+        self.pos = i + 1
+
+    def _nested(self, start: int, what: str) -> None:
+        self._hazard(what)
+        sub = self._sub(_Lexer(self.src, start, self.depth + 1, nested=True))
+        if sub is None:
+            return
+        if not sub.complete or sub.pos >= len(self.src):
+            self._incomplete(f"an unterminated {what}")
+            return
+        self.pos = sub.pos + 1
+
+    def _sub(self, lexer: _Lexer) -> _Lexer | None:
+        if lexer.depth > MAX_NESTING:
+            self._incomplete("substitutions nested too deeply")
+            return None
+        self.subs.append(lexer.lex())
+        return lexer
+
+    def _redirection(self) -> None:
+        src, i = self.src, self.pos
+        if src[i] in "<>" and src[i + 1 : i + 2] == "(":
+            self._expansion("<(...)", quoted=True)
+            self._nested(i + 2, "<(...) or >(...) process substitution")
+            return
+        op = next(o for o in _REDIRECTIONS if src.startswith(o, i))
+        word = self.word
+        fd = ""
+        unquoted_digits = (
+            word and word.text.isascii() and word.text.isdigit() and word.literal_len == len(word.text)
+        )
+        if word and unquoted_digits and not op.startswith("&"):  # `2>file`: the digits name the descriptor
+            fd, self.word = word.text, None
+        self._end_word()
+        if op in ("<<", "<<-"):
+            self._hazard("here-document: its body is not vetted")
+        self.tokens.append(_Redir(op, fd))
+        self.pos = i + len(op)
+
+
+def _parts(tokens: list[_Token]) -> Iterator[tuple[list[_Word], list[tuple[_Redir, _Word | None]]]]:
+    """Simple commands: their words and their redirections, each with its target word."""
+    words: list[_Word] = []
+    redirs: list[tuple[_Redir, _Word | None]] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if isinstance(token, str):
+            if words or redirs:
+                yield words, redirs
+            words, redirs = [], []
+        elif isinstance(token, _Redir):
+            target = tokens[i + 1] if i + 1 < len(tokens) else None
+            if isinstance(target, _Word):
+                redirs.append((token, target))
+                i += 1
+            else:
+                redirs.append((token, None))
+        else:
+            words.append(token)
+        i += 1
+    if words or redirs:
+        yield words, redirs
+
+
+# --- classification of a command line -----------------------------------------------------------------------
+
+
+def _script(src: str, f: _Findings, depth: int) -> None:
+    if depth > MAX_NESTING:
+        f.add(RUN, "shell code nested too deeply to vet")
+        return
+    _classify_lexed(_Lexer(src, depth=depth).lex(), f, depth)
+
+
+def _classify_lexed(lexer: _Lexer, f: _Findings, depth: int) -> None:
+    for hazard in lexer.hazards:
+        f.add(RUN, hazard)
+    for sub in lexer.subs:
+        _classify_lexed(sub, f, depth + 1)
+    for words, redirs in _parts(lexer.tokens):
+        for redir, target in redirs:
+            _redirect(redir, target, f)
+        _simple(words, f, depth)
+
+
+def _redirect(redir: _Redir, target: _Word | None, f: _Findings) -> None:
+    if target is None:
+        f.add(RUN, f"cannot parse the command line: {redir.op} without a target")
+        return
+    if redir.op in ("<<", "<<-", "<<<"):
+        return  # here-documents are hazards already; a here-string is only text
+    if not target.static or target.text.startswith(("/dev/tcp/", "/dev/udp/")):
+        # bash itself connects for /dev/tcp/HOST/PORT; an expansion could name one too.
+        f.add(NETWORK, f"redirection {redir.op} {target.text} can open a network connection in bash")
+    if redir.op not in _OUTPUT_REDIRECTIONS:
+        return  # input and input duplication read only
+    if target.static and (
+        target.text == "/dev/null" or (redir.op == ">&" and re.fullmatch(r"[0-9]*-?", target.text))
+    ):
+        return  # discarding output or duplicating/closing a descriptor writes no file
+    f.add(EDIT, f"output redirection {redir.fd}{redir.op} {target.text} writes a file")
+
+
+def _names(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(\[[^\]]*\])?\+?=")
+# Variables that only change formatting; anything else (PATH, LD_PRELOAD, GIT_*, BASH_ENV, ...) can change
+# which program runs or what it does, so it is never assumed harmless.
+_HARMLESS_ENV = re.compile(r"LANG|LANGUAGE|LC_[A-Z]+|TZ|TERM|NO_COLOR|COLUMNS|LINES|POSIXLY_CORRECT")
+_PAGER_ENV = frozenset({"PAGER", "GIT_PAGER", "MANPAGER"})
+_KEYWORDS = _names(
+    "if then else elif fi do done while until for in case esac select function coproc { } [[ ]]"
+)
+
+
+def _check_env(name: str, value: str | None, f: _Findings) -> None:
+    if _HARMLESS_ENV.fullmatch(name) or (name in _PAGER_ENV and value in ("", "cat")):
+        return
+    f.add(RUN, f"setting {name} can change which program runs or what it does")
+
+
+def _simple(words: list[_Word], f: _Findings, depth: int) -> None:
+    """One simple command as the shell sees it: assignments, then keywords, then the command."""
+    while words and (match := _ASSIGNMENT.match(words[0].text)) and match.end() <= words[0].literal_len:
+        if match.group(2):
+            f.add(RUN, f"the subscript of {match.group()} is evaluated as arithmetic")
+        _check_env(match.group(1), words[0].text[match.end() :] if words[0].static else None, f)
+        words = words[1:]
+    if not words:
+        return
+    head = words[0]
+    if not head.quoted and head.text in _KEYWORDS:
+        f.add(RUN, f"shell keyword {head.text!r}: control structures are not vetted")
+        _simple(words[1:], f, depth)
+    elif not head.quoted and head.text == "!":  # negation changes only the exit status
+        _simple(words[1:], f, depth)
+    else:
+        _command(words, f, depth)
+
+
+_SYSTEM_BIN = frozenset({"/bin", "/usr/bin"})
+
+
+def _command(words: list[_Word], f: _Findings, depth: int) -> None:
+    """A command and its arguments after the shell's own syntax is gone (also an argv)."""
+    head, args = words[0], words[1:]
+    if not head.static:
+        f.add(RUN, f"the command name {head.text!r} comes from an expansion or a glob")
+        return
+    name = head.text
+    if "/" in name:
+        if posixpath.dirname(name) not in _SYSTEM_BIN:
+            f.add(RUN, f"{name}: runs a program by path")
+            return
+        name = posixpath.basename(name)
+    handler = _HANDLERS.get(name)
+    if handler is None and _PYTHON.fullmatch(name):
+        handler = _python
+    if handler is None:
+        f.add(RUN, f"{name}: not a known read-only command")
+        return
+    said = f.count
+    handler(name, args, f, depth)
+    if f.count == said:  # wrappers let the wrapped command speak for itself
+        f.add(READ, f"{name}: read-only")
+
+
+# --- argument helpers ---------------------------------------------------------------------------------------
+
+
+def _guard(name: str, args: list[_Word], f: _Findings) -> None:
+    """For commands whose flags matter: a word the shell may turn into an option makes the call opaque."""
+    if any(a.may_be_option for a in args):
+        f.add(RUN, f"{name}: an argument from an expansion or a glob could become an option")
+
+
+def _has_short(args: Iterable[_Word], letters: str, takes_value: str = "") -> bool:
+    """Any short-option cluster sets one of ``letters`` (a value-taking letter ends the cluster)."""
+    for arg in args:
+        text = arg.text
+        if len(text) < 2 or text[0] != "-" or text[1] == "-":
+            continue
+        for ch in text[1:]:
+            if ch in letters:
+                return True
+            if ch in takes_value:
+                break
+    return False
+
+
+def _has_long(args: Iterable[_Word], names: Iterable[str]) -> bool:
+    """Any long option is ``names`` or an abbreviation of one (GNU getopt accepts unique prefixes)."""
+    wanted = tuple(names)
+    for arg in args:
+        if arg.text.startswith("--") and len(arg.text) > 2:
+            given = arg.text[2:].partition("=")[0]
+            if any(full.startswith(given) for full in wanted):
+                return True
+    return False
+
+
+def _operands(args: list[_Word]) -> list[_Word]:
+    for i, arg in enumerate(args):
+        if arg.text == "--":
+            return [a for a in args[:i] if not _is_option(a)] + args[i + 1 :]
+    return [a for a in args if not _is_option(a)]
+
+
+def _is_option(arg: _Word) -> bool:
+    return len(arg.text) > 1 and arg.text.startswith("-")
+
+
+def _after_options(
+    args: list[_Word],
+    takes_value: str = "",
+    flags: str = "",
+    long_value: Iterable[str] = (),
+    long_flags: Iterable[str] = (),
+) -> int | None:
+    """Index of the first operand, or None when an option (or a dynamic word before it) is not understood."""
+    long_value, long_flags = tuple(long_value), tuple(long_flags)
+    i = 0
+    while i < len(args):
+        text = args[i].text
+        if not args[i].static:
+            return None
+        if text == "--":
+            return i + 1
+        if text.startswith("--"):
+            name, eq, _ = text[2:].partition("=")
+            if name in long_flags and not eq:
+                i += 1
+            elif name in long_value:
+                i += 1 if eq else 2
+            else:
+                return None
+        elif _is_option(args[i]):
+            for j, ch in enumerate(text[1:], start=1):
+                if ch in takes_value:
+                    i += 1 if j + 1 < len(text) else 2  # the value is attached or the next word
+                    break
+                if ch not in flags:
+                    return None
+            else:
+                i += 1
+        else:
+            return i
+    return i
+
+
+_Handler = Callable[[str, list[_Word], _Findings, int], None]
+
+
+# --- handlers: read-only commands with dangerous flags ------------------------------------------------------
+
+
+def _read_only(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+    """Known not to write, run or reach out whatever the arguments."""
+
+
+def _find(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+    _guard(name, args, f)
+    i = 0
+    while i < len(args):
+        text = args[i].text
+        if text in ("-delete", "-fprint", "-fprint0", "-fprintf", "-fls"):
+            f.add(EDIT, f"find {text} modifies files")
+        elif text in ("-exec", "-execdir", "-ok", "-okdir"):
+            f.add(RUN, f"find {text} runs a command")
+            end = next((j for j in range(i + 1, len(args)) if args[j].text in (";", "+")), len(args))
+            if end > i + 1:
+                _command(args[i + 1 : end], f, depth)
+            i = end
+        i += 1
+
+
+def _sort(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+    _guard(name, args, f)
+    if _has_short(args, "o", "ktST") or _has_long(args, ("output",)):
+        f.add(EDIT, "sort -o writes a file")
+    if _has_long(args, ("compress-program",)):
+        f.add(RUN, "sort --compress-program runs a program")
+
+
+def _uniq(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+    _guard(name, args, f)
+    if len(_operands(args)) >= 2:
+        f.add(EDIT, "uniq writes its second operand")
+
+
+def _date(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+    _guard(name, args, f)
+    if _has_short(args, "s", "dfrI") or _has_long(args, ("set",)):
+        f.add(RUN, "date -s sets the system clock")
+
+
+def _file(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+    _guard(name, args, f)
+    if _has_short(args, "C", "eFfmP") or _has_long(args, ("compile",)):
+        f.add(EDIT, "file -C writes a compiled magic file")
+
+
+def _printf(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+    # Only the first word can be an option; `printf -v 'a[$(cmd)]'` would run cmd in bash.
+    _guard(name, args[:1], f)
+    if args and args[0].text.startswith("-v"):
+        f.add(RUN, "printf -v assigns a shell variable")
+
+
+def _rg(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+    _guard(name, args, f)
+    if _has_short(args, "z", "ABCEefgjmMrTt") or _has_long(args, ("pre", "hostname-bin", "search-zip")):
+        f.add(RUN, "rg --pre, --hostname-bin or -z runs other programs")
+
+
+# A sed script is vetted only when it uses print-style commands and `s`/`y` without the `w` or `e` flags.
+_SED_RE = r"(?:[^/\\\n]|\\[^\n])*"
+_SED_ADDR = rf"(?:[0-9]+|\$|/{_SED_RE}/I?)"
+
+
+def _sed_subst(delim: str) -> str:
+    d = re.escape(delim)
+    part = rf"(?:[^{d}\\\n]|\\[^\n])*"
+    return rf"s{d}{part}{d}{part}{d}[gpIiMm0-9]*"
+
+
+_SED_COMMAND = (
+    rf"(?:{_SED_ADDR}(?:,\s*{_SED_ADDR})?)?\s*!?\s*"
+    rf"(?:[pdDnNPgGhHxzlqQ=]|{'|'.join(_sed_subst(d) for d in '/|#,:@')}|y/{_SED_RE}/{_SED_RE}/)"
+)
+_SED_SAFE = re.compile(rf"\s*{_SED_COMMAND}\s*(?:[;\n]\s*{_SED_COMMAND}\s*)*;?\s*")
+_SED_LONG = frozenset(
+    {"quiet", "silent", "regexp-extended", "separate", "unbuffered", "null-data", "posix", "debug", "sandbox"}
+    | {"follow-symlinks", "line-length"}
+)
+
+
+def _sed(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+    _guard(name, args, f)
+    scripts: list[tuple[str, bool]] = []  # (text, static)
+    script_file = sandbox = in_place = False
+    operands: list[_Word] = []
+    i = 0
+    while i < len(args):
+        arg, text = args[i], args[i].text
+        if text == "--":
+            operands += args[i + 1 :]
+            break
+        if text.startswith("--"):
+            opt, eq, value = text[2:].partition("=")
+            if opt and "in-place".startswith(opt):
+                in_place = True
+            elif opt and "expression".startswith(opt):
+                if not eq and i + 1 < len(args):
+                    i += 1
+                    value, arg = args[i].text, args[i]
+                scripts.append((value, arg.static))
+            elif opt and "file".startswith(opt):
+                script_file = True
+            elif opt in _SED_LONG:
+                sandbox = sandbox or opt == "sandbox"
+            else:
+                f.add(RUN, f"sed {text}: option not vetted")
+        elif _is_option(arg):
+            for j, ch in enumerate(text[1:], start=1):
+                if ch == "i":  # the rest of the cluster is the backup suffix
+                    in_place = True
+                    break
+                if ch in "efl":
+                    value = text[j + 1 :]
+                    if not value and i + 1 < len(args):
+                        i += 1
+                        value, arg = args[i].text, args[i]
+                    if ch == "e":
+                        scripts.append((value, arg.static))
+                    script_file = script_file or ch == "f"
+                    break
+                if ch not in "nrEsuz":
+                    f.add(RUN, f"sed -{ch}: option not vetted")
+        else:
+            operands.append(arg)
+        i += 1
+    if not scripts and not script_file and operands:
+        scripts.append((operands[0].text, operands[0].static))
+    if in_place:
+        f.add(EDIT, "sed -i edits files in place")
+    if sandbox:  # GNU sed --sandbox rejects the w, W, r, R and e commands
+        return
+    if script_file or not all(static and _SED_SAFE.fullmatch(text) for text, static in scripts):
+        f.add(RUN, "sed script not vetted: it could write files (w) or run commands (e)")
+        f.add(EDIT, "sed script not vetted: it could write files (w) or run commands (e)")
+
+
+def _set(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+    # `set -k` would turn later `NAME=value` arguments into environment: only a few options are vetted.
+    i = 0
+    while i < len(args):
+        text = args[i].text
+        cluster = re.fullmatch(r"[-+][eEuxvfCn]*(o?)", text) if args[i].static and len(text) > 1 else None
+        if cluster and cluster.group(1) and (i + 1 == len(args) or args[i + 1].text in _SET_O):
+            i += 2  # `-o NAME`, also at the end of a cluster (`-euo pipefail`)
+        elif cluster and not cluster.group(1):
+            i += 1
+        else:
+            f.add(RUN, f"set {text}: not a vetted shell option")
+            return
+
+
+_SET_O = frozenset({"errexit", "nounset", "pipefail", "xtrace", "verbose", "noglob", "noclobber", "errtrace"})
+
+
+# --- handlers: git ------------------------------------------------------------------------------------------
+
+_GIT_READ = frozenset(
+    {"status", "log", "diff", "show", "rev-parse", "ls-files", "blame", "grep", "describe", "version"}
+    | {"ls-tree", "rev-list", "merge-base", "shortlog"}
+)
+_GIT_EDIT = _names(
+    "add commit checkout switch reset restore apply mv rm stash merge rebase cherry-pick revert tag init clean"
+    " am notes config worktree gc prune update-index update-ref symbolic-ref commit-tree read-tree mktag"
+    " checkout-index"
+)
+_GIT_NETWORK = frozenset({"clone", "fetch", "pull", "push", "ls-remote", "submodule", "archive"})
+_GIT_NETWORK_EDIT = frozenset({"clone", "fetch", "pull", "submodule"})
+_GIT_VALUE_OPTIONS = frozenset({"-C", "--git-dir", "--work-tree", "--namespace"})
+_GIT_FLAG_OPTIONS = frozenset(
+    {"--no-pager", "-P", "--paginate", "-p", "--bare", "--no-replace-objects", "--literal-pathspecs"}
+    | {"--glob-pathspecs", "--noglob-pathspecs", "--icase-pathspecs", "--no-optional-locks", "--version"}
+)
+_BRANCH_LIST_LONG = frozenset(
+    {"all", "remotes", "list", "verbose", "show-current", "contains", "no-contains", "merged", "no-merged"}
+    | {"points-at", "sort", "format", "color", "no-color", "column", "no-column", "abbrev", "no-abbrev"}
+    | {"ignore-case", "omit-empty"}
+)
+_BRANCH_VALUE = frozenset({"--contains", "--no-contains", "--merged", "--no-merged", "--points-at", "--sort"})
+
+
+def _git(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+    _guard(name, args, f)
+    i = 0
+    while i < len(args):
+        text = args[i].text
+        if text in _GIT_VALUE_OPTIONS:
+            i += 2
+        elif text.partition("=")[0] in _GIT_VALUE_OPTIONS or text in _GIT_FLAG_OPTIONS:
+            i += 1
+        elif text.startswith("-"):
+            f.add(
+                RUN, f"git {text.partition('=')[0]}: option not vetted (-c and --exec-path can name programs)"
+            )
+            i += 2 if text == "-c" else 1
+        else:
+            break
+    if i >= len(args):
+        return
+    sub, rest = args[i].text, args[i + 1 :]
+    if sub in _GIT_READ:
+        if _has_long(rest, ("output",)):
+            f.add(EDIT, f"git {sub} --output writes a file")
+        if _has_long(rest, ("ext-diff", "open-files-in-pager")) or (
+            sub == "grep" and _has_short(rest, "O", "eABCfm")
+        ):
+            f.add(RUN, f"git {sub}: --ext-diff or --open-files-in-pager runs a program")
+    elif sub == "branch":
+        _git_branch(rest, f)
+    elif sub == "remote":
+        _git_remote(rest, f)
+    elif sub in _GIT_NETWORK:
+        f.add(NETWORK, f"git {sub} reaches a remote")
+        if sub in _GIT_NETWORK_EDIT:
+            f.add(EDIT, f"git {sub} writes the repository")
+    elif sub in _GIT_EDIT:
+        f.add(EDIT, f"git {sub} modifies the repository or the work tree")
+    else:
+        f.add(RUN, f"git {sub}: not a vetted subcommand (aliases can run programs)")
+
+
+def _git_branch(rest: list[_Word], f: _Findings) -> None:
+    list_mode = False
+    i = 0
+    while i < len(rest):
+        text = rest[i].text
+        if text in _BRANCH_VALUE:
+            i += 1
+        elif text.startswith("--") and text[2:].partition("=")[0] in _BRANCH_LIST_LONG:
+            list_mode = list_mode or text == "--list"
+        elif re.fullmatch(r"-[arvil]+", text):
+            list_mode = list_mode or "l" in text
+        elif not (list_mode and not text.startswith("-")):
+            f.add(EDIT, "git branch creates, renames or deletes branches")
+            return
+        i += 1
+
+
+def _git_remote(rest: list[_Word], f: _Findings) -> None:
+    ops = [a.text for a in _operands(rest)]
+    if not ops or ops[0] == "get-url":
+        return
+    if ops[0] in ("show", "update", "prune"):
+        f.add(NETWORK, f"git remote {ops[0]} reaches a remote")
+    if ops[0] != "show":
+        f.add(EDIT, f"git remote {ops[0]} modifies the repository configuration")
+
+
+# --- handlers: wrappers -------------------------------------------------------------------------------------
+
+
+def _assignments_then_command(args: list[_Word], f: _Findings, depth: int) -> None:
+    """``NAME=value ... cmd args`` as ``env`` and ``sudo`` take them."""
+    while args and "=" in args[0].text:
+        var, _, value = args[0].text.partition("=")
+        _check_env(var, value if args[0].static else None, f)
+        args = args[1:]
+    if args:
+        _command(args, f, depth)
+
+
+def _env(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+    idx = _after_options(args, "uC", "i0v", ("unset", "chdir"), ("ignore-environment", "null", "debug"))
+    if idx is None:  # e.g. -S, which splits a string into a new command line
+        f.add(RUN, "env: option not vetted")
+        return
+    _assignments_then_command(args[idx:], f, depth)
+
+
+def _sudo(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+    f.add(RUN, "sudo runs the command as another user")
+    long_value = ("user", "group", "close-from", "chdir", "host", "prompt", "role", "type", "other-user")
+    long_flags = ("preserve-env", "login", "shell", "edit", "non-interactive", "list", "validate", "set-home")
+    idx = _after_options(args, "ugCDhprtUTR", "AbEeHiKklnPSsVv", (*long_value, "preserve-env"), long_flags)
+    if idx is None:
+        return
+    if _has_short(args[:idx], "e", "ugCDhprtUTR") or _has_long(args[:idx], ("edit",)):
+        f.add(EDIT, "sudo -e edits files")
+        return  # its operands are files, not a command
+    _assignments_then_command(args[idx:], f, depth)
+
+
+def _unwrap(
+    takes_value: str = "", flags: str = "", long_value: Iterable[str] = (), long_flags: Iterable[str] = ()
+) -> _Handler:
+    """A wrapper that takes options and then runs its operands as a command (nice, time, command, exec)."""
+
+    def handler(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+        idx = _after_options(args, takes_value, flags, long_value, long_flags)
+        if idx is None:
+            f.add(RUN, f"{name}: option not vetted")
+            return
+        options, rest = args[:idx], args[idx:]
+        if name == "time" and (_has_short(options, "o", "f") or _has_long(options, ("output",))):
+            f.add(EDIT, "time -o writes a file")
+        if name == "command" and _has_short(options, "vV"):
+            return  # `command -v` only looks the name up
+        if name == "timeout":
+            rest = rest[1:]  # the duration
+        if rest:
+            _command(rest, f, depth)
+
+    return handler
+
+
+def _nohup(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+    f.add(EDIT, "nohup writes nohup.out when its output is a terminal")
+    if args:
+        _command(args, f, depth)
+
+
+def _xargs(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+    f.add(RUN, "xargs runs a command built from its input")
+    long_value = (
+        "arg-file",
+        "delimiter",
+        "eof",
+        "replace",
+        "max-lines",
+        "max-args",
+        "max-procs",
+        "max-chars",
+    )
+    long_flags = ("null", "open-tty", "interactive", "no-run-if-empty", "verbose", "exit", "show-limits")
+    idx = _after_options(args, "adEILnPs", "0oprtxeil", (*long_value, "process-slot-var"), long_flags)
+    if idx is not None:
+        _command(args[idx:] or [_Word(text="echo", quoted=True)], f, depth)
+
+
+def _exec(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+    f.add(RUN, "exec replaces the shell")
+    idx = _after_options(args, "a", "cl")
+    if idx is not None and args[idx:]:
+        _command(args[idx:], f, depth)
+
+
+def _eval(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+    f.add(RUN, f"{name} runs a string as shell code")
+    if all(a.static for a in args):
+        _script(" ".join(a.text for a in args), f, depth + 1)
+
+
+def _source(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+    f.add(RUN, f"{name} runs a script file in the shell")
+
+
+_SHELL_FLAGS = frozenset("celuxv")
+
+
+def _shell(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+    """``sh -c SCRIPT`` (also ``bash -lc``, ``-e``, ``-o pipefail``) is classified by SCRIPT."""
+    has_c = False
+    i = 0
+    while i < len(args) and args[i].static:
+        text = args[i].text
+        if text in ("--norc", "--noprofile", "--posix"):
+            i += 1
+        elif text in ("-o", "+o"):
+            i += 2
+        elif text == "--":
+            i += 1
+            break
+        elif re.fullmatch(r"[-+][a-z]+", text) and set(text[1:]) <= _SHELL_FLAGS:
+            has_c = has_c or (text[0] == "-" and "c" in text)
+            i += 1
+        else:
+            break
+    if has_c and i < len(args) and args[i].static:
+        _script(args[i].text, f, depth + 1)
+    else:
+        f.add(RUN, f"{name} runs a script that is not vetted")
+
+
+# --- handlers: writes, network, package managers, interpreters ----------------------------------------------
+
+
+def _fixed(*caps: Capability, reason: str) -> _Handler:
+    def handler(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+        for cap in caps:
+            f.add(cap, f"{name} {reason}")
+
+    return handler
+
+
+_CURL_WRITES = (
+    "output",
+    "remote-name",
+    "remote-name-all",
+    "output-dir",
+    "dump-header",
+    "cookie-jar",
+    "config",
+)
+_CURL_WRITES_MORE = (
+    "trace",
+    "trace-ascii",
+    "libcurl",
+    "etag-save",
+    "hsts",
+    "alt-svc",
+    "create-dirs",
+    "stderr",
+)
+
+
+def _curl(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+    _guard(name, args, f)
+    f.add(NETWORK, "curl reaches the network")
+    if _has_short(args, "oODcK", "AbCdEeFHmPQrTtUuwXxYyz") or _has_long(
+        args, _CURL_WRITES + _CURL_WRITES_MORE
+    ):
+        f.add(EDIT, "curl writes the response or its state to a file")
+
+
+def _remote_copy(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+    f.add(NETWORK, f"{name} copies over the network")
+    f.add(EDIT, f"{name} writes the files it copies")
+    if _has_short(args, "oSFD", "cFiJloPS"):
+        f.add(RUN, f"{name} -o/-S/-F/-D can run local programs")
+
+
+def _rsync(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+    _guard(name, args, f)
+    f.add(EDIT, "rsync writes its destination")
+    if any(a.text.startswith("rsync://") or re.match(r"[^/]*:", a.text) for a in _operands(args)):
+        f.add(NETWORK, "rsync with a remote reaches the network")
+    if _has_short(args, "e", "BfMT") or _has_long(args, ("rsh", "rsync-path")):
+        f.add(RUN, "rsync -e/--rsync-path runs a program")
+
+
+def _netcat(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+    f.add(NETWORK, f"{name} opens network connections")
+    if _has_short(args, "ec"):
+        f.add(RUN, f"{name} -e/-c runs a program")
+
+
+_PIP_NETWORK = frozenset({"install", "download", "wheel"})
+_NODE_NETWORK = frozenset(
+    {"install", "i", "ci", "add", "update", "up", "upgrade", "exec", "dlx", "x", "create"}
+)
+_UV_NETWORK = frozenset(
+    {"add", "sync", "lock", "run", "tool", "remove", "venv", "python", "build", "publish"}
+)
+
+
+def _installs(name: str, f: _Findings) -> None:
+    f.add(NETWORK, f"{name} downloads packages")
+    f.add(EDIT, f"{name} writes the packages it installs")
+
+
+def _pip(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+    f.add(RUN, f"{name} runs Python code")
+    ops = [a.text for a in _operands(args)]
+    if ops[:1] and ops[0] in _PIP_NETWORK:
+        _installs(name, f)
+
+
+def _uv(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+    f.add(RUN, "uv runs Python code")
+    ops = [a.text for a in _operands(args)]
+    if ops[:1] and (
+        ops[0] in _UV_NETWORK or (ops[0] == "pip" and ops[1:2] and ops[1] in _PIP_NETWORK | {"sync"})
+    ):
+        _installs(name, f)
+
+
+def _node_pm(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+    f.add(RUN, f"{name} runs package scripts")
+    ops = [a.text for a in _operands(args)]
+    if (not ops and name == "yarn") or (ops and ops[0] in _NODE_NETWORK):
+        _installs(name, f)
+
+
+def _docker(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+    ops = [a.text for a in _operands(args)]
+    if ops[:1] == ["pull"]:
+        f.add(NETWORK, f"{name} pull downloads an image")
+        f.add(EDIT, f"{name} pull stores the image")
+        return
+    f.add(RUN, f"{name} runs containers with the daemon's privileges")
+    if ops[:1] and ops[0] in ("run", "build", "create", "push", "login", "search"):
+        f.add(NETWORK, f"{name} {ops[0]} may reach a registry")
+
+
+_PYTHON = re.compile(r"python(?:[23](?:\.[0-9]+)?)?")
+
+
+def _python(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+    f.add(RUN, f"{name} runs code")
+    texts = [a.text for a in args]
+    if "-m" in texts:
+        k = texts.index("-m")
+        if texts[k + 1 : k + 2] == ["pip"] and texts[k + 2 : k + 3] and texts[k + 2] in _PIP_NETWORK:
+            _installs(f"{name} -m pip", f)
+
+
+def _perl(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+    f.add(RUN, f"{name} runs code")
+    if _has_short(args, "i", "eEIMmx"):
+        f.add(EDIT, f"{name} -i edits files in place")
+
+
+_READ_ONLY = (
+    "ls cat head tail wc grep egrep fgrep pwd echo true false which stat diff cmp cut tr basename dirname"
+    " whoami id uname cd"
+)
+_EDITORS = "touch mkdir rm rmdir cp mv ln chmod chown chgrp truncate patch tee dd shred unlink mkfifo mktemp"
+
+_HANDLERS: dict[str, _Handler] = {
+    **dict.fromkeys(_READ_ONLY.split(), _read_only),
+    **dict.fromkeys(_EDITORS.split(), _fixed(EDIT, reason="modifies files")),
+    "find": _find,
+    "sort": _sort,
+    "uniq": _uniq,
+    "date": _date,
+    "file": _file,
+    "printf": _printf,
+    "rg": _rg,
+    "sed": _sed,
+    "set": _set,
+    "git": _git,
+    "env": _env,
+    "sudo": _sudo,
+    "nice": _unwrap("n", "0123456789", ("adjustment",)),
+    "timeout": _unwrap("sk", "v", ("signal", "kill-after"), ("preserve-status", "foreground", "verbose")),
+    "time": _unwrap("fo", "apvq", ("format", "output"), ("append", "portability", "verbose", "quiet")),
+    "command": _unwrap("", "pvV"),
+    "nohup": _nohup,
+    "xargs": _xargs,
+    "exec": _exec,
+    "eval": _eval,
+    "source": _source,
+    ".": _source,
+    **dict.fromkeys(("sh", "bash", "dash", "zsh", "ksh", "ash", "mksh"), _shell),
+    "curl": _curl,
+    "wget": _fixed(NETWORK, EDIT, reason="downloads into files"),
+    "ssh": _fixed(NETWORK, RUN, reason="runs commands on another host"),
+    "scp": _remote_copy,
+    "sftp": _remote_copy,
+    "rsync": _rsync,
+    **dict.fromkeys(("nc", "ncat", "netcat", "telnet", "ftp"), _netcat),
+    **dict.fromkeys(
+        ("ping", "ping6", "dig", "nslookup", "host", "traceroute"),
+        _fixed(NETWORK, reason="reaches the network"),
+    ),
+    **dict.fromkeys(
+        ("apt", "apt-get", "aptitude", "dnf", "yum", "apk"),
+        _fixed(NETWORK, EDIT, RUN, reason="installs system packages"),
+    ),
+    **dict.fromkeys(
+        ("npx", "pnpx", "uvx", "pipx", "bunx"), _fixed(NETWORK, RUN, reason="downloads and runs packages")
+    ),
+    "pip": _pip,
+    "pip3": _pip,
+    "uv": _uv,
+    **dict.fromkeys(("npm", "pnpm", "yarn"), _node_pm),
+    "docker": _docker,
+    "podman": _docker,
+    "perl": _perl,
+}

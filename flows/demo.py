@@ -1,0 +1,119 @@
+"""The demo: a scripted agent edits a scratch copy of examples/sample-repo under the full gate, on Prefect.
+
+It makes the scratch repository and a bare "review" remote, writes a request file, and runs it. One step
+needs the ``network`` capability (``git push``), so an approval is asked: at a terminal the person answers;
+without one a scripted reviewer answers through the public approval API and says so.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+from codex_orchestrator.approvals import Decision
+from codex_orchestrator.errors import RequestError
+from codex_orchestrator.records.manifest import load_manifest
+from codex_orchestrator.request import load_request
+from codex_orchestrator.sandbox import probe
+from codex_orchestrator.terminal import stdin_is_tty
+from flows.runner import auto_reviewer, run_request, terminal_reviewer
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+GIT_ID = ["-c", "user.name=Scripted Agent", "-c", "user.email=agent@example.invalid"]
+
+
+def _git(*args: str, cwd: Path) -> None:
+    subprocess.run(["git", *GIT_ID, *args], cwd=cwd, check=True, capture_output=True)
+
+
+def prepare(base: Path) -> tuple[Path, Path]:
+    """Scratch repo + bare remote under ``base``; returns (repo, request file)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    root = (base / stamp).resolve()
+    repo = root / "repo"
+    shutil.copytree(EXAMPLES / "sample-repo", repo)
+    _git("init", "-q", "-b", "main", cwd=repo)
+    _git("add", "-A", cwd=repo)
+    _git("commit", "-qm", "Initial import", cwd=repo)
+    remote = root / "review.git"
+    _git("init", "-q", "--bare", str(remote), cwd=root)
+    _git("remote", "add", "review", str(remote), cwd=repo)
+    py = sys.executable
+    push = "git push -q review HEAD:refs/heads/agent/multiply"
+    commit = "git -c user.name='Scripted Agent' -c user.email=agent@example.invalid commit -qam"
+    request = {
+        "task": "demo-add-multiply",
+        "workspace": "repo",
+        "goal": "Add a multiply function with a test, record it in the changelog, publish for review.",
+        "approval_policy": "on-request",
+        "profile": ["read", "edit", "run"],
+        "sandbox": "workspace-write" if probe().available else "none",
+        "approval_timeout_s": 600,
+        "retry": {"max_attempts": 3, "base_delay_s": 0.2, "max_delay_s": 2.0},
+        "steps": [
+            {"name": "inspect", "command": "git status --short && ls"},
+            {
+                "name": "agent",
+                "kind": "agent",
+                "command": [py, str(EXAMPLES / "scripted_agent.py"), "add a multiply function with tests"],
+            },
+            {
+                "name": "warm-up",
+                "command": "if [ -f .git/co-warm ]; then echo cache warm; "
+                "else touch .git/co-warm; echo 'cache cold, try again' >&2; exit 75; fi",
+            },
+            {"name": "commit", "command": f"git add -A && {commit} 'Add multiply'"},
+            {"name": "publish", "command": push},
+            {"name": "changelog", "kind": "edit", "path": "CHANGELOG.md", "append": True,
+             "content": "\n- Add `multiply` (scripted agent)\n"},
+            {"name": "commit-changelog", "command": f"{commit} 'Changelog: multiply'"},
+            {"name": "publish-again", "command": push},
+        ],
+        "guardrails": [
+            {"name": "lint", "command": [py, "-m", "ruff", "check", "--no-cache", "--quiet", "."]},
+            {"name": "tests", "command": [py, "-m", "pytest", "-q", "-p", "no:cacheprovider"]},
+        ],
+    }
+    request_file = root / "request.yaml"
+    request_file.write_text(yaml.safe_dump(request, sort_keys=False), encoding="utf-8")
+    return repo, request_file
+
+
+def run_demo(base: Path) -> int:
+    repo, request_file = prepare(base)
+    say = _say
+    say(f"demo: scratch repository {repo}")
+    say(f"demo: request file {request_file}")
+    request = load_request(request_file)
+    if stdin_is_tty():
+        reviewer = terminal_reviewer
+        say("demo: approvals will be asked here, at the terminal")
+    else:
+        reviewer = auto_reviewer(Decision.APPROVE_FOR_SESSION, say)
+        say("demo: no TTY, so a scripted reviewer will answer approvals through the public API")
+    code, manifest_path = run_request(request, reviewer=reviewer, say=say)
+    try:
+        manifest = load_manifest(manifest_path)
+    except Exception as exc:
+        raise RequestError(f"the demo run left no readable manifest: {exc}") from exc
+    say("")
+    say(f"demo: run {manifest.run_id} {manifest.status} (exit {code})")
+    for call in manifest.tool_calls:
+        say(
+            f"  {call.id} {call.milestone:<12} {call.step:<17} {call.status:<9} attempts={len(call.attempts)} "
+            f"approval={call.approval_source or '-':<12} sandbox={call.sandbox.state}"
+        )
+    say(f"  approval cache: {manifest.approval_cache.hits} hit(s), {manifest.approval_cache.misses} miss(es)")
+    say(f"demo: manifest {manifest_path}")
+    say(f"demo: events   {manifest_path.parent / 'events.jsonl'}")
+    say(f"demo: metrics  {manifest_path.parents[2] / 'metrics.json'}")
+    return code
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
