@@ -5,13 +5,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol
 
 from codex_orchestrator.policy import Capability
 
 
-class Decision(str, Enum):
+class Decision(StrEnum):
     APPROVE = "approve"
     APPROVE_FOR_SESSION = "approve-for-session"
     DENY = "deny"

@@ -71,38 +71,69 @@ def build_parser() -> argparse.ArgumentParser:
     policies = [p.value for p in ApprovalPolicy]
     caps = [c.value for c in Capability]
     ex.add_argument("--cwd", type=Path, help="working directory (default: the current one)")
-    ex.add_argument("--workspace", type=Path, help="workspace root: writable in the sandbox, holds .runs "
-                    "(default: --cwd)")
+    ex.add_argument(
+        "--workspace", type=Path, help="workspace root: writable in the sandbox, holds .runs (default: --cwd)"
+    )
     ex.add_argument("--task", default="exec", help="task id the run is filed under (default: exec)")
     ex.add_argument("--run-id", help="use this run id instead of a fresh one")
     ex.add_argument("--runs-dir", type=Path, help="where records go (default: <workspace>/.runs)")
     ex.add_argument("--policy", default="on-request", help=f"approval policy: {_choice_list(policies)}")
-    ex.add_argument("--profile", default="read,edit,run", help=f"granted capabilities, comma-separated: "
-                    f"{_choice_list(caps)} (default: read,edit,run)")
-    ex.add_argument("--needs", default="", help="capabilities the command needs on top of what it is "
-                    "classified as needing (e.g. network)")
-    ex.add_argument("--sandbox", default="workspace-write", help=f"sandbox mode: "
-                    f"{_choice_list([m.value for m in SandboxMode])}")
-    ex.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="kill the command's "
-                    "process tree after this long (default 600)")
-    ex.add_argument("--retries", type=int, default=0, help="extra attempts for retryable failures (default 0)")
+    ex.add_argument(
+        "--profile",
+        default="read,edit,run",
+        help=f"granted capabilities, comma-separated: {_choice_list(caps)} (default: read,edit,run)",
+    )
+    ex.add_argument(
+        "--needs",
+        default="",
+        help="capabilities the command needs on top of what it is classified as needing (e.g. network)",
+    )
+    ex.add_argument(
+        "--sandbox",
+        default="workspace-write",
+        help=f"sandbox mode: {_choice_list([m.value for m in SandboxMode])}",
+    )
+    ex.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="kill the command's process tree after this long (default 600)",
+    )
+    ex.add_argument(
+        "--retries", type=int, default=0, help="extra attempts for retryable failures (default 0)"
+    )
     ex.add_argument("--ask", action="store_true", help="ask for approval even when the policy would not")
-    ex.add_argument("--approver", default="auto", choices=["auto", "terminal", "prefect", "none"],
-                    help="who answers approvals: auto = the terminal if stdin is a TTY, else a Prefect pause "
-                    "when the call needs approval up front; prefect = always pause (answer in the UI or with "
-                    "`approve`); none = deny")
+    ex.add_argument(
+        "--approver",
+        default="auto",
+        choices=["auto", "terminal", "prefect", "none"],
+        help="who answers approvals: auto = the terminal if stdin is a TTY, else a Prefect pause "
+        "when the call needs approval up front; prefect = always pause (answer in the UI or with "
+        "`approve`); none = deny",
+    )
     ex.add_argument("--approval-timeout", type=int, default=3600, metavar="SECONDS")
     ex.add_argument("--ssh", metavar="[USER@]HOST[:PORT]", help="run on this SSH host")
     ex.add_argument("--identity-file", type=Path, help="SSH private key")
     ex.add_argument("--known-hosts", type=Path, help="known_hosts file (default ~/.ssh/known_hosts)")
     ex.add_argument("--trust-on-first-use", action="store_true", help="accept and record an unknown host key")
     ex.add_argument("--host", metavar="BLOCK_NAME", help="run on the SSH host saved as this Prefect block")
-    ex.add_argument("--stdin", action="store_true", help="forward this process's stdin to the command "
-                    "(automatic when stdin is a TTY)")
+    ex.add_argument(
+        "--stdin",
+        action="store_true",
+        help="forward this process's stdin to the command (automatic when stdin is a TTY)",
+    )
     ex.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra environment")
-    ex.add_argument("--secret-env", action="append", default=[], metavar="NAME",
-                    help="pass this environment variable through and redact its value from all records")
-    ex.add_argument("--no-gate", action="store_true", help="feature flag: run directly (recorded not-required)")
+    ex.add_argument(
+        "--secret-env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="pass this environment variable through and redact its value from all records",
+    )
+    ex.add_argument(
+        "--no-gate", action="store_true", help="feature flag: run directly (recorded not-required)"
+    )
     ex.add_argument("--json", action="store_true", help="JSON Lines on stdout: begin, output, ..., summary")
     ex.add_argument("argv", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
 
@@ -111,7 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--deny", action="store_true", help="deny instead of approving")
     ap.add_argument("--for-session", action="store_true", help="approve this call for the rest of the run")
     ap.add_argument("--reason", default=None, help="recorded with the answer")
-    ap.add_argument("--runs-dir", type=Path, default=None, help="where the run's records are (default ./.runs)")
+    ap.add_argument(
+        "--runs-dir", type=Path, default=None, help="where the run's records are (default ./.runs)"
+    )
 
     show = sub.add_parser("show", help="print a run's manifest summary")
     show.add_argument("run_id")
@@ -178,8 +211,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     reviewer = terminal_reviewer if (stdin_is_tty() and not args.no_prompt) else None
     if reviewer is None and not args.json:
-        print("approvals, if any, are answered in the Prefect UI or with `codex-orchestrator approve RUN_ID`",
-              file=sys.stderr)
+        print(
+            "approvals, if any, are answered in the Prefect UI or with `codex-orchestrator approve RUN_ID`",
+            file=sys.stderr,
+        )
     code, manifest = run_request(
         request,
         run_id=args.run_id,
@@ -216,12 +251,17 @@ def _cmd_approve(args: argparse.Namespace) -> int:
     if pending is None or not pending.flow_run_id:
         print(f"run {args.run_id} has no pending approval (status: {manifest.status})", file=sys.stderr)
         return EXIT_FAILED
-    decision = Decision.DENY if args.deny else (Decision.APPROVE_FOR_SESSION if args.for_session else Decision.APPROVE)
+    decision = (
+        Decision.DENY
+        if args.deny
+        else (Decision.APPROVE_FOR_SESSION if args.for_session else Decision.APPROVE)
+    )
     _prefect_env()
     from tasks.approval import answer_approval
 
-    answer_approval(pending.flow_run_id, decision, reason=args.reason, answered_by="cli",
-                    api_url=manifest.prefect.api_url)
+    answer_approval(
+        pending.flow_run_id, decision, reason=args.reason, answered_by="cli", api_url=manifest.prefect.api_url
+    )
     print(f"{decision.value}: approval {pending.approval_id} of run {args.run_id} ({pending.reason})")
     return 0
 
@@ -240,8 +280,10 @@ def _cmd_show(args: argparse.Namespace) -> int:
     for ms in m.milestones:
         print(f"  milestone {ms.name:<13} {ms.status}")
     for c in m.tool_calls:
-        print(f"  {c.id} {c.step:<20} {c.status:<10} exit={c.exit_code} attempts={len(c.attempts)} "
-              f"approval={c.approval_source} sandbox={c.sandbox.state}")
+        print(
+            f"  {c.id} {c.step:<20} {c.status:<10} exit={c.exit_code} attempts={len(c.attempts)} "
+            f"approval={c.approval_source} sandbox={c.sandbox.state}"
+        )
     if m.pending_approval:
         print(f"  waiting: {m.pending_approval.approval_id} — {m.pending_approval.reason}")
     return 0

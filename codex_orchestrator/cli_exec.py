@@ -7,7 +7,7 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from rich.console import Console
 
@@ -124,7 +124,7 @@ def _target_from_block(name: str) -> Any:
     from blocks.ssh_host import SshHost
 
     try:
-        block = SshHost.load(name)
+        block = cast(SshHost, SshHost.load(name))
     except ValueError as exc:
         raise RequestError(f"no SSH host block named {name!r} ({exc})", field="--host") from None
     return block.to_target()
@@ -214,8 +214,15 @@ def run_exec_command(args: argparse.Namespace) -> int:
         )
 
     def run(approver_: Approver, on_recorder: Any = None) -> ExecResult:
-        return run_exec(options, approver_, backend=backend, sandbox_prefix=sandbox_prefix, listeners=[listener],
-                        on_session=on_session, on_recorder=on_recorder)
+        return run_exec(
+            options,
+            approver_,
+            backend=backend,
+            sandbox_prefix=sandbox_prefix,
+            listeners=[listener],
+            on_session=on_session,
+            on_recorder=on_recorder,
+        )
 
     if not _needs_prefect(options, args.approver, tty):
         return run(approver).exit_code

@@ -1,15 +1,15 @@
 """Error hierarchy of the orchestrator core; every error carries the facts a user needs to act.
 
-    OrchestratorError
-    ├── RequestError            bad user input (request file, option, task id); CLI exit 2
-    ├── ApprovalDenied          a human, the policy or a timeout refused a tool call
-    ├── ToolCallError           a tool call ran (or tried to) and did not succeed
-    │   ├── ToolCallFailed      non-zero exit after all retries
-    │   └── ToolCallTimedOut    the attempt outlived its timeout; its process tree was killed
-    ├── ExecError               exec layer (see ``codex_orchestrator.exec.errors``)
-    ├── SandboxError            the sandbox cannot be used as asked
-    │   └── SandboxUnavailable  bubblewrap missing or user namespaces disabled
-    └── RecordError             a manifest/event/metrics file could not be written or read
+OrchestratorError
+├── RequestError            bad user input (request file, option, task id); CLI exit 2
+├── ApprovalDenied          a human, the policy or a timeout refused a tool call
+├── ToolCallError           a tool call ran (or tried to) and did not succeed
+│   ├── ToolCallFailed      non-zero exit after all retries
+│   └── ToolCallTimedOut    the attempt outlived its timeout; its process tree was killed
+├── ExecError               exec layer (see ``codex_orchestrator.exec.errors``)
+├── SandboxError            the sandbox cannot be used as asked
+│   └── SandboxUnavailable  bubblewrap missing or user namespaces disabled
+└── RecordError             a manifest/event/metrics file could not be written or read
 """
 
 from __future__ import annotations

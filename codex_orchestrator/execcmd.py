@@ -15,7 +15,13 @@ from codex_orchestrator.policy import ApprovalPolicy, Capability, ToolKind
 from codex_orchestrator.records import events as ev
 from codex_orchestrator.records.events import Listener
 from codex_orchestrator.records.manifest import ToolCallRecord
-from codex_orchestrator.records.paths import RUNS_DIRNAME, RunPaths, new_run_id, validate_run_id, validate_task_id
+from codex_orchestrator.records.paths import (
+    RUNS_DIRNAME,
+    RunPaths,
+    new_run_id,
+    validate_run_id,
+    validate_task_id,
+)
 from codex_orchestrator.retry import RetryPolicy
 from codex_orchestrator.run import EXIT_FAILED, RunRecorder
 from codex_orchestrator.sandbox import SandboxMode
@@ -146,7 +152,9 @@ def run_exec(
     finally:
         sessions.close_all()
     code = exit_code_for(record)
-    status = "succeeded" if record.status == "succeeded" else ("denied" if record.status == "denied" else "failed")
+    status = (
+        "succeeded" if record.status == "succeeded" else ("denied" if record.status == "denied" else "failed")
+    )
     recorder.events.emit(
         ev.Summary(
             status=record.status,

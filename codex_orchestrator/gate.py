@@ -38,7 +38,14 @@ from codex_orchestrator.records import events as ev
 from codex_orchestrator.records.manifest import ApprovalRecord, AttemptRecord, ToolCallRecord
 from codex_orchestrator.retry import delay_for, retry_reason
 from codex_orchestrator.run import RunRecorder, utc_now
-from codex_orchestrator.sandbox import SandboxMode, SandboxSpec, SandboxState, classify_denial, probe, wrap_argv
+from codex_orchestrator.sandbox import (
+    SandboxMode,
+    SandboxSpec,
+    SandboxState,
+    classify_denial,
+    probe,
+    wrap_argv,
+)
 from codex_orchestrator.toolcall import ToolCallSpec
 
 OUTPUT_TAIL_BYTES = 4096
@@ -111,13 +118,18 @@ class ToolOrchestrator:
         )
         rec.events.emit(
             ev.ToolCallStarted(
-                tool_call_id=call.id, step=spec.step, kind=call.kind, command=call.command, cwd=call.cwd,
+                tool_call_id=call.id,
+                step=spec.step,
+                kind=call.kind,
+                command=call.command,
+                cwd=call.cwd,
                 backend=call.backend,
             )
         )
         started = time.monotonic()
         with rec.tracer.span(
-            "tool_call", **{"codex.tool_call.id": call.id, "codex.step": spec.step, "codex.tool": spec.kind.value}
+            "tool_call",
+            **{"codex.tool_call.id": call.id, "codex.step": spec.step, "codex.tool": spec.kind.value},
         ) as span:
             # 1. approval
             requirement = (
@@ -155,13 +167,20 @@ class ToolOrchestrator:
         rec.tracer.set(span, **{"codex.outcome": outcome, "process.exit_code": call.exit_code})
         if call.status != "succeeded":
             rec.tracer.fail(span, call.error or call.status)
-        if rec.manifest.pending_approval is not None and rec.manifest.pending_approval.tool_call_id == call.id:
+        if (
+            rec.manifest.pending_approval is not None
+            and rec.manifest.pending_approval.tool_call_id == call.id
+        ):
             rec.manifest.pending_approval = None
         rec.finish_tool_call(call)
         rec.events.emit(
             ev.ToolCallFinished(
-                tool_call_id=call.id, status=call.status, exit_code=call.exit_code, attempts=len(call.attempts),
-                approval_source=call.approval_source or "not-required", sandbox_state=call.sandbox.state,
+                tool_call_id=call.id,
+                status=call.status,
+                exit_code=call.exit_code,
+                attempts=len(call.attempts),
+                approval_source=call.approval_source or "not-required",
+                sandbox_state=call.sandbox.state,
                 duration_ms=call.duration_ms or 0.0,
             )
         )
@@ -183,7 +202,9 @@ class ToolOrchestrator:
         answer = self._ask(spec, call, "capability", requirement.reason, requirement.missing or needs)
         if not answer.approved:
             source = ApprovalSource.POLICY if answer.timed_out else ApprovalSource.HUMAN
-            self._deny(call, source, answer.reason or "denied", outcome="denied", answered_by=answer.answered_by)
+            self._deny(
+                call, source, answer.reason or "denied", outcome="denied", answered_by=answer.answered_by
+            )
             return None
         if answer.decision is Decision.APPROVE_FOR_SESSION:
             rec.cache.remember(key)
@@ -214,7 +235,13 @@ class ToolOrchestrator:
         return granted
 
     def _deny(
-        self, call: ToolCallRecord, source: ApprovalSource, reason: str, *, outcome: str, answered_by: str | None = None
+        self,
+        call: ToolCallRecord,
+        source: ApprovalSource,
+        reason: str,
+        *,
+        outcome: str,
+        answered_by: str | None = None,
     ) -> None:
         call.approval_source = source.value
         call.status = "denied"
@@ -223,7 +250,7 @@ class ToolOrchestrator:
             ev.ApprovalResolved(
                 tool_call_id=call.id,
                 approval_id=call.approval_ids[-1] if call.approval_ids else None,
-                outcome=outcome,  # type: ignore[arg-type]
+                outcome=outcome,
                 source=source.value,
                 answered_by=answered_by,
                 reason=reason,
@@ -231,7 +258,12 @@ class ToolOrchestrator:
         )
 
     def _ask(
-        self, spec: ToolCallSpec, call: ToolCallRecord, purpose: str, reason: str, needs: frozenset[Capability]
+        self,
+        spec: ToolCallSpec,
+        call: ToolCallRecord,
+        purpose: str,
+        reason: str,
+        needs: frozenset[Capability],
     ) -> ApprovalAnswer:
         rec = self.recorder
         approval_id = rec.new_approval_id()
@@ -255,15 +287,18 @@ class ToolOrchestrator:
         record = ApprovalRecord(
             approval_id=approval_id,
             tool_call_id=call.id,
-            purpose=purpose,  # type: ignore[arg-type]
+            purpose=purpose,
             reason=reason,
             needs=list(request.needs),
             requested_at=utc_now(),
         )
         rec.events.emit(
             ev.ApprovalRequested(
-                tool_call_id=call.id, approval_id=approval_id, purpose=purpose,  # type: ignore[arg-type]
-                reason=reason, needs=list(request.needs),
+                tool_call_id=call.id,
+                approval_id=approval_id,
+                purpose=purpose,
+                reason=reason,
+                needs=list(request.needs),
             )
         )
 
@@ -271,7 +306,9 @@ class ToolOrchestrator:
             record.flow_run_id = flow_run_id
             rec.approval_pending(record)
 
-        with rec.tracer.span("approval", **{"codex.approval.id": approval_id, "codex.approval.purpose": purpose}) as span:
+        with rec.tracer.span(
+            "approval", **{"codex.approval.id": approval_id, "codex.approval.purpose": purpose}
+        ) as span:
             answer = self.approver.ask(request, announce)
             rec.tracer.set(
                 span,
@@ -300,8 +337,12 @@ class ToolOrchestrator:
             return self._record_sandbox(call, _Sandbox(SandboxState.NONE))
         if not isinstance(self.backend, LocalPtyBackend):
             if self.sandbox_prefix:
-                return self._record_sandbox(call, _Sandbox(SandboxState.SANDBOXED, prefix=self.sandbox_prefix))
-            return self._record_sandbox(call, _Sandbox(SandboxState.NONE, detail="remote host names no sandbox"))
+                return self._record_sandbox(
+                    call, _Sandbox(SandboxState.SANDBOXED, prefix=self.sandbox_prefix)
+                )
+            return self._record_sandbox(
+                call, _Sandbox(SandboxState.NONE, detail="remote host names no sandbox")
+            )
         if self.config.sandbox is SandboxMode.NONE:
             return self._record_sandbox(call, _Sandbox(SandboxState.NONE))
         sandbox_spec = SandboxSpec(
@@ -317,20 +358,30 @@ class ToolOrchestrator:
         reason = f"sandbox unavailable ({found.detail}); run without it?"
         if requirement.outcome is Outcome.FORBID:
             call.sandbox.state = SandboxState.DENIED.value
-            self._deny(call, ApprovalSource.POLICY, f"sandbox unavailable and policy is never: {found.detail}",
-                       outcome="forbidden")
+            self._deny(
+                call,
+                ApprovalSource.POLICY,
+                f"sandbox unavailable and policy is never: {found.detail}",
+                outcome="forbidden",
+            )
             return None
         answer = self._ask(spec, call, "escalation", reason, frozenset())
         if not answer.approved:
             call.sandbox.state = SandboxState.DENIED.value
-            self._deny(call, ApprovalSource.POLICY if answer.timed_out else ApprovalSource.HUMAN,
-                       answer.reason or "running unsandboxed was refused", outcome="denied",
-                       answered_by=answer.answered_by)
+            self._deny(
+                call,
+                ApprovalSource.POLICY if answer.timed_out else ApprovalSource.HUMAN,
+                answer.reason or "running unsandboxed was refused",
+                outcome="denied",
+                answered_by=answer.answered_by,
+            )
             return None
         return self._record_sandbox(call, _Sandbox(SandboxState.UNAVAILABLE, detail=found.detail))
 
     def _record_sandbox(self, call: ToolCallRecord, sandbox: _Sandbox) -> _Sandbox:
-        call.sandbox.mode = self.config.sandbox.value if sandbox.spec else ("host" if sandbox.prefix else "none")
+        call.sandbox.mode = (
+            self.config.sandbox.value if sandbox.spec else ("host" if sandbox.prefix else "none")
+        )
         call.sandbox.state = sandbox.state.value
         if sandbox.detail:
             call.sandbox.detail = sandbox.detail
@@ -348,9 +399,12 @@ class ToolOrchestrator:
             rec.events.emit(ev.AttemptStarted(tool_call_id=call.id, attempt=attempt_no, sandboxed=sandboxed))
             rec.touch()
             started_at = utc_now()
-            with rec.tracer.span(
-                "attempt", **{"codex.tool_call.id": call.id, "codex.attempt": attempt_no, "codex.sandboxed": sandboxed}
-            ):
+            attrs: dict[str, str | int | bool] = {
+                "codex.tool_call.id": call.id,
+                "codex.attempt": attempt_no,
+                "codex.sandboxed": sandboxed,
+            }
+            with rec.tracer.span("attempt", **attrs):
                 result = self._attempt(spec, call, sandbox)
             attempt = AttemptRecord(
                 attempt=attempt_no,
@@ -358,7 +412,9 @@ class ToolOrchestrator:
                 duration_ms=result.duration_ms,
                 exit_code=result.exit_code,
                 sandboxed=sandboxed,
-                error=rec.redact(str(result.error)) if result.error else ("timed out" if result.timed_out else None),
+                error=rec.redact(str(result.error))
+                if result.error
+                else ("timed out" if result.timed_out else None),
             )
             call.attempts.append(attempt)
             call.exit_code = result.exit_code
@@ -371,8 +427,11 @@ class ToolOrchestrator:
             call.guard.mode = result.mode  # type: ignore[assignment]
             rec.events.emit(
                 ev.AttemptFinished(
-                    tool_call_id=call.id, attempt=attempt_no, exit_code=result.exit_code,
-                    duration_ms=result.duration_ms, error=attempt.error,
+                    tool_call_id=call.id,
+                    attempt=attempt_no,
+                    exit_code=result.exit_code,
+                    duration_ms=result.duration_ms,
+                    error=attempt.error,
                 )
             )
             if result.ok:
@@ -400,8 +459,9 @@ class ToolOrchestrator:
                 call.error = f"the sandbox blocked a {denial.kind} and running without it was not approved"
                 return
             failures += 1
-            reason = retry_reason(spec.retry, exit_code=result.exit_code, timed_out=result.timed_out,
-                                  error=result.error)
+            reason = retry_reason(
+                spec.retry, exit_code=result.exit_code, timed_out=result.timed_out, error=result.error
+            )
             if reason is None or failures >= spec.retry.max_attempts:
                 call.status = "timed-out" if result.timed_out else "failed"
                 call.error = attempt.error or f"exit code {result.exit_code}"
@@ -411,8 +471,9 @@ class ToolOrchestrator:
             delay = delay_for(spec.retry, failures, self.rng)
             attempt.retry_delay_s = round(delay, 4)
             rec.events.emit(
-                ev.RetryScheduled(tool_call_id=call.id, attempt=attempt_no, delay_s=attempt.retry_delay_s,
-                                  reason=reason)
+                ev.RetryScheduled(
+                    tool_call_id=call.id, attempt=attempt_no, delay_s=attempt.retry_delay_s, reason=reason
+                )
             )
             rec.touch()
             self.sleep(delay)
@@ -490,14 +551,24 @@ class ToolOrchestrator:
     def _record_guard(self, call: ToolCallRecord, switch: GuardSwitch, session_id: str) -> None:
         call.guard = call.guard.model_copy(
             update={
-                "mode": "buffered", "switched": True, "p50_ms": switch.p50_ms, "p95_ms": switch.p95_ms,
-                "p99_ms": switch.p99_ms, "samples": switch.samples, "threshold_ms": switch.threshold_ms,
+                "mode": "buffered",
+                "switched": True,
+                "p50_ms": switch.p50_ms,
+                "p95_ms": switch.p95_ms,
+                "p99_ms": switch.p99_ms,
+                "samples": switch.samples,
+                "threshold_ms": switch.threshold_ms,
             }
         )
         self.recorder.events.emit(
             ev.GuardSwitched(
-                tool_call_id=call.id, session_id=session_id or (call.session_id or ""), p50_ms=switch.p50_ms,
-                p95_ms=switch.p95_ms, p99_ms=switch.p99_ms, samples=switch.samples, threshold_ms=switch.threshold_ms,
+                tool_call_id=call.id,
+                session_id=session_id or (call.session_id or ""),
+                p50_ms=switch.p50_ms,
+                p95_ms=switch.p95_ms,
+                p99_ms=switch.p99_ms,
+                samples=switch.samples,
+                threshold_ms=switch.threshold_ms,
             )
         )
 
@@ -514,7 +585,7 @@ class ToolOrchestrator:
     def _fetch(spec: ToolCallSpec) -> AttemptResult:
         assert spec.url is not None
         try:
-            with urllib.request.urlopen(spec.url, timeout=spec.timeout_s) as response:  # noqa: S310
+            with urllib.request.urlopen(spec.url, timeout=spec.timeout_s) as response:
                 body = response.read(FETCH_MAX_BYTES)
                 status = int(getattr(response, "status", 200) or 200)
         except urllib.error.HTTPError as exc:
@@ -550,5 +621,7 @@ class _OutputRecorder:
 
     def _emit(self, session_id: str, stream: str, seq: int, text: str) -> None:
         self._recorder.events.emit(
-            ev.Output(tool_call_id=self._call_id, session_id=session_id, stream=stream, chunk_seq=seq, data=text)
+            ev.Output(
+                tool_call_id=self._call_id, session_id=session_id, stream=stream, chunk_seq=seq, data=text
+            )
         )

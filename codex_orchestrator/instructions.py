@@ -37,7 +37,9 @@ def load_instructions(workspace: Path, extra: Iterable[str] = ()) -> list[Instru
             continue
         if not path.is_file():
             if required:
-                raise RequestError(f"instruction file {name!r} not found in the workspace", field="instructions")
+                raise RequestError(
+                    f"instruction file {name!r} not found in the workspace", field="instructions"
+                )
             continue
         data = path.read_bytes()[:MAX_INSTRUCTION_BYTES]
         seen.add(rel)

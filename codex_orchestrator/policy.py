@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class ApprovalPolicy(str, Enum):
+class ApprovalPolicy(StrEnum):
     """When a human is asked (the names follow codex's ``--ask-for-approval``)."""
 
     UNTRUSTED = "untrusted"  # only read-only-safe calls run unasked
@@ -19,27 +19,27 @@ class ApprovalPolicy(str, Enum):
     NEVER = "never"  # never ask: anything beyond the profile is forbidden outright
 
 
-class Capability(str, Enum):
+class Capability(StrEnum):
     READ = "read"
     EDIT = "edit"
     RUN = "run"
     NETWORK = "network"
 
 
-class ToolKind(str, Enum):
+class ToolKind(StrEnum):
     SHELL = "shell"  # a shell command
     EDIT = "edit"  # a file edit done by the orchestrator itself
     FETCH = "fetch"  # a network fetch
     AGENT = "agent"  # an agent invocation such as `codex exec "..."`
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     SKIP = "skip"  # no approval needed: run it
     FORBID = "forbid"  # refuse without asking
     ASK = "ask"  # pause and ask a human
 
 
-class ApprovalSource(str, Enum):
+class ApprovalSource(StrEnum):
     """Who settled a tool call's approval; a closed vocabulary recorded on every call."""
 
     NOT_REQUIRED = "not-required"

@@ -42,7 +42,9 @@ class Step(BaseModel):
 
     name: str = Field(min_length=1, max_length=80)
     kind: ToolKind = ToolKind.SHELL
-    command: str | list[str] | None = Field(default=None, description="shell line, or argv list (shell/agent)")
+    command: str | list[str] | None = Field(
+        default=None, description="shell line, or argv list (shell/agent)"
+    )
     path: str | None = Field(default=None, description="file to write, workspace-relative (edit)")
     content: str | None = Field(default=None, description="text to write (edit)")
     append: bool = Field(default=False, description="append instead of replace (edit)")
@@ -75,21 +77,29 @@ class RunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     task: str = Field(description=f"task id: {TASK_ID_ALLOWED}")
-    workspace: str = Field(description="the repository the run works in (absolute, or relative to the request file)")
+    workspace: str = Field(
+        description="the repository the run works in (absolute, or relative to the request file)"
+    )
     goal: str = Field(default="", description="what the run is for, shown in the manifest and the UI")
     approval_policy: ApprovalPolicy = ApprovalPolicy.ON_REQUEST
     profile: list[Capability] = Field(
         default_factory=lambda: [Capability.READ], description="capabilities granted without asking"
     )
     sandbox: SandboxMode = SandboxMode.WORKSPACE_WRITE
-    gate: bool = Field(default=True, description="feature flag: false runs calls directly, recorded as not-required")
-    approval_timeout_s: int = Field(default=3600, ge=1, le=7 * 86_400, description="an unanswered approval is a denial")
+    gate: bool = Field(
+        default=True, description="feature flag: false runs calls directly, recorded as not-required"
+    )
+    approval_timeout_s: int = Field(
+        default=3600, ge=1, le=7 * 86_400, description="an unanswered approval is a denial"
+    )
     retry: RetrySettings = Field(default_factory=RetrySettings)
     secret_env: list[str] = Field(
         default_factory=list, description="environment variables passed to commands and redacted from records"
     )
     steps: list[Step] = Field(min_length=1)
-    guardrails: list[Step] = Field(default_factory=list, description="commands whose outcome sets the run status")
+    guardrails: list[Step] = Field(
+        default_factory=list, description="commands whose outcome sets the run status"
+    )
     instructions: list[str] = Field(
         default_factory=list, description="extra instruction files to load besides AGENTS.md and friends"
     )
@@ -145,7 +155,9 @@ def request_error_from(exc: ValidationError) -> RequestError:
         first_field = first_field or field
         msg = str(err["msg"]).removeprefix("Value error, ")
         allowed = _allowed_for(loc)
-        problems.append(f"{field}: {msg}" + (f" (allowed: {allowed})" if allowed and "allowed" not in msg else ""))
+        problems.append(
+            f"{field}: {msg}" + (f" (allowed: {allowed})" if allowed and "allowed" not in msg else "")
+        )
     error = RequestError("; ".join(problems) or str(exc))
     error.field = first_field
     return error
@@ -177,7 +189,9 @@ def load_request(path: Path) -> RunRequest:
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except json.JSONDecodeError as exc:
-        raise RequestError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from exc
+        raise RequestError(
+            f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from exc
     except yaml.YAMLError as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)

@@ -68,12 +68,14 @@ class RunRecorder:
         try:
             paths.run_dir.mkdir(parents=True)
         except OSError as exc:
-            raise RecordError(f"cannot create run directory: {exc.strerror}", path=str(paths.run_dir)) from exc
+            raise RecordError(
+                f"cannot create run directory: {exc.strerror}", path=str(paths.run_dir)
+            ) from exc
         now = utc_now()
         manifest = Manifest(
             run_id=paths.run_id,
             task_id=paths.task_id,
-            mode=mode,  # type: ignore[arg-type]
+            mode=mode,
             status="queued",
             goal=goal,
             run_dir=relative_to_workspace(paths.run_dir, self.workspace),
@@ -82,7 +84,7 @@ class RunRecorder:
             heartbeat_at=now,
             request=_redact_request(request, secrets or []),
             gate_enabled=gate_enabled,
-            milestones=[MilestoneRecord(name=m) for m in MILESTONES] if with_milestones else [],  # type: ignore[arg-type]
+            milestones=[MilestoneRecord(name=m) for m in MILESTONES] if with_milestones else [],
         )
         self.writer = ManifestWriter(paths.manifest, manifest, self.redact)
         self.events = EventLog(paths.events, paths.run_id, self.redact)
@@ -119,7 +121,9 @@ class RunRecorder:
     def start(self) -> None:
         with self._lock:
             self._set_status("running")
-        self.events.emit(ev.RunStarted(task_id=self.paths.task_id, manifest=self.manifest_rel, mode=self.manifest.mode))
+        self.events.emit(
+            ev.RunStarted(task_id=self.paths.task_id, manifest=self.manifest_rel, mode=self.manifest.mode)
+        )
         self._heartbeat = threading.Thread(target=self._beat, name=f"heartbeat-{self.run_id}", daemon=True)
         self._heartbeat.start()
 

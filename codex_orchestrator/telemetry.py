@@ -63,7 +63,9 @@ def _span_dict(span: ReadableSpan) -> dict[str, Any]:
 class RunTracer:
     """The tracer of one run. ``span(...)`` is a context manager that records errors and sets the status."""
 
-    def __init__(self, traces_path: Path | None, *, run_id: str, task_id: str, redact: Callable[[str], str]) -> None:
+    def __init__(
+        self, traces_path: Path | None, *, run_id: str, task_id: str, redact: Callable[[str], str]
+    ) -> None:
         resource = Resource.create(
             {"service.name": "codex-orchestrator", "service.version": __version__, "codex.run_id": run_id}
         )
@@ -104,7 +106,7 @@ def _maybe_add_otlp(provider: TracerProvider) -> None:
     if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         return
     try:  # optional dependency: opentelemetry-exporter-otlp
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # type: ignore[import-not-found]
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
     except ImportError:
         return

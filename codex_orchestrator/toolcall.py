@@ -76,7 +76,12 @@ def inside(workspace: Path, rel: str, what: str) -> Path:
 
 
 def spec_from_step(
-    step: Step, *, workspace: Path, milestone: str, default_retry: RetrySettings, extra_env: Mapping[str, str] = {}
+    step: Step,
+    *,
+    workspace: Path,
+    milestone: str,
+    default_retry: RetrySettings,
+    extra_env: Mapping[str, str] = {},
 ) -> ToolCallSpec:
     cwd = inside(workspace, step.cwd, f"{step.name}.cwd")
     command: str | tuple[str, ...] | None

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from prefect import flow
+from prefect import State, flow
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
-from prefect.states import Completed, Failed, State
+from prefect.states import Completed, Failed
 
 from codex_orchestrator.records.paths import new_run_id
 from codex_orchestrator.request import RunRequest
@@ -15,7 +15,9 @@ from tasks import artifacts, context
 
 
 @flow(name="autonomy", persist_result=False, log_prints=True)
-def autonomy(request: RunRequest, run_id: str | None = None, runs_dir: str | None = None) -> State[dict[str, str]]:
+def autonomy(
+    request: RunRequest, run_id: str | None = None, runs_dir: str | None = None
+) -> State[dict[str, str]]:
     """One autonomy run. ``run_id`` defaults to a fresh sortable id; records go under ``runs_dir``."""
     run_id = run_id or new_run_id()
     foundation(request, run_id, runs_dir)
@@ -24,7 +26,9 @@ def autonomy(request: RunRequest, run_id: str | None = None, runs_dir: str | Non
     ctx = FlowRunContext.get()
     with get_client(sync_client=True) as client:
         api_url = str(client.api_url)
-    recorder.set_prefect(api_url=api_url, parent_flow_run_id=str(ctx.flow_run.id) if ctx and ctx.flow_run else None)
+    recorder.set_prefect(
+        api_url=api_url, parent_flow_run_id=str(ctx.flow_run.id) if ctx and ctx.flow_run else None
+    )
     try:
         exec_state = exec_milestone(run_id, return_state=True)
         telemetry(run_id)

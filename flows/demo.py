@@ -21,7 +21,7 @@ from codex_orchestrator.records.manifest import load_manifest
 from codex_orchestrator.request import load_request
 from codex_orchestrator.sandbox import probe
 from codex_orchestrator.terminal import stdin_is_tty
-from flows.runner import auto_reviewer, run_request, terminal_reviewer
+from flows.runner import Reviewer, auto_reviewer, run_request, terminal_reviewer
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 GIT_ID = ["-c", "user.name=Scripted Agent", "-c", "user.email=agent@example.invalid"]
@@ -69,8 +69,13 @@ def prepare(base: Path) -> tuple[Path, Path]:
             },
             {"name": "commit", "command": f"git add -A && {commit} 'Add multiply'"},
             {"name": "publish", "command": push},
-            {"name": "changelog", "kind": "edit", "path": "CHANGELOG.md", "append": True,
-             "content": "\n- Add `multiply` (scripted agent)\n"},
+            {
+                "name": "changelog",
+                "kind": "edit",
+                "path": "CHANGELOG.md",
+                "append": True,
+                "content": "\n- Add `multiply` (scripted agent)\n",
+            },
             {"name": "commit-changelog", "command": f"{commit} 'Changelog: multiply'"},
             {"name": "publish-again", "command": push},
         ],
@@ -90,6 +95,7 @@ def run_demo(base: Path) -> int:
     say(f"demo: scratch repository {repo}")
     say(f"demo: request file {request_file}")
     request = load_request(request_file)
+    reviewer: Reviewer
     if stdin_is_tty():
         reviewer = terminal_reviewer
         say("demo: approvals will be asked here, at the terminal")

@@ -26,7 +26,9 @@ _LOCK = threading.Lock()
 
 class ExecJobMissing(OrchestratorError):
     def __init__(self, run_id: str) -> None:
-        super().__init__(f"exec job {run_id!r} was not submitted from this process (use `codex-orchestrator exec`)")
+        super().__init__(
+            f"exec job {run_id!r} was not submitted from this process (use `codex-orchestrator exec`)"
+        )
 
 
 def submit(run_id: str, job: Job) -> int:
@@ -54,4 +56,6 @@ def exec_tool_call(run_id: str) -> int:
     ctx = FlowRunContext.get()
     with get_client(sync_client=True) as client:
         api_url = str(client.api_url)
-    return job(PrefectInfo(api_url=api_url, flow_run_id=str(ctx.flow_run.id) if ctx and ctx.flow_run else None))
+    return job(
+        PrefectInfo(api_url=api_url, flow_run_id=str(ctx.flow_run.id) if ctx and ctx.flow_run else None)
+    )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger
+from prefect import State, flow, get_run_logger
 from prefect.context import FlowRunContext
-from prefect.states import Completed, Failed, State
+from prefect.states import Completed, Failed
 
 from codex_orchestrator.request import RunRequest
 from tasks import artifacts, context
@@ -44,7 +44,9 @@ def exec_milestone(run_id: str) -> State[str]:
             break
     live.recorder.end_milestone("exec", status)
     artifacts.publish(live.recorder, "exec")
-    return Completed(message="all steps succeeded") if status == "succeeded" else Failed(message="a step failed")
+    return (
+        Completed(message="all steps succeeded") if status == "succeeded" else Failed(message="a step failed")
+    )
 
 
 @flow(name="telemetry", persist_result=False)
@@ -75,4 +77,8 @@ def verification(run_id: str, exec_succeeded: bool = True) -> State[str]:
     ]
     live.recorder.end_milestone("verification", "failed" if failed else "succeeded")
     artifacts.publish(live.recorder, "verification")
-    return Failed(message=f"guardrails failed: {', '.join(failed)}") if failed else Completed(message="guardrails passed")
+    return (
+        Failed(message=f"guardrails failed: {', '.join(failed)}")
+        if failed
+        else Completed(message="guardrails passed")
+    )

@@ -25,7 +25,10 @@ def terminal_reviewer(live: context.LiveRun, record: ApprovalRecord) -> None:
     request = _request_for(live, record)
     answer = prompt_decision(request)
     answer_approval(
-        record.flow_run_id or "", answer.decision, reason=answer.reason, answered_by="terminal",
+        record.flow_run_id or "",
+        answer.decision,
+        reason=answer.reason,
+        answered_by="terminal",
         api_url=live.recorder.manifest.prefect.api_url,
     )
 
@@ -39,7 +42,10 @@ def auto_reviewer(decision: Decision, say: Callable[[str], None]) -> Reviewer:
             f"the public approval API, as `codex-orchestrator approve {live.recorder.run_id}` would"
         )
         answer_approval(
-            record.flow_run_id or "", decision, reason="scripted reviewer (no TTY)", answered_by="auto-reviewer",
+            record.flow_run_id or "",
+            decision,
+            reason="scripted reviewer (no TTY)",
+            answered_by="auto-reviewer",
             api_url=live.recorder.manifest.prefect.api_url,
         )
 

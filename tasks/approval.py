@@ -7,7 +7,7 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import Enum
+from enum import StrEnum
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
@@ -27,7 +27,7 @@ PAUSE_POLL_INTERVAL_S = 1
 RESUME_WAIT_S = 30.0
 
 
-class ApprovalChoice(str, Enum):
+class ApprovalChoice(StrEnum):
     approve = "approve"
     approve_for_session = "approve-for-session"
     deny = "deny"
@@ -49,8 +49,9 @@ class PrefectPauseApprover:
     def ask(self, request: ApprovalRequest, announce: Announce) -> ApprovalAnswer:
         context = FlowRunContext.get()
         if context is None or context.flow_run is None:
-            return ApprovalAnswer(Decision.DENY, reason="not inside a Prefect flow run: nobody can be asked",
-                                  answered_by="none")
+            return ApprovalAnswer(
+                Decision.DENY, reason="not inside a Prefect flow run: nobody can be asked", answered_by="none"
+            )
         flow_run_id = context.flow_run.id
         announce(str(flow_run_id))
         form = ApprovalInput.with_initial_data(description=request.markdown(), decision=ApprovalChoice.deny)
@@ -64,11 +65,16 @@ class PrefectPauseApprover:
         except FlowPauseTimeout:
             _resume_after_timeout(flow_run_id)
             return ApprovalAnswer(
-                Decision.DENY, reason=f"no answer within {request.timeout_s} s", answered_by="timeout",
+                Decision.DENY,
+                reason=f"no answer within {request.timeout_s} s",
+                answered_by="timeout",
                 timed_out=True,
             )
-        return ApprovalAnswer(Decision(answer.decision.value), reason=answer.reason or None,
-                              answered_by=answer.answered_by or "prefect-ui")
+        return ApprovalAnswer(
+            Decision(answer.decision.value),
+            reason=answer.reason or None,
+            answered_by=answer.answered_by or "prefect-ui",
+        )
 
 
 def pause_key(request: ApprovalRequest) -> str:
@@ -112,7 +118,9 @@ def answer_approval(
                 resume_flow_run(UUID(flow_run_id), run_input=run_input)
                 return
             except ObjectNotFound as exc:
-                raise RequestError(f"no flow run {flow_run_id} on this Prefect server", field="run_id") from exc
+                raise RequestError(
+                    f"no flow run {flow_run_id} on this Prefect server", field="run_id"
+                ) from exc
             except Exception as exc:  # Prefect raises NotPausedError/RuntimeError while the pause settles
                 if time.monotonic() >= deadline:
                     raise ApprovalAnswerError(flow_run_id, str(exc)) from exc

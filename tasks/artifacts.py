@@ -25,9 +25,16 @@ def manifest_markdown(manifest: Manifest, manifest_uri: str, *, milestone: str) 
     if manifest.goal:
         lines += [f"> {manifest.goal}", ""]
     lines += ["| milestone | status | started | finished |", "|---|---|---|---|"]
-    lines += [f"| {m.name} | {m.status} | {m.started_at or ''} | {m.finished_at or ''} |" for m in manifest.milestones]
-    lines += ["", f"**Approvals**: {len(manifest.approvals)} asked · session cache "
-              f"{manifest.approval_cache.hits} hits / {manifest.approval_cache.misses} misses", ""]
+    lines += [
+        f"| {m.name} | {m.status} | {m.started_at or ''} | {m.finished_at or ''} |"
+        for m in manifest.milestones
+    ]
+    lines += [
+        "",
+        f"**Approvals**: {len(manifest.approvals)} asked · session cache "
+        f"{manifest.approval_cache.hits} hits / {manifest.approval_cache.misses} misses",
+        "",
+    ]
     for approval in manifest.approvals:
         lines.append(
             f"- `{approval.approval_id}` ({approval.purpose}) on `{approval.tool_call_id}`: **{approval.outcome}**"
@@ -35,10 +42,16 @@ def manifest_markdown(manifest: Manifest, manifest_uri: str, *, milestone: str) 
             f"{f' — {approval.answer_reason}' if approval.answer_reason else ''}"
         )
     if manifest.pending_approval is not None:
-        lines += ["", f"⏸ waiting for approval `{manifest.pending_approval.approval_id}`: "
-                  f"{manifest.pending_approval.reason}"]
+        lines += [
+            "",
+            f"⏸ waiting for approval `{manifest.pending_approval.approval_id}`: "
+            f"{manifest.pending_approval.reason}",
+        ]
     if manifest.instructions:
-        lines += ["", "**Instructions**: " + ", ".join(f"`{i.path}` ({i.sha256[:12]})" for i in manifest.instructions)]
+        lines += [
+            "",
+            "**Instructions**: " + ", ".join(f"`{i.path}` ({i.sha256[:12]})" for i in manifest.instructions),
+        ]
     if manifest.error:
         lines += ["", f"**Error**: {manifest.error}"]
     return "\n".join(lines) + "\n"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 
-from prefect import get_run_logger, task
+from prefect import State, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
-from prefect.states import Completed, Failed, State
+from prefect.states import Completed, Failed
 
 from codex_orchestrator.request import Step
 from codex_orchestrator.toolcall import spec_from_step

@@ -20,10 +20,22 @@ from tests.exec.sshd import SshdServer, running_sshd
 CLI = [sys.executable, "-m", "codex_orchestrator.cli"]
 
 
-def cli(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, timeout: float = 120,
-        stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})}, input=stdin if stdin is not None else "")
+def cli(
+    *args: str,
+    cwd: Path = ROOT,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        input=stdin if stdin is not None else "",
+    )
 
 
 def test_help_teaches() -> None:
@@ -35,14 +47,19 @@ def test_help_teaches() -> None:
 @pytest.mark.parametrize(
     ("content", "needle"),
     [
-        ("task: t\nworkspace: .\napproval_policy: sometimes\nsteps: [{name: s, command: ls}]\n", "approval_policy"),
+        (
+            "task: t\nworkspace: .\napproval_policy: sometimes\nsteps: [{name: s, command: ls}]\n",
+            "approval_policy",
+        ),
         ("task: t\nworkspace: .\nprofile: [read, root]\nsteps: [{name: s, command: ls}]\n", "profile"),
         ("task: ../../etc\nworkspace: .\nsteps: [{name: s, command: ls}]\n", "task"),
         ("task: t\nworkspace: ./missing\nsteps: [{name: s, command: ls}]\n", "workspace"),
         ("task: [unclosed\n", "not valid YAML"),
     ],
 )
-def test_run_rejects_bad_requests_with_exit_2_and_writes_nothing(tmp_path: Path, content: str, needle: str) -> None:
+def test_run_rejects_bad_requests_with_exit_2_and_writes_nothing(
+    tmp_path: Path, content: str, needle: str
+) -> None:
     request = tmp_path / "request.yaml"
     request.write_text(content)
     before = sorted(p.name for p in tmp_path.iterdir())
@@ -91,8 +108,9 @@ def test_exec_json_passes_the_exit_code_and_validates(tmp_path: Path) -> None:
 
 
 def test_exec_denied_and_timed_out_have_their_own_codes(tmp_path: Path) -> None:
-    denied = cli("exec", "--json", "--cwd", str(tmp_path), "--policy", "never", "--profile", "read", "--",
-                 "touch", "f")
+    denied = cli(
+        "exec", "--json", "--cwd", str(tmp_path), "--policy", "never", "--profile", "read", "--", "touch", "f"
+    )
     assert denied.returncode == EXIT_DENIED and not (tmp_path / "f").exists()
     assert _json_lines(denied)[-2]["status"] == "denied"
     timed = cli("exec", "--json", "--cwd", str(tmp_path), "--timeout", "0.5", "--", "sleep", "30")
@@ -115,8 +133,18 @@ def test_exec_human_mode_streams_and_summarises(tmp_path: Path) -> None:
 
 
 def test_exec_stdin_is_forwarded(tmp_path: Path) -> None:
-    done = cli("exec", "--json", "--stdin", "--cwd", str(tmp_path), "--", "sh", "-c", "read x; echo got:$x",
-               stdin="ping\n")
+    done = cli(
+        "exec",
+        "--json",
+        "--stdin",
+        "--cwd",
+        str(tmp_path),
+        "--",
+        "sh",
+        "-c",
+        "read x; echo got:$x",
+        stdin="ping\n",
+    )
     assert done.returncode == 0, done.stderr
     assert "got:ping" in "".join(e["data"] for e in _json_lines(done) if e["type"] == "output")
 
@@ -130,8 +158,16 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdServer]:
 def test_exec_over_ssh(sshd: SshdServer, tmp_path: Path) -> None:
     dest = f"{sshd.user}@{sshd.host}:{sshd.port}"
     common = ["--json", "--cwd", str(tmp_path), "--ssh", dest, "--identity-file", str(sshd.client_key)]
-    done = cli("exec", *common, "--known-hosts", str(sshd.known_hosts), "--", "sh", "-c",
-               "test -t 0 && echo remote-tty; exit 4")
+    done = cli(
+        "exec",
+        *common,
+        "--known-hosts",
+        str(sshd.known_hosts),
+        "--",
+        "sh",
+        "-c",
+        "test -t 0 && echo remote-tty; exit 4",
+    )
     assert done.returncode == 4, done.stderr
     events = _json_lines(done)
     assert "remote-tty" in "".join(e["data"] for e in events if e["type"] == "output")
@@ -160,9 +196,27 @@ def test_approve_errors(tmp_path: Path) -> None:
 def test_exec_pauses_under_prefect_and_the_cli_approves(prefect_server: str, tmp_path: Path) -> None:
     env = {"PREFECT_API_URL": prefect_server}
     proc = subprocess.Popen(
-        [*CLI, "exec", "--json", "--cwd", str(tmp_path), "--run-id", "paused-exec", "--profile", "read",
-         "--approver", "prefect", "--", "touch", "approved-file"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env},
+        [
+            *CLI,
+            "exec",
+            "--json",
+            "--cwd",
+            str(tmp_path),
+            "--run-id",
+            "paused-exec",
+            "--profile",
+            "read",
+            "--approver",
+            "prefect",
+            "--",
+            "touch",
+            "approved-file",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env},
     )
     try:
         manifest = tmp_path / ".runs/exec/cli/paused-exec/manifest.json"

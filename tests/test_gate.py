@@ -36,7 +36,9 @@ class ScriptedApprover:
         announce(None)
         self.asked.append(request)
         decision = self.answers.popleft()
-        return ApprovalAnswer(decision, reason="scripted" if decision is Decision.DENY else None, answered_by="sdk")
+        return ApprovalAnswer(
+            decision, reason="scripted" if decision is Decision.DENY else None, answered_by="sdk"
+        )
 
 
 def make_gate(
@@ -66,8 +68,14 @@ def make_gate(
 
 
 def shell(workspace: Path, command: str, **kw: object) -> ToolCallSpec:
-    return ToolCallSpec(step=str(kw.pop("step", "s")), milestone="exec", kind=ToolKind.SHELL, cwd=workspace,
-                        command=command, **kw)  # type: ignore[arg-type]
+    return ToolCallSpec(
+        step=str(kw.pop("step", "s")),
+        milestone="exec",
+        kind=ToolKind.SHELL,
+        cwd=workspace,
+        command=command,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def finish(gate: ToolOrchestrator) -> dict[str, object]:
@@ -208,8 +216,14 @@ def test_feature_flag_off_runs_directly_as_not_required(workspace: Path) -> None
 
 def test_edit_step_and_secret_redaction(workspace: Path) -> None:
     gate = make_gate(workspace, ScriptedApprover(), secrets=["hunter2-secret"])
-    edit = ToolCallSpec(step="e", milestone="exec", kind=ToolKind.EDIT, cwd=workspace, path=workspace / "notes.md",
-                        content="hello\n")
+    edit = ToolCallSpec(
+        step="e",
+        milestone="exec",
+        kind=ToolKind.EDIT,
+        cwd=workspace,
+        path=workspace / "notes.md",
+        content="hello\n",
+    )
     assert gate.run(edit).status == "succeeded"
     assert (workspace / "notes.md").read_text() == "hello\n"
     call = gate.run(shell(workspace, "echo token=hunter2-secret", env={"TOKEN": "hunter2-secret"}))

@@ -48,12 +48,17 @@ def test_relative_workspace_resolves_against_the_request_file(tmp_path: Path, wo
         ({"steps": []}, "steps"),
         ({"steps": [{"name": "s"}]}, "needs 'command'"),
         ({"steps": [{"name": "s", "command": "ls", "cwd": "../x"}]}, "inside the workspace"),
-        ({"steps": [{"name": "s", "kind": "edit", "path": "/etc/passwd", "content": "x"}]}, "inside the workspace"),
+        (
+            {"steps": [{"name": "s", "kind": "edit", "path": "/etc/passwd", "content": "x"}]},
+            "inside the workspace",
+        ),
         ({"steps": [{"name": "s", "command": "ls"}, {"name": "s", "command": "ls"}]}, "used twice"),
         ({"surprise": 1}, "surprise"),
     ],
 )
-def test_bad_fields_are_named(tmp_path: Path, workspace: Path, change: dict[str, object], needle: str) -> None:
+def test_bad_fields_are_named(
+    tmp_path: Path, workspace: Path, change: dict[str, object], needle: str
+) -> None:
     data = {**_base(workspace), **change}
     with pytest.raises(RequestError) as info:
         load_request(_write(tmp_path, data))
@@ -70,7 +75,9 @@ def test_unknown_policy_lists_the_allowed_values(tmp_path: Path, workspace: Path
 
 def test_missing_workspace(tmp_path: Path) -> None:
     with pytest.raises(RequestError, match="workspace"):
-        parse_request({"task": "t", "workspace": str(tmp_path / "nope"), "steps": [{"name": "s", "command": "ls"}]})
+        parse_request(
+            {"task": "t", "workspace": str(tmp_path / "nope"), "steps": [{"name": "s", "command": "ls"}]}
+        )
 
 
 def test_malformed_files(tmp_path: Path) -> None:

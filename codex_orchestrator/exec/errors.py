@@ -1,12 +1,12 @@
 """Errors of the exec layer (PTY sessions, local and SSH backends).
 
-    ExecError                 (an OrchestratorError)
-    ├── SpawnError            the command could not be started (``argv``, ``cause``)
-    ├── SessionNotFound       no live session with that id (``session_id``)
-    ├── SessionLimitReached   every slot holds a running session (``limit``)
-    ├── ConnectionLost        an SSH connection dropped mid-call (``host``); retryable
-    ├── SshConnectError       could not connect or authenticate (``host``); retryable when transient
-    └── HostKeyError          unknown or changed host key (``host``, ``fingerprint``); never retried
+ExecError                 (an OrchestratorError)
+├── SpawnError            the command could not be started (``argv``, ``cause``)
+├── SessionNotFound       no live session with that id (``session_id``)
+├── SessionLimitReached   every slot holds a running session (``limit``)
+├── ConnectionLost        an SSH connection dropped mid-call (``host``); retryable
+├── SshConnectError       could not connect or authenticate (``host``); retryable when transient
+└── HostKeyError          unknown or changed host key (``host``, ``fingerprint``); never retried
 """
 
 from __future__ import annotations
@@ -70,5 +70,8 @@ class HostKeyError(ExecError):
             f"(ssh-keyscan -p PORT HOST >> known_hosts) or pass --trust-on-first-use to record it"
         )
         if changed:
-            hint = "someone may be intercepting the connection; if the key change is expected, remove the old entry and re-add it"
+            hint = (
+                "someone may be intercepting the connection; "
+                "if the key change is expected, remove the old entry and re-add it"
+            )
         super().__init__(f"refusing {host}: host key {what} ({fingerprint}); {hint}")

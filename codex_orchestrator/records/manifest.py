@@ -13,6 +13,7 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,9 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from codex_orchestrator.errors import RecordError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 RunStatus = Literal["queued", "running", "awaiting-approval", "succeeded", "failed", "denied", "cancelled"]
-ToolCallStatus = Literal["pending", "awaiting-approval", "running", "succeeded", "failed", "denied", "timed-out"]
+ToolCallStatus = Literal[
+    "pending", "awaiting-approval", "running", "succeeded", "failed", "denied", "timed-out"
+]
 # The writer spends at most ~1/PACING_FACTOR of wall time rewriting manifests; state changes of the run itself
 # (status, milestones, approvals) are always written at once.
 PACING_FACTOR = 20.0
@@ -40,7 +43,9 @@ class AttemptRecord(_Model):
     exit_code: int | None = None
     sandboxed: bool = False
     error: str | None = None
-    retry_delay_s: float | None = Field(default=None, description="delay before the next attempt, if one followed")
+    retry_delay_s: float | None = Field(
+        default=None, description="delay before the next attempt, if one followed"
+    )
 
 
 class ApprovalRecord(_Model):
@@ -54,9 +59,13 @@ class ApprovalRecord(_Model):
     outcome: Literal["pending", "approved", "denied"] = "pending"
     for_session: bool = False
     source: Literal["human", "policy"] | None = None
-    answered_by: str | None = Field(default=None, description="prefect-ui, cli, terminal, sdk, auto-reviewer or timeout")
+    answered_by: str | None = Field(
+        default=None, description="prefect-ui, cli, terminal, sdk, auto-reviewer or timeout"
+    )
     answer_reason: str | None = None
-    flow_run_id: str | None = Field(default=None, description="the paused Prefect flow run that waits for the answer")
+    flow_run_id: str | None = Field(
+        default=None, description="the paused Prefect flow run that waits for the answer"
+    )
 
 
 class GuardRecord(_Model):
@@ -156,7 +165,9 @@ class Manifest(_Model):
     mode: Literal["run", "exec"] = "run"
     status: RunStatus = "queued"
     goal: str = ""
-    workspace: str = Field(default=".", description="always '.': every path here is relative to the workspace")
+    workspace: str = Field(
+        default=".", description="always '.': every path here is relative to the workspace"
+    )
     run_dir: str = Field(description="this run's directory, workspace-relative")
     created_at: str
     updated_at: str
@@ -208,10 +219,10 @@ class ManifestWriter:
     progress until the pacing interval has passed; ``close()`` always writes the final state.
     """
 
-    def __init__(self, path: Path, manifest: Manifest, redact: Any = None) -> None:
+    def __init__(self, path: Path, manifest: Manifest, redact: Callable[[str], str] | None = None) -> None:
         self.path = path
         self.manifest = manifest
-        self._redact = redact or (lambda s: s)
+        self._redact: Callable[[str], str] = redact or (lambda s: s)
         self._lock = threading.RLock()
         self._fragments: dict[str, str] = {}  # tool call id -> serialised JSON, for finished calls only
         self._finished: set[str] = set()

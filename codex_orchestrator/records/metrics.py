@@ -118,4 +118,6 @@ def _read(path: Path, task_id: str) -> TaskMetrics:
         return TaskMetrics.model_validate(data)
     except ValueError as exc:
         # Never silently drop history: a damaged file is an error the user must look at.
-        raise RecordError(f"task metrics file is damaged ({exc}); move it aside to start afresh", path=str(path)) from exc
+        raise RecordError(
+            f"task metrics file is damaged ({exc}); move it aside to start afresh", path=str(path)
+        ) from exc

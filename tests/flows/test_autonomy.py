@@ -32,7 +32,9 @@ def _request(workspace: Path, steps: list[dict[str, Any]], **extra: Any) -> RunR
         "profile": ["read", "edit", "run"],
         "sandbox": "workspace-write",
         "steps": steps,
-        "guardrails": [{"name": "tests", "command": [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]}],
+        "guardrails": [
+            {"name": "tests", "command": [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]}
+        ],
         **extra,
     }
     return parse_request(data)
@@ -50,7 +52,9 @@ def _wait_pending(manifest: Path, timeout_s: float = 60.0, index: int = 0) -> di
     raise AssertionError(f"no pending approval appeared in {manifest}")
 
 
-def _run(request: RunRequest, answer: Callable[[Path], None] | None = None) -> tuple[int, dict[str, Any], Path]:
+def _run(
+    request: RunRequest, answer: Callable[[Path], None] | None = None
+) -> tuple[int, dict[str, Any], Path]:
     from flows.runner import run_request
 
     run_id = f"t-{uuid.uuid4().hex[:10]}"
@@ -124,9 +128,22 @@ def test_approval_answered_from_the_cli(prefect_server: str, workspace: Path) ->
         _wait_pending(manifest)
         run_id = manifest.parent.name
         done = subprocess.run(
-            [sys.executable, "-m", "codex_orchestrator.cli", "approve", run_id, "--for-session", "--reason", "ok",
-             "--runs-dir", str(manifest.parents[3])],
-            cwd=ROOT, capture_output=True, text=True, timeout=60,
+            [
+                sys.executable,
+                "-m",
+                "codex_orchestrator.cli",
+                "approve",
+                run_id,
+                "--for-session",
+                "--reason",
+                "ok",
+                "--runs-dir",
+                str(manifest.parents[3]),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert done.returncode == 0, done.stderr
         assert "approve-for-session" in done.stdout
@@ -162,7 +179,11 @@ def test_unanswered_pause_times_out_as_a_denial(prefect_server: str, workspace: 
     code, data, _ = _run(_request(workspace, [NETWORK_STEP], approval_timeout_s=2))
     assert code == 1 and data["status"] == "denied"
     approval = data["approvals"][0]
-    assert approval["outcome"] == "denied" and approval["source"] == "policy" and approval["answered_by"] == "timeout"
+    assert (
+        approval["outcome"] == "denied"
+        and approval["source"] == "policy"
+        and approval["answered_by"] == "timeout"
+    )
     assert data["milestones"][2]["status"] == "succeeded"  # the run went on to record its telemetry
 
 

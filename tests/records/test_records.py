@@ -25,8 +25,9 @@ from tests.conftest import ROOT, SCHEMAS, validate_events, validate_manifest
 
 def _recorder(tmp_path: Path, run_id: str = "run-1", secrets: list[str] | None = None) -> RunRecorder:
     paths = RunPaths(tmp_path / ".runs", "task-a", run_id)
-    return RunRecorder(paths=paths, workspace=tmp_path, request={"env": {"API_TOKEN": "s3cr3t-value"}},
-                       secrets=secrets)
+    return RunRecorder(
+        paths=paths, workspace=tmp_path, request={"env": {"API_TOKEN": "s3cr3t-value"}}, secrets=secrets
+    )
 
 
 def test_schemas_are_current() -> None:
@@ -71,7 +72,9 @@ def test_existing_run_is_never_overwritten(tmp_path: Path) -> None:
 
 
 def test_writer_splices_cached_fragments_into_the_same_document(tmp_path: Path) -> None:
-    manifest = Manifest(run_id="r", task_id="t", run_dir="x", created_at="a", updated_at="a", heartbeat_at="a")
+    manifest = Manifest(
+        run_id="r", task_id="t", run_dir="x", created_at="a", updated_at="a", heartbeat_at="a"
+    )
     writer = ManifestWriter(tmp_path / "m.json", manifest)
     for i in range(5):
         call = ToolCallRecord(id=f"tc-{i}", step="s", milestone="exec", kind="shell", command="c", cwd=".")
@@ -82,7 +85,9 @@ def test_writer_splices_cached_fragments_into_the_same_document(tmp_path: Path) 
 
 
 def test_writer_paces_progress_writes_but_forced_ones_always_land(tmp_path: Path) -> None:
-    manifest = Manifest(run_id="r", task_id="t", run_dir="x", created_at="a", updated_at="a", heartbeat_at="a")
+    manifest = Manifest(
+        run_id="r", task_id="t", run_dir="x", created_at="a", updated_at="a", heartbeat_at="a"
+    )
     writer = ManifestWriter(tmp_path / "m.json", manifest)
     assert writer.save(force=True)
     manifest.status = "running"
@@ -157,7 +162,9 @@ while True:
 def test_a_killed_run_leaves_a_valid_manifest(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-c", KILLED_WRITER, str(tmp_path / ".runs"), str(tmp_path)],
-        stdout=subprocess.PIPE, cwd=ROOT, text=True,
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+        text=True,
     )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "ready"
