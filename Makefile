@@ -2,6 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SYSTEM_PYTHON ?= python3
+LINT_PATHS := codex_orchestrator flows tasks blocks tests deployments $(wildcard bench)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 # apt-get needs root; use sudo when we are not root and it exists.
 SUDO := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null && echo sudo)
@@ -29,8 +30,8 @@ demo: install system-deps
 	PREFECT_HOME=$(CURDIR)/.demo/prefect-home $(VENV)/bin/codex-orchestrator demo --dir .demo
 
 lint: install
-	$(VENV)/bin/ruff check codex_orchestrator flows tasks blocks tests bench
-	$(VENV)/bin/ruff format --check codex_orchestrator flows tasks blocks tests bench
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 
 typecheck: install
 	$(VENV)/bin/mypy

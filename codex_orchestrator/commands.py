@@ -458,7 +458,7 @@ def _simple(words: list[_Word], f: _Findings, depth: int) -> None:
     head = words[0]
     if not head.quoted and head.text in _KEYWORDS:
         f.add(RUN, f"shell keyword {head.text!r}: control structures are not vetted")
-        _simple(words[1:], f, depth)
+        _simple(words[2:] if head.text == "function" else words[1:], f, depth)  # skip a function's name
     elif not head.quoted and head.text == "!":  # negation changes only the exit status
         _simple(words[1:], f, depth)
     else:
@@ -641,24 +641,30 @@ def _rg(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
 
 
 # A sed script is vetted only when it uses print-style commands and `s`/`y` without the `w` or `e` flags.
-_SED_RE = r"(?:[^/\\\n]|\\[^\n])*"
-_SED_ADDR = rf"(?:[0-9]+|\$|/{_SED_RE}/I?)"
+# GNU sed does not end a regex at a delimiter inside a bracket expression (`s/[/]/x/`), older seds do: a
+# bracket is accepted only when it holds plain characters, so both readings find the same delimiters.
 
 
-def _sed_subst(delim: str) -> str:
+def _sed_part(delim: str) -> str:
     d = re.escape(delim)
-    part = rf"(?:[^{d}\\\n]|\\[^\n])*"
-    return rf"s{d}{part}{d}{part}{d}[gpIiMm0-9]*"
+    classes = r"|\[:[a-z]+:\]" if delim != ":" else ""
+    bracket = rf"\[\^?(?:[A-Za-z0-9_ .+*?(){{}}$-]{classes})+\]"  # never `[]...]`: `]` first is literal
+    return rf"(?:[^{d}\\\n\[]|\\[^\n]|{bracket})*"
 
 
+_SED_ADDR = rf"(?:[0-9]+|\$|/{_sed_part('/')}/I?)"
 _SED_COMMAND = (
-    rf"(?:{_SED_ADDR}(?:,\s*{_SED_ADDR})?)?\s*!?\s*"
-    rf"(?:[pdDnNPgGhHxzlqQ=]|{'|'.join(_sed_subst(d) for d in '/|#,:@')}|y/{_SED_RE}/{_SED_RE}/)"
+    rf"(?:{_SED_ADDR}(?:,\s*{_SED_ADDR})?)?\s*!?\s*(?:[pdDnNPgGhHxzlqQ=]|y/{_sed_part('/')}/{_sed_part('/')}/|"
+    + "|".join(
+        rf"s{re.escape(d)}{_sed_part(d)}{re.escape(d)}{_sed_part(d)}{re.escape(d)}[gpIiMm0-9]*"
+        for d in "/|#,:@"
+    )
+    + ")"
 )
 _SED_SAFE = re.compile(rf"\s*{_SED_COMMAND}\s*(?:[;\n]\s*{_SED_COMMAND}\s*)*;?\s*")
-_SED_LONG = frozenset(
-    {"quiet", "silent", "regexp-extended", "separate", "unbuffered", "null-data", "posix", "debug", "sandbox"}
-    | {"follow-symlinks", "line-length"}
+_SED_LONG = _names(
+    "quiet silent regexp-extended separate unbuffered null-data posix debug sandbox follow-symlinks"
+    " line-length"
 )
 
 
@@ -733,33 +739,31 @@ def _set(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
             return
 
 
-_SET_O = frozenset({"errexit", "nounset", "pipefail", "xtrace", "verbose", "noglob", "noclobber", "errtrace"})
+_SET_O = _names("errexit nounset pipefail xtrace verbose noglob noclobber errtrace")
 
 
 # --- handlers: git ------------------------------------------------------------------------------------------
 
-_GIT_READ = frozenset(
-    {"status", "log", "diff", "show", "rev-parse", "ls-files", "blame", "grep", "describe", "version"}
-    | {"ls-tree", "rev-list", "merge-base", "shortlog"}
+_GIT_READ = _names(
+    "status log diff show rev-parse ls-files blame grep describe version ls-tree rev-list merge-base shortlog"
 )
 _GIT_EDIT = _names(
-    "add commit checkout switch reset restore apply mv rm stash merge rebase cherry-pick revert tag init clean"
-    " am notes config worktree gc prune update-index update-ref symbolic-ref commit-tree read-tree mktag"
-    " checkout-index"
+    "add commit checkout switch reset restore apply mv rm stash merge rebase cherry-pick revert tag init"
+    " clean am notes config worktree gc prune update-index update-ref symbolic-ref commit-tree read-tree"
+    " mktag checkout-index"
 )
-_GIT_NETWORK = frozenset({"clone", "fetch", "pull", "push", "ls-remote", "submodule", "archive"})
-_GIT_NETWORK_EDIT = frozenset({"clone", "fetch", "pull", "submodule"})
-_GIT_VALUE_OPTIONS = frozenset({"-C", "--git-dir", "--work-tree", "--namespace"})
-_GIT_FLAG_OPTIONS = frozenset(
-    {"--no-pager", "-P", "--paginate", "-p", "--bare", "--no-replace-objects", "--literal-pathspecs"}
-    | {"--glob-pathspecs", "--noglob-pathspecs", "--icase-pathspecs", "--no-optional-locks", "--version"}
+_GIT_NETWORK = _names("clone fetch pull push ls-remote submodule archive")
+_GIT_NETWORK_EDIT = _names("clone fetch pull submodule")
+_GIT_VALUE_OPTIONS = _names("-C --git-dir --work-tree --namespace")
+_GIT_FLAG_OPTIONS = _names(
+    "--no-pager -P --paginate -p --bare --no-replace-objects --literal-pathspecs --glob-pathspecs"
+    " --noglob-pathspecs --icase-pathspecs --no-optional-locks --version"
 )
-_BRANCH_LIST_LONG = frozenset(
-    {"all", "remotes", "list", "verbose", "show-current", "contains", "no-contains", "merged", "no-merged"}
-    | {"points-at", "sort", "format", "color", "no-color", "column", "no-column", "abbrev", "no-abbrev"}
-    | {"ignore-case", "omit-empty"}
+_BRANCH_LIST_LONG = _names(
+    "all remotes list verbose show-current contains no-contains merged no-merged points-at sort format color"
+    " no-color column no-column abbrev no-abbrev ignore-case omit-empty"
 )
-_BRANCH_VALUE = frozenset({"--contains", "--no-contains", "--merged", "--no-merged", "--points-at", "--sort"})
+_BRANCH_VALUE = _names("--contains --no-contains --merged --no-merged --points-at --sort")
 
 
 def _git(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
@@ -852,9 +856,10 @@ def _env(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
 
 def _sudo(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
     f.add(RUN, "sudo runs the command as another user")
-    long_value = ("user", "group", "close-from", "chdir", "host", "prompt", "role", "type", "other-user")
-    long_flags = ("preserve-env", "login", "shell", "edit", "non-interactive", "list", "validate", "set-home")
-    idx = _after_options(args, "ugCDhprtUTR", "AbEeHiKklnPSsVv", (*long_value, "preserve-env"), long_flags)
+    # --preserve-env takes an optional `=list`, so it is in both sets.
+    long_value = _names("user group close-from chdir host prompt role type other-user preserve-env")
+    long_flags = _names("preserve-env login shell edit non-interactive list validate set-home")
+    idx = _after_options(args, "ugCDhprtUTR", "AbEeHiKklnPSsVv", long_value, long_flags)
     if idx is None:
         return
     if _has_short(args[:idx], "e", "ugCDhprtUTR") or _has_long(args[:idx], ("edit",)):
@@ -894,18 +899,11 @@ def _nohup(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
 
 def _xargs(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
     f.add(RUN, "xargs runs a command built from its input")
-    long_value = (
-        "arg-file",
-        "delimiter",
-        "eof",
-        "replace",
-        "max-lines",
-        "max-args",
-        "max-procs",
-        "max-chars",
+    long_value = _names(
+        "arg-file delimiter eof replace max-lines max-args max-procs max-chars process-slot-var"
     )
-    long_flags = ("null", "open-tty", "interactive", "no-run-if-empty", "verbose", "exit", "show-limits")
-    idx = _after_options(args, "adEILnPs", "0oprtxeil", (*long_value, "process-slot-var"), long_flags)
+    long_flags = _names("null open-tty interactive no-run-if-empty verbose exit show-limits")
+    idx = _after_options(args, "adEILnPs", "0oprtxeil", long_value, long_flags)
     if idx is not None:
         _command(args[idx:] or [_Word(text="echo", quoted=True)], f, depth)
 
@@ -965,33 +963,16 @@ def _fixed(*caps: Capability, reason: str) -> _Handler:
     return handler
 
 
-_CURL_WRITES = (
-    "output",
-    "remote-name",
-    "remote-name-all",
-    "output-dir",
-    "dump-header",
-    "cookie-jar",
-    "config",
-)
-_CURL_WRITES_MORE = (
-    "trace",
-    "trace-ascii",
-    "libcurl",
-    "etag-save",
-    "hsts",
-    "alt-svc",
-    "create-dirs",
-    "stderr",
+_CURL_WRITES = _names(
+    "output remote-name remote-name-all output-dir dump-header cookie-jar config trace trace-ascii libcurl"
+    " etag-save hsts alt-svc create-dirs stderr"
 )
 
 
 def _curl(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
     _guard(name, args, f)
     f.add(NETWORK, "curl reaches the network")
-    if _has_short(args, "oODcK", "AbCdEeFHmPQrTtUuwXxYyz") or _has_long(
-        args, _CURL_WRITES + _CURL_WRITES_MORE
-    ):
+    if _has_short(args, "oODcK", "AbCdEeFHmPQrTtUuwXxYyz") or _has_long(args, _CURL_WRITES):
         f.add(EDIT, "curl writes the response or its state to a file")
 
 
@@ -1017,13 +998,9 @@ def _netcat(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
         f.add(RUN, f"{name} -e/-c runs a program")
 
 
-_PIP_NETWORK = frozenset({"install", "download", "wheel"})
-_NODE_NETWORK = frozenset(
-    {"install", "i", "ci", "add", "update", "up", "upgrade", "exec", "dlx", "x", "create"}
-)
-_UV_NETWORK = frozenset(
-    {"add", "sync", "lock", "run", "tool", "remove", "venv", "python", "build", "publish"}
-)
+_PIP_NETWORK = _names("install download wheel")
+_NODE_NETWORK = _names("install i ci add update up upgrade exec dlx x create")
+_UV_NETWORK = _names("add sync lock run tool remove venv python build publish")
 
 
 def _installs(name: str, f: _Findings) -> None:
@@ -1033,24 +1010,20 @@ def _installs(name: str, f: _Findings) -> None:
 
 def _pip(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
     f.add(RUN, f"{name} runs Python code")
-    ops = [a.text for a in _operands(args)]
-    if ops[:1] and ops[0] in _PIP_NETWORK:
+    if {a.text for a in _operands(args)} & _PIP_NETWORK:  # any operand: global options may take values
         _installs(name, f)
 
 
 def _uv(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
     f.add(RUN, "uv runs Python code")
-    ops = [a.text for a in _operands(args)]
-    if ops[:1] and (
-        ops[0] in _UV_NETWORK or (ops[0] == "pip" and ops[1:2] and ops[1] in _PIP_NETWORK | {"sync"})
-    ):
+    if {a.text for a in _operands(args)} & (_UV_NETWORK | _PIP_NETWORK):
         _installs(name, f)
 
 
 def _node_pm(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
     f.add(RUN, f"{name} runs package scripts")
-    ops = [a.text for a in _operands(args)]
-    if (not ops and name == "yarn") or (ops and ops[0] in _NODE_NETWORK):
+    ops = {a.text for a in _operands(args)}
+    if (not ops and name == "yarn") or ops & _NODE_NETWORK:
         _installs(name, f)
 
 
