@@ -15,7 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from codex_orchestrator.approvals import ApprovalAnswer, ApprovalRequest, Approver, Decision, cache_key
@@ -104,7 +104,7 @@ class ToolOrchestrator:
 
     def run(self, spec: ToolCallSpec) -> ToolCallRecord:
         rec = self.recorder
-        facts = spec.facts()
+        facts = replace(spec.facts(), confined=self._confined(spec))
         call = rec.new_tool_call(
             step=spec.step,
             milestone=spec.milestone,
@@ -192,7 +192,9 @@ class ToolOrchestrator:
         """Returns the capabilities granted for this call, or None when it must not run."""
         rec = self.recorder
         if requirement.outcome is Outcome.SKIP:
-            return self._settle(call, ApprovalSource.NOT_REQUIRED, self.config.profile | needs)
+            # `missing` is non-empty only for on-failure's confined calls: those run without it, sandboxed.
+            granted = self.config.profile | (needs - requirement.missing)
+            return self._settle(call, ApprovalSource.NOT_REQUIRED, granted)
         if requirement.outcome is Outcome.FORBID:
             self._deny(call, ApprovalSource.POLICY, requirement.reason, outcome="forbidden")
             return None
@@ -345,10 +347,10 @@ class ToolOrchestrator:
             )
         if self.config.sandbox is SandboxMode.NONE:
             return self._record_sandbox(call, _Sandbox(SandboxState.NONE))
+        # A call without `edit` gets a read-only sandbox even where the run's mode is workspace-write.
+        mode = self.config.sandbox if Capability.EDIT in granted else SandboxMode.READ_ONLY
         sandbox_spec = SandboxSpec(
-            mode=self.config.sandbox,
-            workspace=self.recorder.workspace,
-            network=Capability.NETWORK in granted,
+            mode=mode, workspace=self.recorder.workspace, network=Capability.NETWORK in granted
         )
         found = probe(sandbox_spec.bwrap_path)
         if found.available:
@@ -378,9 +380,19 @@ class ToolOrchestrator:
             return None
         return self._record_sandbox(call, _Sandbox(SandboxState.UNAVAILABLE, detail=found.detail))
 
+    def _confined(self, spec: ToolCallSpec) -> bool:
+        """Will this call run in a working local sandbox? (on-failure lets such calls go beyond the profile)"""
+        return (
+            self.config.enabled
+            and spec.kind in (ToolKind.SHELL, ToolKind.AGENT)
+            and isinstance(self.backend, LocalPtyBackend)
+            and self.config.sandbox is not SandboxMode.NONE
+            and probe().available
+        )
+
     def _record_sandbox(self, call: ToolCallRecord, sandbox: _Sandbox) -> _Sandbox:
         call.sandbox.mode = (
-            self.config.sandbox.value if sandbox.spec else ("host" if sandbox.prefix else "none")
+            sandbox.spec.mode.value if sandbox.spec else ("host" if sandbox.prefix else "none")
         )
         call.sandbox.state = sandbox.state.value
         if sandbox.detail:

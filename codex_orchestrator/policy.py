@@ -14,7 +14,9 @@ class ApprovalPolicy(StrEnum):
     """When a human is asked (the names follow codex's ``--ask-for-approval``)."""
 
     UNTRUSTED = "untrusted"  # only read-only-safe calls run unasked
-    ON_FAILURE = "on-failure"  # run within the profile; ask only to escalate after a sandbox denial
+    ON_FAILURE = (
+        "on-failure"  # confinable calls run in the sandbox unasked; a sandbox denial asks to escalate
+    )
     ON_REQUEST = "on-request"  # run within the profile; ask when a call needs more or asks for it
     NEVER = "never"  # never ask: anything beyond the profile is forbidden outright
 
@@ -56,10 +58,19 @@ class CallFacts:
     needs: frozenset[Capability]
     read_only_safe: bool = False  # every part of the command is known not to write, run code or reach out
     requests_escalation: bool = False  # the step itself asks to be approved (e.g. `approval: required`)
+    confined: bool = (
+        False  # it will run in a working sandbox that blocks writes outside the workspace and network
+    )
+
+
+# What a sandbox enforces by itself: under on-failure a call may go beyond the profile in these, sandboxed.
+SANDBOX_ENFORCED: frozenset[Capability] = frozenset({Capability.EDIT, Capability.NETWORK})
 
 
 @dataclass(frozen=True)
 class Requirement:
+    """The decision. ``missing`` (needs - profile) is never granted by a SKIP: the gate withholds it."""
+
     outcome: Outcome
     reason: str
     missing: frozenset[Capability] = frozenset()
@@ -88,6 +99,17 @@ def decide(policy: ApprovalPolicy, profile: frozenset[Capability], call: CallFac
         if policy is ApprovalPolicy.NEVER:
             return Requirement(
                 Outcome.FORBID, f"needs {_names(missing)} beyond the profile and policy is never", missing
+            )
+        if (
+            policy is ApprovalPolicy.ON_FAILURE
+            and call.confined
+            and missing <= SANDBOX_ENFORCED
+            and not call.requests_escalation
+        ):
+            return Requirement(
+                Outcome.SKIP,
+                f"policy on-failure: runs sandboxed without {_names(missing)}; a denial asks to escalate",
+                missing,
             )
         return Requirement(Outcome.ASK, f"needs {_names(missing)}, which the profile does not grant", missing)
     if call.requests_escalation:

@@ -241,3 +241,22 @@ def test_untrusted_asks_for_anything_not_read_only(workspace: Path, policy: Appr
     assert call.status == "succeeded"
     assert (len(approver.asked) == 1) == (policy is ApprovalPolicy.UNTRUSTED)
     finish(gate)
+
+
+def test_on_failure_runs_confined_calls_sandboxed_and_escalates_only_on_denial(workspace: Path) -> None:
+    outside = Path("/var/tmp") / f"co-onfailure-{uuid.uuid4().hex}"
+    try:
+        approver = ScriptedApprover(Decision.APPROVE, Decision.DENY)
+        gate = make_gate(workspace, approver, policy=ApprovalPolicy.ON_FAILURE, profile=frozenset({R, X}))
+        # needs edit beyond the profile: runs unasked in a read-only sandbox, is denied, then escalates
+        call = gate.run(shell(workspace, f"touch {outside}"))
+        assert call.approval_source == "human" and call.sandbox.state == "escalated"
+        assert [a.sandboxed for a in call.attempts] == [True, False] and outside.exists()
+        assert [r.purpose for r in approver.asked] == ["escalation"]
+        # without `edit` even the workspace is read-only for this call
+        inside = gate.run(shell(workspace, "touch inside-file", step="inside"))
+        assert inside.sandbox.mode == "read-only" and inside.sandbox.state == "denied"
+        assert inside.status == "failed" and not (workspace / "inside-file").exists()
+        finish(gate)
+    finally:
+        outside.unlink(missing_ok=True)

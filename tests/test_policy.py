@@ -5,6 +5,9 @@ requests_escalation values. The rules, in order:
 
 1. The call needs a capability the profile lacks  → ASK, or FORBID under ``never``.
 2. The call itself asks for approval               → ASK, or FORBID under ``never``.
+   Except under ``on-failure``, when the call runs confined (a working sandbox) and everything missing is
+   enforced by the sandbox (edit, network) and the call does not ask for approval → SKIP: it runs sandboxed
+   without those capabilities and a sandbox denial asks to escalate.
 3. Policy ``untrusted`` and the call is not read-only safe → ASK.
 4. Otherwise                                       → SKIP (run without asking).
 
@@ -97,12 +100,16 @@ def test_decide_exhaustively(policy: ApprovalPolicy, profile: frozenset[Capabili
     for needs in PROFILES:
         for read_only_safe in (True, False):
             for escalation in (True, False):
-                for kind in ToolKind:
-                    call = CallFacts(kind, needs, read_only_safe, escalation)
+                for kind, confined in ((k, c) for k in ToolKind for c in (True, False)):
+                    call = CallFacts(kind, needs, read_only_safe, escalation, confined)
                     got = decide(policy, profile, call)
                     case = f"{policy.value} profile={label(profile)} {call}"
                     beyond = not needs <= profile
-                    assert got.outcome is EXPECTED[(policy, beyond, escalation, read_only_safe)], case
+                    expected = EXPECTED[(policy, beyond, escalation, read_only_safe)]
+                    sandbox_enforced = needs - profile <= {Capability.EDIT, Capability.NETWORK}
+                    if policy is ON_FAILURE and beyond and confined and sandbox_enforced and not escalation:
+                        expected = SKIP
+                    assert got.outcome is expected, case
                     assert got.missing == needs - profile, case
                     assert got.reason.strip(), case
                     for cap in got.missing:
