@@ -60,6 +60,7 @@ class GateConfig:
     enabled: bool = True  # the rollout feature flag: off runs calls directly, recorded as not-required
     approval_timeout_s: int = 3600
     kill_grace_s: float = DEFAULT_KILL_GRACE_S
+    bwrap_path: str = "bwrap"
 
 
 @dataclass
@@ -101,6 +102,10 @@ class ToolOrchestrator:
     rng: random.Random = field(default_factory=random.Random)
     sandbox_prefix: tuple[str, ...] = ()  # for SSH backends: the host's sandbox command, if any
     on_session: Callable[[ExecSession], None] | None = None  # e.g. the CLI attaching its stdin to the session
+    # Named shell sessions that live across tool calls (a step's `session:`), by name and sandbox.
+    _named: dict[tuple[str, SandboxSpec | None, tuple[str, ...]], ExecSession] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def run(self, spec: ToolCallSpec) -> ToolCallRecord:
         rec = self.recorder
@@ -350,7 +355,10 @@ class ToolOrchestrator:
         # A call without `edit` gets a read-only sandbox even where the run's mode is workspace-write.
         mode = self.config.sandbox if Capability.EDIT in granted else SandboxMode.READ_ONLY
         sandbox_spec = SandboxSpec(
-            mode=mode, workspace=self.recorder.workspace, network=Capability.NETWORK in granted
+            mode=mode,
+            workspace=self.recorder.workspace,
+            network=Capability.NETWORK in granted,
+            bwrap_path=self.config.bwrap_path,
         )
         found = probe(sandbox_spec.bwrap_path)
         if found.available:
@@ -387,7 +395,7 @@ class ToolOrchestrator:
             and spec.kind in (ToolKind.SHELL, ToolKind.AGENT)
             and isinstance(self.backend, LocalPtyBackend)
             and self.config.sandbox is not SandboxMode.NONE
-            and probe().available
+            and probe(self.config.bwrap_path).available
         )
 
     def _record_sandbox(self, call: ToolCallRecord, sandbox: _Sandbox) -> _Sandbox:
@@ -517,12 +525,44 @@ class ToolOrchestrator:
         result.duration_ms = round((time.monotonic() - started) * 1000, 3)
         return result
 
-    def _shell(self, spec: ToolCallSpec, call: ToolCallRecord, sandbox: _Sandbox) -> AttemptResult:
-        argv = spec.argv()
+    def _wrap(self, argv: tuple[str, ...], spec: ToolCallSpec, sandbox: _Sandbox) -> tuple[str, ...]:
         if sandbox.spec is not None:
-            argv = wrap_argv(argv, sandbox.spec, cwd=spec.cwd)
-        elif sandbox.prefix:
-            argv = (*sandbox.prefix, *argv)
+            return wrap_argv(argv, sandbox.spec, cwd=spec.cwd)
+        if sandbox.prefix:
+            return (*sandbox.prefix, *argv)
+        return argv
+
+    def _in_named_session(self, spec: ToolCallSpec, call: ToolCallRecord, sandbox: _Sandbox) -> AttemptResult:
+        """Run the command in the step's persistent shell, which keeps its cwd and environment across calls."""
+        assert spec.session is not None
+        key = (spec.session, sandbox.spec, sandbox.prefix)
+        session = self._named.get(key)
+        if session is None or session.exit_code is not None:
+            cwd = spec.backend_cwd if spec.backend_cwd is not None else str(spec.cwd)
+            request = SpawnRequest(argv=self._wrap(("/bin/sh",), spec, sandbox), cwd=cwd, env=dict(spec.env))
+            session = self._named[key] = self.sessions.open(self.backend, request)
+        result = session.run_command(spec.display, spec.timeout_s)
+        if result.timed_out or result.exit_code is None:
+            # The shell is stuck in (or lost) the command: end its tree; the next call starts a fresh shell.
+            self._named.pop(key, None)
+            self.sessions.close(session.id, self.config.kill_grace_s)
+        text = self.recorder.redact(result.output.decode("utf-8", errors="replace"))
+        if text:
+            self.recorder.events.emit(
+                ev.Output(tool_call_id=call.id, session_id=session.id, stream="pty", chunk_seq=0, data=text)
+            )
+        return AttemptResult(
+            exit_code=None if result.timed_out else result.exit_code,
+            timed_out=result.timed_out,
+            output=text[-OUTPUT_TAIL_BYTES:],
+            output_bytes=len(result.output),
+            session_id=session.id,
+        )
+
+    def _shell(self, spec: ToolCallSpec, call: ToolCallRecord, sandbox: _Sandbox) -> AttemptResult:
+        if spec.session is not None:
+            return self._in_named_session(spec, call, sandbox)
+        argv = self._wrap(spec.argv(), spec, sandbox)
         cwd = spec.backend_cwd if spec.backend_cwd is not None else str(spec.cwd)
         subscriber = _OutputRecorder(self.recorder, call.id)
         switches: list[GuardSwitch] = []

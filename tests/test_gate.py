@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import uuid
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -260,3 +261,57 @@ def test_on_failure_runs_confined_calls_sandboxed_and_escalates_only_on_denial(w
         finish(gate)
     finally:
         outside.unlink(missing_ok=True)
+
+
+def test_named_session_keeps_cwd_and_env_across_tool_calls(workspace: Path) -> None:
+    gate = make_gate(workspace, ScriptedApprover())
+    first = gate.run(shell(workspace, "cd tests && export GREETING=hello", session="dev"))
+    second = gate.run(
+        shell(workspace, 'echo "$GREETING from $(basename "$PWD")"', step="again", session="dev")
+    )
+    assert first.status == second.status == "succeeded"
+    assert first.session_id == second.session_id
+    assert "hello from tests" in second.output_tail
+    failing = gate.run(shell(workspace, "false", step="fails", session="dev"))
+    assert failing.status == "failed" and failing.exit_code == 1
+    finish(gate)
+
+
+def test_guard_switch_is_recorded_in_events_and_manifest(workspace: Path) -> None:
+    import time as _time
+
+    from codex_orchestrator.exec.guard import GuardConfig
+    from codex_orchestrator.exec.session import ExecSessionManager
+
+    gate = make_gate(workspace, ScriptedApprover())
+    gate.sessions = ExecSessionManager(guard=GuardConfig(p95_threshold_ms=1.0, min_samples=4))
+    slow = gate.recorder.events.add_listener
+    slow(lambda event, _line: _time.sleep(0.005) if event.type == "output" else None)  # type: ignore[attr-defined]
+    call = gate.run(shell(workspace, "for i in $(seq 1 60); do echo line $i; sleep 0.002; done"))
+    assert call.status == "succeeded"
+    assert call.guard.switched and call.guard.mode == "buffered"
+    assert call.guard.p95_ms is not None and call.guard.p95_ms > 1.0
+    finish(gate)
+    events = read_events(gate.recorder.paths.events)
+    assert [e for e in events if e["type"] == "guard.switched"]
+    text = "".join(e["data"] for e in events if e["type"] == "output")
+    assert "line 1\r\n" in text and "line 60" in text
+
+
+def test_unavailable_sandbox_follows_the_policy(workspace: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "fake-bwrap"
+    broken.write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    refused_gate = make_gate(workspace, ScriptedApprover(), policy=ApprovalPolicy.NEVER)
+    refused_gate.config = replace(refused_gate.config, bwrap_path=str(broken))
+    refused = refused_gate.run(shell(workspace, "ls"))
+    assert refused.status == "denied" and refused.sandbox.state == "denied"
+    assert "namespace" in (refused.sandbox.detail or "")
+    approver = ScriptedApprover(Decision.APPROVE)
+    asked_gate = make_gate(workspace, approver)
+    asked_gate.config = replace(asked_gate.config, bwrap_path=str(broken))
+    ran = asked_gate.run(shell(workspace, "ls"))
+    assert ran.status == "succeeded" and ran.sandbox.state == "unavailable"
+    assert approver.asked[0].purpose == "escalation" and "unavailable" in approver.asked[0].reason
+    finish(refused_gate)
+    finish(asked_gate)
