@@ -43,6 +43,7 @@ from codex_orchestrator.sandbox import (
     SandboxSpec,
     SandboxState,
     classify_denial,
+    host_tmp_entries,
     probe,
     wrap_argv,
 )
@@ -359,6 +360,7 @@ class ToolOrchestrator:
             workspace=self.recorder.workspace,
             network=Capability.NETWORK in granted,
             bwrap_path=self.config.bwrap_path,
+            readable_paths=host_tmp_entries(),
         )
         found = probe(sandbox_spec.bwrap_path)
         if found.available:

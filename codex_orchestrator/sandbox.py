@@ -56,6 +56,9 @@ class SandboxSpec:
     network: bool = False
     writable_paths: tuple[Path, ...] = ()
     bwrap_path: str = "bwrap"
+    # Host paths under /tmp to show read-only inside the private /tmp (which otherwise hides them): a
+    # toolchain or checkout living in /tmp stays usable. See ``host_tmp_entries``.
+    readable_paths: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -86,8 +89,11 @@ def wrap_argv(argv: Sequence[str], spec: SandboxSpec, cwd: Path | None = None) -
     # The private /tmp comes before the binds: a workspace under /tmp (pytest's tmp_path, mktemp -d) would
     # otherwise be hidden by the tmpfs mounted on top of it. bwrap creates the mount points inside the tmpfs.
     out += ["--tmpfs", "/tmp"]
+    only_readable = {os.path.normpath(p) for p in spec.readable_paths} - {os.path.normpath(spec.workspace)}
     for path, writable in _binds(spec):
-        out += ["--bind" if writable else "--ro-bind", path, path]
+        # -try for readable-only paths: one may vanish between listing /tmp and starting the command.
+        flag = "--bind" if writable else ("--ro-bind-try" if path in only_readable else "--ro-bind")
+        out += [flag, path, path]
     if not spec.network:
         # An empty network namespace: only a loopback device on which nothing of the host listens.
         out.append("--unshare-net")
@@ -136,12 +142,12 @@ def classify_denial(exit_code: int | None, output: str, spec: SandboxSpec) -> De
     """
     if exit_code == 0 or spec.mode is SandboxMode.NONE:
         return None
-    writable = _writable_roots(spec)
+    binds = _binds(spec)
     for raw in output.splitlines():
         line = raw.strip()
         if not line:
             continue
-        kind = _line_denial(line, spec, writable)
+        kind = _line_denial(line, spec, binds)
         if kind is not None:
             return Denial(kind=kind, evidence=line[:EVIDENCE_MAX_CHARS])
     return None
@@ -176,17 +182,17 @@ _PATH_RE = re.compile(
 )
 
 
-def _line_denial(line: str, spec: SandboxSpec, writable: tuple[PurePosixPath, ...]) -> DenialKind | None:
+def _line_denial(line: str, spec: SandboxSpec, binds: list[tuple[str, bool]]) -> DenialKind | None:
     if _TOOL_WRITE_RE.search(line):
         return DenialKind.WRITE
     if _READ_ONLY_FS_RE.search(line):
         paths = _paths_in(line)
-        if not paths or any(not _within(p, writable) for p in paths):
+        if not paths or any(not _is_writable(p, binds) for p in paths):
             return DenialKind.WRITE
     if (
         _PERMISSION_DENIED_RE.search(line)
         and _WRITE_ATTEMPT_RE.search(line)
-        and any(not _within(p, writable) for p in _paths_in(line))
+        and any(not _is_writable(p, binds) for p in _paths_in(line))
     ):
         return DenialKind.WRITE
     if not spec.network and _NETWORK_RE.search(line):
@@ -207,18 +213,51 @@ def _binds(spec: SandboxSpec) -> list[tuple[str, bool]]:
     """(host path, writable) to bind over the read-only root, parents first so the most specific bind wins.
 
     The workspace is bound even in read-only mode: the root's read-only view already shows it, except under
-    /tmp, where the private tmpfs hides it. An explicit writable path wins over the read-only workspace.
+    /tmp, where the private tmpfs hides it. An explicit writable path wins over the read-only workspace, and
+    both win over a readable path.
     """
-    writable: dict[str, bool] = {
-        _absolute(spec.workspace, "workspace"): spec.mode is SandboxMode.WORKSPACE_WRITE
-    }
+    writable: dict[str, bool] = {}
+    for extra in spec.readable_paths:
+        writable[_absolute(extra, "readable_paths")] = False
+    writable[_absolute(spec.workspace, "workspace")] = spec.mode is SandboxMode.WORKSPACE_WRITE
     for extra in spec.writable_paths:
         writable[_absolute(extra, "writable_paths")] = True
     return sorted(writable.items(), key=lambda item: (len(PurePosixPath(item[0]).parts), item[0]))
 
 
-def _writable_roots(spec: SandboxSpec) -> tuple[PurePosixPath, ...]:
-    return _ALWAYS_WRITABLE + tuple(PurePosixPath(path) for path, writable in _binds(spec) if writable)
+def _is_writable(path: PurePosixPath, binds: list[tuple[str, bool]]) -> bool:
+    """Writable inside the sandbox: the most specific bind decides; else only the private /tmp and /dev."""
+    covering = [(bound, writable) for bound, writable in binds if path.is_relative_to(bound)]
+    if covering:
+        return max(covering, key=lambda item: len(PurePosixPath(item[0]).parts))[1]
+    return _within(path, _ALWAYS_WRITABLE)
+
+
+# More entries than this in the host's /tmp are not all shown (bwrap's command line stays bounded).
+MAX_TMP_ENTRIES = 256
+
+
+def host_tmp_entries(limit: int = MAX_TMP_ENTRIES) -> tuple[Path, ...]:
+    """The top-level entries of the host's /tmp, for ``SandboxSpec.readable_paths``.
+
+    The sandbox's /tmp is a private tmpfs, so writes never reach the host; showing the host's entries
+    read-only on top keeps what the read-only root shows everywhere else visible under /tmp too (a virtualenv
+    or a checkout in /tmp). Sockets and other special files are skipped.
+    """
+    try:
+        entries = sorted(os.scandir("/tmp"), key=lambda e: e.name)
+    except OSError:
+        return ()
+    shown: list[Path] = []
+    for entry in entries:
+        if len(shown) >= limit:
+            break
+        try:
+            if entry.is_dir(follow_symlinks=False) or entry.is_file(follow_symlinks=False):
+                shown.append(Path(entry.path))
+        except OSError:
+            continue
+    return tuple(shown)
 
 
 def _absolute(path: Path, what: str) -> str:

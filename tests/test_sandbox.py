@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from codex_orchestrator.sandbox import (
     SandboxSpec,
     SandboxState,
     classify_denial,
+    host_tmp_entries,
     probe,
     require_available,
     wrap_argv,
@@ -68,7 +70,11 @@ def outside_tmp() -> Iterator[Path]:
 
 
 def run(argv: Sequence[str], spec: SandboxSpec, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``argv`` sandboxed; stderr is folded into stdout as it would be on a PTY."""
+    """Run ``argv`` sandboxed; stderr is folded into stdout as it would be on a PTY.
+
+    Like the gate, show the host's /tmp read-only: the interpreter running these tests may live there.
+    """
+    spec = replace(spec, readable_paths=spec.readable_paths or host_tmp_entries())
     return subprocess.run(
         wrap_argv(argv, spec, cwd),
         stdin=subprocess.DEVNULL,
@@ -497,3 +503,22 @@ def test_first_evidence_wins_and_is_bounded() -> None:
     long_line = "OSError: [Errno 30] Read-only file system: '/usr/" + "x" * 2000 + "'"
     denial = classify_denial(1, long_line, RW)
     assert denial is not None and len(denial.evidence) == EVIDENCE_MAX_CHARS
+
+
+def test_host_tmp_stays_visible_read_only_under_the_private_tmp(bwrap: str, workspace: Path) -> None:
+    """A toolchain or checkout living in /tmp must keep working inside the sandbox; writes stay private."""
+    host_dir = Path(tempfile.mkdtemp(prefix="codex-sandbox-visible-", dir="/tmp"))
+    try:
+        (host_dir / "tool.sh").write_text("echo tool-ran\n")
+        spec = SandboxSpec(SandboxMode.WORKSPACE_WRITE, workspace, readable_paths=host_tmp_entries())
+        assert host_dir in spec.readable_paths
+        done = run(
+            ["sh", "-c", f"sh {host_dir}/tool.sh; touch {host_dir}/new 2>&1; touch /tmp/private-file"], spec
+        )
+        assert "tool-ran" in done.stdout
+        assert "Read-only file system" in done.stdout
+        assert not (host_dir / "new").exists() and not Path("/tmp/private-file").exists()
+        denial = classify_denial(1, done.stdout, spec)
+        assert denial is not None and denial.kind is DenialKind.WRITE
+    finally:
+        shutil.rmtree(host_dir, ignore_errors=True)
