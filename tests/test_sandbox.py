@@ -270,18 +270,19 @@ def test_python_write_outside_is_classified(bwrap: str, workspace: Path, outside
 
 
 @pytest.mark.sandbox
-def test_sibling_under_tmp_is_hidden_not_written(bwrap: str, workspace: Path) -> None:
-    # A host directory under /tmp but outside the workspace is invisible behind the private /tmp: the
-    # write fails (or lands in the tmpfs) and the host directory stays untouched.
+def test_sibling_under_tmp_is_visible_but_read_only(bwrap: str, workspace: Path) -> None:
+    # A host directory under /tmp but outside the workspace is shown read-only over the private /tmp:
+    # the write fails with EROFS, is recognised as a sandbox denial, and the host directory stays untouched.
     sibling = workspace.parent / "sibling"
     sibling.mkdir()
     spec = SandboxSpec(SandboxMode.WORKSPACE_WRITE, workspace)
     done = sh(f"touch {sibling}/f", spec)
     assert done.returncode != 0
-    assert "No such file or directory" in done.stdout
+    assert "Read-only file system" in done.stdout
     assert list(sibling.iterdir()) == []
-    # Documented blind spot: ENOENT is too common to attribute to the sandbox.
-    assert classify_denial(done.returncode, done.stdout, spec) is None
+    spec = replace(spec, readable_paths=host_tmp_entries())
+    denial = classify_denial(done.returncode, done.stdout, spec)
+    assert denial is not None and denial.kind == "write"
 
 
 @pytest.mark.sandbox
