@@ -236,3 +236,75 @@ def test_exec_pauses_under_prefect_and_the_cli_approves(prefect_server: str, tmp
     assert events[-2]["approval_source"] == "human"
     data = validate_manifest(manifest)
     assert data["prefect"]["api_url"] and data["approvals"][0]["answered_by"] == "cli"
+
+
+@pytest.mark.prefect
+def test_exec_on_a_saved_ssh_host_block(prefect_server: str, sshd: SshdServer, tmp_path: Path) -> None:
+    from pydantic import SecretStr
+
+    from blocks.ssh_host import SshHost
+
+    key_text = Path(sshd.client_key).read_text()
+    SshHost(
+        hostname=sshd.host,
+        port=sshd.port,
+        username=sshd.user,
+        private_key=SecretStr(key_text),
+        known_hosts_path=str(sshd.known_hosts),
+    ).save("loopback-test", overwrite=True)
+    env = {"PREFECT_API_URL": prefect_server}
+    done = cli(
+        "exec",
+        "--json",
+        "--cwd",
+        str(tmp_path),
+        "--host",
+        "loopback-test",
+        "--",
+        "echo",
+        "via-block",
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    events = _json_lines(done)
+    assert "via-block" in "".join(e["data"] for e in events if e["type"] == "output")
+    for path in (tmp_path / ".runs").rglob("*"):
+        if path.is_file():
+            assert "PRIVATE KEY" not in path.read_text(), path
+    unknown = cli("exec", "--cwd", str(tmp_path), "--host", "no-such-host", "--", "true", env=env)
+    assert unknown.returncode == 2 and "no-such-host" in unknown.stderr
+
+
+@pytest.mark.prefect
+def test_run_at_a_terminal_asks_there(prefect_server: str, workspace: Path, tmp_path: Path) -> None:
+    from codex_orchestrator.exec.backend import SpawnRequest
+    from codex_orchestrator.exec.local import LocalPtyBackend
+    from codex_orchestrator.exec.session import ExecSessionManager, OutputEvent
+
+    request = tmp_path / "request.yaml"
+    request.write_text(
+        f"task: tty-test\nworkspace: {workspace}\nsandbox: none\nprofile: [read, run]\n"
+        "steps: [{name: publish, command: 'true', capabilities: [network]}]\n"
+    )
+    seen: list[bytes] = []
+
+    def collect(event: OutputEvent) -> None:
+        seen.append(event.data)
+
+    # The child inherits our environment; the PTY backend pins TERM=dumb and NO_COLOR for plain output.
+    env = {"PREFECT_API_URL": prefect_server, "COLUMNS": "200"}
+    with ExecSessionManager() as sessions:
+        session = sessions.open(
+            LocalPtyBackend(),
+            SpawnRequest(argv=(*CLI, "run", str(request), "--run-id", "tty-run"), cwd=str(ROOT), env=env),
+            subscribers=[collect],
+        )
+        deadline = time.monotonic() + 90
+        while b"deny (n)" not in b"".join(seen) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert b"capabilities needed" in b"".join(seen)
+        session.write(b"y\n")
+        assert session.wait(90) == 0, b"".join(seen).decode(errors="replace")[-2000:]
+    data = validate_manifest(workspace / ".runs/tty-test/cli/tty-run/manifest.json")
+    assert data["approvals"][0]["answered_by"] == "terminal"
+    assert data["tool_calls"][0]["approval_source"] == "human"
