@@ -9,21 +9,19 @@ Every decision is recorded (run.py) and traced (telemetry.py) with a closed voca
 
 from __future__ import annotations
 
-import codecs
 import random
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from codex_orchestrator.approvals import ApprovalAnswer, ApprovalRequest, Approver, Decision, cache_key
+from codex_orchestrator.attempts import OUTPUT_TAIL_BYTES, AttemptResult, OutputRecorder, run_edit, run_fetch
 from codex_orchestrator.exec.backend import DEFAULT_KILL_GRACE_S, ExecBackend, SpawnRequest
 from codex_orchestrator.exec.errors import ExecError
 from codex_orchestrator.exec.guard import GuardSwitch
 from codex_orchestrator.exec.local import LocalPtyBackend
-from codex_orchestrator.exec.session import ExecSession, ExecSessionManager, OutputEvent
+from codex_orchestrator.exec.session import ExecSession, ExecSessionManager
 from codex_orchestrator.policy import (
     ApprovalPolicy,
     ApprovalSource,
@@ -49,9 +47,6 @@ from codex_orchestrator.sandbox import (
 )
 from codex_orchestrator.toolcall import ToolCallSpec
 
-OUTPUT_TAIL_BYTES = 4096
-FETCH_MAX_BYTES = 10 * 1024 * 1024
-
 
 @dataclass(frozen=True)
 class GateConfig:
@@ -62,24 +57,6 @@ class GateConfig:
     approval_timeout_s: int = 3600
     kill_grace_s: float = DEFAULT_KILL_GRACE_S
     bwrap_path: str = "bwrap"
-
-
-@dataclass
-class AttemptResult:
-    exit_code: int | None = None
-    timed_out: bool = False
-    error: BaseException | None = None
-    output: str = ""
-    output_bytes: int = 0
-    omitted_bytes: int = 0
-    duration_ms: float = 0.0
-    session_id: str | None = None
-    guard: GuardSwitch | None = None
-    mode: str = "streaming"
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and not self.timed_out and self.exit_code == 0
 
 
 @dataclass
@@ -515,9 +492,9 @@ class ToolOrchestrator:
         started = time.monotonic()
         try:
             if spec.kind is ToolKind.EDIT:
-                result = self._edit(spec)
+                result = run_edit(spec)
             elif spec.kind is ToolKind.FETCH:
-                result = self._fetch(spec)
+                result = run_fetch(spec)
             else:
                 result = self._shell(spec, call, sandbox)
         except ExecError as exc:
@@ -566,7 +543,7 @@ class ToolOrchestrator:
             return self._in_named_session(spec, call, sandbox)
         argv = self._wrap(spec.argv(), spec, sandbox)
         cwd = spec.backend_cwd if spec.backend_cwd is not None else str(spec.cwd)
-        subscriber = _OutputRecorder(self.recorder, call.id)
+        subscriber = OutputRecorder(self.recorder, call.id)
         switches: list[GuardSwitch] = []
 
         def on_switch(session_id: str, switch: GuardSwitch) -> None:
@@ -623,59 +600,5 @@ class ToolOrchestrator:
                 p99_ms=switch.p99_ms,
                 samples=switch.samples,
                 threshold_ms=switch.threshold_ms,
-            )
-        )
-
-    @staticmethod
-    def _edit(spec: ToolCallSpec) -> AttemptResult:
-        assert spec.path is not None and spec.content is not None
-        spec.path.parent.mkdir(parents=True, exist_ok=True)
-        with spec.path.open("a" if spec.append else "w", encoding="utf-8") as handle:
-            handle.write(spec.content)
-        size = len(spec.content.encode("utf-8"))
-        return AttemptResult(exit_code=0, output=f"wrote {size} bytes", output_bytes=size)
-
-    @staticmethod
-    def _fetch(spec: ToolCallSpec) -> AttemptResult:
-        assert spec.url is not None
-        try:
-            with urllib.request.urlopen(spec.url, timeout=spec.timeout_s) as response:
-                body = response.read(FETCH_MAX_BYTES)
-                status = int(getattr(response, "status", 200) or 200)
-        except urllib.error.HTTPError as exc:
-            return AttemptResult(exit_code=1, output=f"HTTP {exc.code}: {exc.reason}")
-        except (urllib.error.URLError, TimeoutError) as exc:
-            return AttemptResult(exit_code=1, output=f"fetch failed: {exc}")
-        if spec.path is not None:
-            spec.path.parent.mkdir(parents=True, exist_ok=True)
-            spec.path.write_bytes(body)
-        text = body[-OUTPUT_TAIL_BYTES:].decode("utf-8", errors="replace")
-        return AttemptResult(exit_code=0 if status < 400 else 1, output=text, output_bytes=len(body))
-
-
-class _OutputRecorder:
-    """Session subscriber: turns PTY output into ``output`` events (UTF-8 decoded across chunk borders)."""
-
-    def __init__(self, recorder: RunRecorder, tool_call_id: str) -> None:
-        self._recorder = recorder
-        self._call_id = tool_call_id
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._last: OutputEvent | None = None
-
-    def __call__(self, event: OutputEvent) -> None:
-        self._last = event
-        text = self._decoder.decode(event.data)
-        if text:
-            self._emit(event.session_id, event.stream, event.seq, text)
-
-    def flush(self) -> None:
-        tail = self._decoder.decode(b"", final=True)
-        if tail and self._last is not None:
-            self._emit(self._last.session_id, self._last.stream, self._last.seq, tail)
-
-    def _emit(self, session_id: str, stream: str, seq: int, text: str) -> None:
-        self._recorder.events.emit(
-            ev.Output(
-                tool_call_id=self._call_id, session_id=session_id, stream=stream, chunk_seq=seq, data=text
             )
         )

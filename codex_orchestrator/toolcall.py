@@ -46,7 +46,10 @@ class ToolCallSpec:
 
     def facts(self) -> CallFacts:
         command = self.command if self.kind in (ToolKind.SHELL, ToolKind.AGENT) else None
-        return call_facts(self.kind, command, self.declared, self.requests_escalation)
+        declared = self.declared
+        if self.kind is ToolKind.FETCH and self.path is not None:
+            declared = declared | {Capability.EDIT}  # the body is saved into the workspace
+        return call_facts(self.kind, command, declared, self.requests_escalation)
 
     def argv(self) -> tuple[str, ...]:
         if isinstance(self.command, tuple):

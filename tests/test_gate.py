@@ -315,3 +315,46 @@ def test_unavailable_sandbox_follows_the_policy(workspace: Path, tmp_path: Path)
     assert approver.asked[0].purpose == "escalation" and "unavailable" in approver.asked[0].reason
     finish(refused_gate)
     finish(asked_gate)
+
+
+def test_fetch_needs_network_and_saves_the_body(workspace: Path) -> None:
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"fetched-body\n"
+            self.send_response(200 if self.path == "/ok" else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            return None
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        approver = ScriptedApprover(Decision.APPROVE_FOR_SESSION, Decision.APPROVE)
+        gate = make_gate(workspace, approver)
+        fetch = ToolCallSpec(
+            step="f",
+            milestone="exec",
+            kind=ToolKind.FETCH,
+            cwd=workspace,
+            url=f"{base}/ok",
+            path=workspace / "downloads" / "body.txt",
+        )
+        call = gate.run(fetch)
+        assert call.status == "succeeded" and call.needs == ["edit", "network", "read"]
+        assert approver.asked[0].needs == ("network",)
+        assert (workspace / "downloads" / "body.txt").read_text() == "fetched-body\n"
+        missing = gate.run(replace(fetch, step="missing", url=f"{base}/missing", path=None))
+        assert missing.status == "failed" and "HTTP 404" in missing.output_tail
+        assert missing.approval_source == "human"  # a different URL is a different approval
+        finish(gate)
+    finally:
+        server.shutdown()
+        server.server_close()
