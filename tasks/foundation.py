@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from prefect import task
@@ -37,7 +38,7 @@ def create_run(request: RunRequest, run_id: str, runs_dir: str | None) -> str:
         request=request.model_dump(mode="json"),
         goal=request.goal,
         gate_enabled=request.gate_enabled(),
-        secrets=[v for v in (_env(name) for name in request.secret_env) if v],
+        secrets=[os.environ[name] for name in request.secret_env if os.environ.get(name)],
     )
     gate = ToolOrchestrator(
         recorder=recorder,
@@ -63,9 +64,3 @@ def load_instruction_files(run_id: str) -> list[str]:
         [InstructionRecord(path=f.path, sha256=f.sha256, bytes=f.size_bytes) for f in files]
     )
     return [f"{f.path} sha256:{f.sha256}" for f in files]
-
-
-def _env(name: str) -> str | None:
-    import os
-
-    return os.environ.get(name)
