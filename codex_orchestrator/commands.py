@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TypeAlias, assert_never
+from typing import assert_never
 
 from codex_orchestrator.policy import CallFacts, Capability, ToolKind
 
-READ, EDIT, RUN, NETWORK = Capability.READ, Capability.EDIT, Capability.RUN, Capability.NETWORK
+# MAX_NESTING is re-exported: the lexer and the classifier share one nesting limit, and callers know it from here.
+from codex_orchestrator.shell_syntax import MAX_NESTING as MAX_NESTING
+from codex_orchestrator.shell_syntax import Lexer, Redir, Word, parts
 
-# How many times `bash -c "..."`, `$(...)` or `eval` are unwrapped; deeper code is treated as opaque.
-MAX_NESTING = 4
+READ, EDIT, RUN, NETWORK = Capability.READ, Capability.EDIT, Capability.RUN, Capability.NETWORK
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ def classify_shell(command: str | Sequence[str]) -> Classification:
     if isinstance(command, str):
         _script(command, findings, 0)
     elif command:
-        _command([_Word(text=arg, quoted=True) for arg in command], findings, 0)
+        _command([Word(text=arg, quoted=True) for arg in command], findings, 0)
     if not findings.reasons:
         findings.add(READ, "nothing to run")
     return findings.result()
@@ -87,306 +88,6 @@ class _Findings:
         return Classification(frozenset(self.needs), self.needs == {READ}, tuple(self.reasons))
 
 
-# --- lexing -------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Word:
-    text: str = ""  # after quote removal; expansions are kept as written
-    quoted: bool = False  # some part was quoted or escaped, so it is never a keyword
-    literal_len: int = 0  # leading unquoted literal characters (an assignment needs its name there)
-    expands: bool = False  # the value depends on an expansion or substitution
-    splits: bool = False  # an unquoted expansion: the shell may split it into several words
-    globbed: bool = False  # an unquoted glob or brace: the shell may replace it with other words
-    lead_dynamic: bool = False  # the first character comes from an expansion or a glob
-    brace: bool = False  # an unquoted `{`: brace expansion when the word also holds `,` or `..`
-    lead_brace: bool = False
-
-    @property
-    def static(self) -> bool:
-        """The shell passes exactly ``text``."""
-        return not (self.expands or self.globbed)
-
-    @property
-    def may_be_option(self) -> bool:
-        """The shell could turn this word into one that starts with ``-`` (e.g. ``*`` or ``$X``)."""
-        return self.lead_dynamic or self.splits
-
-
-@dataclass(frozen=True)
-class _Redir:
-    op: str
-    fd: str  # the explicit descriptor before the operator, "" when none
-
-
-_Token: TypeAlias = _Word | _Redir | str  # a str is a separator
-_SEPARATORS = (";;&", "&&", "||", "|&", ";;", ";&", ";", "|", "&", "\n")
-_REDIRECTIONS = ("<<<", "<<-", "&>>", "<<", "<>", "<&", ">>", ">|", ">&", "&>", "<", ">")
-_OUTPUT_REDIRECTIONS = frozenset({">", ">>", ">|", ">&", "&>", "&>>", "<>"})
-_PARAM = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9@*#?$!-]")
-_SIMPLE_BRACED = re.compile(r"#?(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])")
-
-
-class _Lexer:
-    """Splits a command line into words, redirections and separators, recording every hazard on the way.
-
-    Substitutions (``$(...)``, backquotes, ``<(...)``) are lexed by nested lexers kept in ``subs`` so that the
-    commands inside them are classified too. A nested lexer stops at its unmatched ``)``.
-    """
-
-    def __init__(self, src: str, pos: int = 0, depth: int = 0, nested: bool = False) -> None:
-        self.src, self.pos, self.depth, self.nested = src, pos, depth, nested
-        self.tokens: list[_Token] = []
-        self.hazards: list[str] = []
-        self.subs: list[_Lexer] = []
-        self.word: _Word | None = None
-        self.complete = True
-        self.parens = 0
-
-    def lex(self) -> _Lexer:
-        src = self.src
-        while self.pos < len(src) and self.complete:
-            c = src[self.pos]
-            if c in " \t":
-                self._end_word()
-                self.pos += 1
-            elif c == "#" and self.word is None:
-                newline = src.find("\n", self.pos)
-                self.pos = len(src) if newline < 0 else newline
-            elif c == "\\":
-                self._backslash()
-            elif c == "'":
-                self._single_quote()
-            elif c == '"':
-                self._double_quote()
-            elif c == "$":
-                self._dollar(quoted=False)
-            elif c == "`":
-                self._backquote(quoted=False)
-            elif c == ")" and self.nested and self.parens == 0:
-                self._end_word()
-                return self  # the caller resumes after this parenthesis
-            elif c in "()":
-                self.parens = max(0, self.parens + (1 if c == "(" else -1))
-                self._hazard("parentheses: a subshell, function, arithmetic or case pattern")
-                self._end_word()
-                self.pos += 1
-            elif src.startswith(_REDIRECTIONS, self.pos):
-                self._redirection()
-            elif c in ";&|\n":
-                self._end_word()
-                op = next(s for s in _SEPARATORS if src.startswith(s, self.pos))
-                self.tokens.append(op)
-                self.pos += len(op)
-            else:
-                self._append(c, quoted=False)
-                self.pos += 1
-        self._end_word()
-        return self
-
-    def _current(self) -> _Word:
-        if self.word is None:
-            self.word = _Word()
-        return self.word
-
-    def _end_word(self) -> None:
-        word = self.word
-        if word is not None:
-            if word.brace and ("," in word.text or ".." in word.text):
-                word.globbed = True
-                word.lead_dynamic = word.lead_dynamic or word.lead_brace
-            self.tokens.append(word)
-            self.word = None
-
-    def _append(self, text: str, *, quoted: bool) -> None:
-        word = self._current()
-        if quoted:
-            word.quoted = True
-        else:
-            if word.literal_len == len(word.text):
-                word.literal_len += len(text)
-            if text in ("*", "?", "["):
-                word.globbed = True
-                word.lead_dynamic = word.lead_dynamic or not word.text
-            elif text == "{":
-                word.brace = True
-                word.lead_brace = word.lead_brace or not word.text
-        word.text += text
-
-    def _expansion(self, text: str, *, quoted: bool) -> None:
-        word = self._current()
-        word.lead_dynamic = word.lead_dynamic or not word.text
-        word.expands = True
-        word.splits = word.splits or not quoted
-        word.text += text
-
-    def _hazard(self, reason: str) -> None:
-        self.hazards.append(reason)
-
-    def _incomplete(self, what: str) -> None:
-        self.complete = False
-        self._hazard(f"cannot parse the command line: {what}")
-
-    def _backslash(self) -> None:
-        escaped = self.src[self.pos + 1 : self.pos + 2]
-        if not escaped:
-            self._incomplete("a trailing backslash")
-            return
-        if escaped != "\n":  # a backslash-newline is a line continuation
-            self._append(escaped, quoted=True)
-        self.pos += 2
-
-    def _single_quote(self) -> None:
-        end = self.src.find("'", self.pos + 1)
-        if end < 0:
-            self._incomplete("an unterminated single quote")
-            return
-        self._append(self.src[self.pos + 1 : end], quoted=True)
-        self.pos = end + 1
-
-    def _double_quote(self) -> None:
-        src = self.src
-        self._current().quoted = True
-        i = self.pos + 1
-        while i < len(src) and self.complete:
-            c = src[i]
-            if c == '"':
-                self.pos = i + 1
-                return
-            if c == "\\" and src[i + 1 : i + 2] in ("$", "`", '"', "\\", "\n"):
-                if src[i + 1] != "\n":
-                    self._append(src[i + 1], quoted=True)
-                i += 2
-            elif c in "$`":
-                self.pos = i
-                if c == "$":
-                    self._dollar(quoted=True)
-                else:
-                    self._backquote(quoted=True)
-                i = self.pos
-            else:
-                self._append(c, quoted=True)
-                i += 1
-        if self.complete:
-            self._incomplete("an unterminated double quote")
-
-    def _dollar(self, *, quoted: bool) -> None:
-        src, i = self.src, self.pos
-        after = src[i + 1 : i + 2]
-        if after == "(":
-            self._expansion("$(...)", quoted=quoted)
-            self._nested(i + 2, "$(...) command substitution")
-        elif after == "[":
-            self._hazard("$[...] arithmetic can run command substitutions")
-            self._expansion("$[", quoted=quoted)
-            self.pos = i + 2
-        elif after == "{":
-            end = src.find("}", i + 2)
-            if end < 0:
-                self._incomplete("an unterminated ${")
-                return
-            if not _SIMPLE_BRACED.fullmatch(src[i + 2 : end]):
-                self._hazard("${...} with operators, indirection or a subscript is not vetted")
-            self._expansion(src[i : end + 1], quoted=quoted)
-            self.pos = end + 1
-        elif after == "'" and not quoted:  # $'...': the value comes from escapes, so treat it as unknown
-            j = i + 2
-            while j < len(src) and src[j] != "'":
-                j += 2 if src[j] == "\\" else 1
-            if j >= len(src):
-                self._incomplete("an unterminated $'...'")
-                return
-            self._expansion(src[i : j + 1], quoted=True)
-            self.pos = j + 1
-        elif after == '"' and not quoted:  # $"...": a translated string, its value is unknown
-            self._expansion("", quoted=True)
-            self.pos = i + 1
-        elif match := _PARAM.match(src, i + 1):
-            self._expansion("$" + match.group(), quoted=quoted)
-            self.pos = match.end()
-        else:
-            self._append("$", quoted=quoted)
-            self.pos = i + 1
-
-    def _backquote(self, *, quoted: bool) -> None:
-        src, i = self.src, self.pos + 1
-        body: list[str] = []
-        while i < len(src) and src[i] != "`":
-            if src[i] == "\\" and src[i + 1 : i + 2] in ("$", "`", "\\"):
-                i += 1
-            body.append(src[i])
-            i += 1
-        if i >= len(src):
-            self._incomplete("an unterminated backquote")
-            return
-        self._hazard("`...` command substitution")
-        self._expansion("`...`", quoted=quoted)
-        self._sub(_Lexer("".join(body), depth=self.depth + 1))
-        self.pos = i + 1
-
-    def _nested(self, start: int, what: str) -> None:
-        self._hazard(what)
-        sub = self._sub(_Lexer(self.src, start, self.depth + 1, nested=True))
-        if sub is None:
-            return
-        if not sub.complete or sub.pos >= len(self.src):
-            self._incomplete(f"an unterminated {what}")
-            return
-        self.pos = sub.pos + 1
-
-    def _sub(self, lexer: _Lexer) -> _Lexer | None:
-        if lexer.depth > MAX_NESTING:
-            self._incomplete("substitutions nested too deeply")
-            return None
-        self.subs.append(lexer.lex())
-        return lexer
-
-    def _redirection(self) -> None:
-        src, i = self.src, self.pos
-        if src[i] in "<>" and src[i + 1 : i + 2] == "(":
-            self._expansion("<(...)", quoted=True)
-            self._nested(i + 2, "<(...) or >(...) process substitution")
-            return
-        op = next(o for o in _REDIRECTIONS if src.startswith(o, i))
-        word = self.word
-        fd = ""
-        unquoted_digits = (
-            word and word.text.isascii() and word.text.isdigit() and word.literal_len == len(word.text)
-        )
-        if word and unquoted_digits and not op.startswith("&"):  # `2>file`: the digits name the descriptor
-            fd, self.word = word.text, None
-        self._end_word()
-        if op in ("<<", "<<-"):
-            self._hazard("here-document: its body is not vetted")
-        self.tokens.append(_Redir(op, fd))
-        self.pos = i + len(op)
-
-
-def _parts(tokens: list[_Token]) -> Iterator[tuple[list[_Word], list[tuple[_Redir, _Word | None]]]]:
-    """Simple commands: their words and their redirections, each with its target word."""
-    words: list[_Word] = []
-    redirs: list[tuple[_Redir, _Word | None]] = []
-    i = 0
-    while i < len(tokens):
-        token = tokens[i]
-        if isinstance(token, str):
-            if words or redirs:
-                yield words, redirs
-            words, redirs = [], []
-        elif isinstance(token, _Redir):
-            target = tokens[i + 1] if i + 1 < len(tokens) else None
-            if isinstance(target, _Word):
-                redirs.append((token, target))
-                i += 1
-            else:
-                redirs.append((token, None))
-        else:
-            words.append(token)
-        i += 1
-    if words or redirs:
-        yield words, redirs
-
-
 # --- classification of a command line -----------------------------------------------------------------------
 
 
@@ -394,21 +95,24 @@ def _script(src: str, f: _Findings, depth: int) -> None:
     if depth > MAX_NESTING:
         f.add(RUN, "shell code nested too deeply to vet")
         return
-    _classify_lexed(_Lexer(src, depth=depth).lex(), f, depth)
+    _classify_lexed(Lexer(src, depth=depth).lex(), f, depth)
 
 
-def _classify_lexed(lexer: _Lexer, f: _Findings, depth: int) -> None:
+def _classify_lexed(lexer: Lexer, f: _Findings, depth: int) -> None:
     for hazard in lexer.hazards:
         f.add(RUN, hazard)
     for sub in lexer.subs:
         _classify_lexed(sub, f, depth + 1)
-    for words, redirs in _parts(lexer.tokens):
+    for words, redirs in parts(lexer.tokens):
         for redir, target in redirs:
             _redirect(redir, target, f)
         _simple(words, f, depth)
 
 
-def _redirect(redir: _Redir, target: _Word | None, f: _Findings) -> None:
+_OUTPUT_REDIRECTIONS = frozenset({">", ">>", ">|", ">&", "&>", "&>>", "<>"})
+
+
+def _redirect(redir: Redir, target: Word | None, f: _Findings) -> None:
     if target is None:
         f.add(RUN, f"cannot parse the command line: {redir.op} without a target")
         return
@@ -446,7 +150,7 @@ def _check_env(name: str, value: str | None, f: _Findings) -> None:
     f.add(RUN, f"setting {name} can change which program runs or what it does")
 
 
-def _simple(words: list[_Word], f: _Findings, depth: int) -> None:
+def _simple(words: list[Word], f: _Findings, depth: int) -> None:
     """One simple command as the shell sees it: assignments, then keywords, then the command."""
     while words and (match := _ASSIGNMENT.match(words[0].text)) and match.end() <= words[0].literal_len:
         if match.group(2):
@@ -468,7 +172,7 @@ def _simple(words: list[_Word], f: _Findings, depth: int) -> None:
 _SYSTEM_BIN = frozenset({"/bin", "/usr/bin"})
 
 
-def _command(words: list[_Word], f: _Findings, depth: int) -> None:
+def _command(words: list[Word], f: _Findings, depth: int) -> None:
     """A command and its arguments after the shell's own syntax is gone (also an argv)."""
     head, args = words[0], words[1:]
     if not head.static:
@@ -495,13 +199,13 @@ def _command(words: list[_Word], f: _Findings, depth: int) -> None:
 # --- argument helpers ---------------------------------------------------------------------------------------
 
 
-def _guard(name: str, args: list[_Word], f: _Findings) -> None:
+def _guard(name: str, args: list[Word], f: _Findings) -> None:
     """For commands whose flags matter: a word the shell may turn into an option makes the call opaque."""
     if any(a.may_be_option for a in args):
         f.add(RUN, f"{name}: an argument from an expansion or a glob could become an option")
 
 
-def _has_short(args: Iterable[_Word], letters: str, takes_value: str = "") -> bool:
+def _has_short(args: Iterable[Word], letters: str, takes_value: str = "") -> bool:
     """Any short-option cluster sets one of ``letters`` (a value-taking letter ends the cluster)."""
     for arg in args:
         text = arg.text
@@ -515,7 +219,7 @@ def _has_short(args: Iterable[_Word], letters: str, takes_value: str = "") -> bo
     return False
 
 
-def _has_long(args: Iterable[_Word], names: Iterable[str]) -> bool:
+def _has_long(args: Iterable[Word], names: Iterable[str]) -> bool:
     """Any long option is ``names`` or an abbreviation of one (GNU getopt accepts unique prefixes)."""
     wanted = tuple(names)
     for arg in args:
@@ -526,19 +230,19 @@ def _has_long(args: Iterable[_Word], names: Iterable[str]) -> bool:
     return False
 
 
-def _operands(args: list[_Word]) -> list[_Word]:
+def _operands(args: list[Word]) -> list[Word]:
     for i, arg in enumerate(args):
         if arg.text == "--":
             return [a for a in args[:i] if not _is_option(a)] + args[i + 1 :]
     return [a for a in args if not _is_option(a)]
 
 
-def _is_option(arg: _Word) -> bool:
+def _is_option(arg: Word) -> bool:
     return len(arg.text) > 1 and arg.text.startswith("-")
 
 
 def _after_options(
-    args: list[_Word],
+    args: list[Word],
     takes_value: str = "",
     flags: str = "",
     long_value: Iterable[str] = (),
@@ -575,17 +279,17 @@ def _after_options(
     return i
 
 
-_Handler = Callable[[str, list[_Word], _Findings, int], None]
+_Handler = Callable[[str, list[Word], _Findings, int], None]
 
 
 # --- handlers: read-only commands with dangerous flags ------------------------------------------------------
 
 
-def _read_only(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+def _read_only(name: str, args: list[Word], f: _Findings, depth: int) -> None:
     """Known not to write, run or reach out whatever the arguments."""
 
 
-def _find(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+def _find(name: str, args: list[Word], f: _Findings, depth: int) -> None:
     _guard(name, args, f)
     i = 0
     while i < len(args):
@@ -601,7 +305,7 @@ def _find(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
         i += 1
 
 
-def _sort(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+def _sort(name: str, args: list[Word], f: _Findings, depth: int) -> None:
     _guard(name, args, f)
     if _has_short(args, "o", "ktST") or _has_long(args, ("output",)):
         f.add(EDIT, "sort -o writes a file")
@@ -609,32 +313,32 @@ def _sort(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
         f.add(RUN, "sort --compress-program runs a program")
 
 
-def _uniq(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+def _uniq(name: str, args: list[Word], f: _Findings, depth: int) -> None:
     _guard(name, args, f)
     if len(_operands(args)) >= 2:
         f.add(EDIT, "uniq writes its second operand")
 
 
-def _date(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+def _date(name: str, args: list[Word], f: _Findings, depth: int) -> None:
     _guard(name, args, f)
     if _has_short(args, "s", "dfrI") or _has_long(args, ("set",)):
         f.add(RUN, "date -s sets the system clock")
 
 
-def _file(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+def _file(name: str, args: list[Word], f: _Findings, depth: int) -> None:
     _guard(name, args, f)
     if _has_short(args, "C", "eFfmP") or _has_long(args, ("compile",)):
         f.add(EDIT, "file -C writes a compiled magic file")
 
 
-def _printf(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+def _printf(name: str, args: list[Word], f: _Findings, depth: int) -> None:
     # Only the first word can be an option; `printf -v 'a[$(cmd)]'` would run cmd in bash.
     _guard(name, args[:1], f)
     if args and args[0].text.startswith("-v"):
         f.add(RUN, "printf -v assigns a shell variable")
 
 
-def _rg(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+def _rg(name: str, args: list[Word], f: _Findings, depth: int) -> None:
     _guard(name, args, f)
     if _has_short(args, "z", "ABCEefgjmMrTt") or _has_long(args, ("pre", "hostname-bin", "search-zip")):
         f.add(RUN, "rg --pre, --hostname-bin or -z runs other programs")
@@ -668,11 +372,11 @@ _SED_LONG = _names(
 )
 
 
-def _sed(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+def _sed(name: str, args: list[Word], f: _Findings, depth: int) -> None:
     _guard(name, args, f)
     scripts: list[tuple[str, bool]] = []  # (text, static)
     script_file = sandbox = in_place = False
-    operands: list[_Word] = []
+    operands: list[Word] = []
     i = 0
     while i < len(args):
         arg, text = args[i], args[i].text
@@ -724,7 +428,7 @@ def _sed(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
         f.add(EDIT, "sed script not vetted: it could write files (w) or run commands (e)")
 
 
-def _set(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+def _set(name: str, args: list[Word], f: _Findings, depth: int) -> None:
     # `set -k` would turn later `NAME=value` arguments into environment: only a few options are vetted.
     i = 0
     while i < len(args):
@@ -766,7 +470,7 @@ _BRANCH_LIST_LONG = _names(
 _BRANCH_VALUE = _names("--contains --no-contains --merged --no-merged --points-at --sort")
 
 
-def _git(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+def _git(name: str, args: list[Word], f: _Findings, depth: int) -> None:
     _guard(name, args, f)
     i = 0
     while i < len(args):
@@ -806,7 +510,7 @@ def _git(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
         f.add(RUN, f"git {sub}: not a vetted subcommand (aliases can run programs)")
 
 
-def _git_branch(rest: list[_Word], f: _Findings) -> None:
+def _git_branch(rest: list[Word], f: _Findings) -> None:
     list_mode = False
     i = 0
     while i < len(rest):
@@ -823,7 +527,7 @@ def _git_branch(rest: list[_Word], f: _Findings) -> None:
         i += 1
 
 
-def _git_remote(rest: list[_Word], f: _Findings) -> None:
+def _git_remote(rest: list[Word], f: _Findings) -> None:
     ops = [a.text for a in _operands(rest)]
     if not ops or ops[0] == "get-url":
         return
@@ -836,7 +540,7 @@ def _git_remote(rest: list[_Word], f: _Findings) -> None:
 # --- handlers: wrappers -------------------------------------------------------------------------------------
 
 
-def _assignments_then_command(args: list[_Word], f: _Findings, depth: int) -> None:
+def _assignments_then_command(args: list[Word], f: _Findings, depth: int) -> None:
     """``NAME=value ... cmd args`` as ``env`` and ``sudo`` take them."""
     while args and "=" in args[0].text:
         var, _, value = args[0].text.partition("=")
@@ -846,7 +550,7 @@ def _assignments_then_command(args: list[_Word], f: _Findings, depth: int) -> No
         _command(args, f, depth)
 
 
-def _env(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+def _env(name: str, args: list[Word], f: _Findings, depth: int) -> None:
     idx = _after_options(args, "uC", "i0v", ("unset", "chdir"), ("ignore-environment", "null", "debug"))
     if idx is None:  # e.g. -S, which splits a string into a new command line
         f.add(RUN, "env: option not vetted")
@@ -854,7 +558,7 @@ def _env(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
     _assignments_then_command(args[idx:], f, depth)
 
 
-def _sudo(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+def _sudo(name: str, args: list[Word], f: _Findings, depth: int) -> None:
     f.add(RUN, "sudo runs the command as another user")
     # --preserve-env takes an optional `=list`, so it is in both sets.
     long_value = _names("user group close-from chdir host prompt role type other-user preserve-env")
@@ -873,7 +577,7 @@ def _unwrap(
 ) -> _Handler:
     """A wrapper that takes options and then runs its operands as a command (nice, time, command, exec)."""
 
-    def handler(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+    def handler(name: str, args: list[Word], f: _Findings, depth: int) -> None:
         idx = _after_options(args, takes_value, flags, long_value, long_flags)
         if idx is None:
             f.add(RUN, f"{name}: option not vetted")
@@ -891,13 +595,13 @@ def _unwrap(
     return handler
 
 
-def _nohup(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+def _nohup(name: str, args: list[Word], f: _Findings, depth: int) -> None:
     f.add(EDIT, "nohup writes nohup.out when its output is a terminal")
     if args:
         _command(args, f, depth)
 
 
-def _xargs(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+def _xargs(name: str, args: list[Word], f: _Findings, depth: int) -> None:
     f.add(RUN, "xargs runs a command built from its input")
     long_value = _names(
         "arg-file delimiter eof replace max-lines max-args max-procs max-chars process-slot-var"
@@ -905,30 +609,30 @@ def _xargs(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
     long_flags = _names("null open-tty interactive no-run-if-empty verbose exit show-limits")
     idx = _after_options(args, "adEILnPs", "0oprtxeil", long_value, long_flags)
     if idx is not None:
-        _command(args[idx:] or [_Word(text="echo", quoted=True)], f, depth)
+        _command(args[idx:] or [Word(text="echo", quoted=True)], f, depth)
 
 
-def _exec(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+def _exec(name: str, args: list[Word], f: _Findings, depth: int) -> None:
     f.add(RUN, "exec replaces the shell")
     idx = _after_options(args, "a", "cl")
     if idx is not None and args[idx:]:
         _command(args[idx:], f, depth)
 
 
-def _eval(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+def _eval(name: str, args: list[Word], f: _Findings, depth: int) -> None:
     f.add(RUN, f"{name} runs a string as shell code")
     if all(a.static for a in args):
         _script(" ".join(a.text for a in args), f, depth + 1)
 
 
-def _source(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+def _source(name: str, args: list[Word], f: _Findings, depth: int) -> None:
     f.add(RUN, f"{name} runs a script file in the shell")
 
 
 _SHELL_FLAGS = frozenset("celuxv")
 
 
-def _shell(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+def _shell(name: str, args: list[Word], f: _Findings, depth: int) -> None:
     """``sh -c SCRIPT`` (also ``bash -lc``, ``-e``, ``-o pipefail``) is classified by SCRIPT."""
     has_c = False
     i = 0
@@ -956,7 +660,7 @@ def _shell(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
 
 
 def _fixed(*caps: Capability, reason: str) -> _Handler:
-    def handler(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+    def handler(name: str, args: list[Word], f: _Findings, depth: int) -> None:
         for cap in caps:
             f.add(cap, f"{name} {reason}")
 
@@ -969,21 +673,21 @@ _CURL_WRITES = _names(
 )
 
 
-def _curl(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+def _curl(name: str, args: list[Word], f: _Findings, depth: int) -> None:
     _guard(name, args, f)
     f.add(NETWORK, "curl reaches the network")
     if _has_short(args, "oODcK", "AbCdEeFHmPQrTtUuwXxYyz") or _has_long(args, _CURL_WRITES):
         f.add(EDIT, "curl writes the response or its state to a file")
 
 
-def _remote_copy(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+def _remote_copy(name: str, args: list[Word], f: _Findings, depth: int) -> None:
     f.add(NETWORK, f"{name} copies over the network")
     f.add(EDIT, f"{name} writes the files it copies")
     if _has_short(args, "oSFD", "cFiJloPS"):
         f.add(RUN, f"{name} -o/-S/-F/-D can run local programs")
 
 
-def _rsync(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+def _rsync(name: str, args: list[Word], f: _Findings, depth: int) -> None:
     _guard(name, args, f)
     f.add(EDIT, "rsync writes its destination")
     if any(a.text.startswith("rsync://") or re.match(r"[^/]*:", a.text) for a in _operands(args)):
@@ -992,7 +696,7 @@ def _rsync(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
         f.add(RUN, "rsync -e/--rsync-path runs a program")
 
 
-def _netcat(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+def _netcat(name: str, args: list[Word], f: _Findings, depth: int) -> None:
     f.add(NETWORK, f"{name} opens network connections")
     if _has_short(args, "ec"):
         f.add(RUN, f"{name} -e/-c runs a program")
@@ -1008,26 +712,26 @@ def _installs(name: str, f: _Findings) -> None:
     f.add(EDIT, f"{name} writes the packages it installs")
 
 
-def _pip(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+def _pip(name: str, args: list[Word], f: _Findings, depth: int) -> None:
     f.add(RUN, f"{name} runs Python code")
     if {a.text for a in _operands(args)} & _PIP_NETWORK:  # any operand: global options may take values
         _installs(name, f)
 
 
-def _uv(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+def _uv(name: str, args: list[Word], f: _Findings, depth: int) -> None:
     f.add(RUN, "uv runs Python code")
     if {a.text for a in _operands(args)} & (_UV_NETWORK | _PIP_NETWORK):
         _installs(name, f)
 
 
-def _node_pm(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+def _node_pm(name: str, args: list[Word], f: _Findings, depth: int) -> None:
     f.add(RUN, f"{name} runs package scripts")
     ops = {a.text for a in _operands(args)}
     if (not ops and name == "yarn") or ops & _NODE_NETWORK:
         _installs(name, f)
 
 
-def _docker(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+def _docker(name: str, args: list[Word], f: _Findings, depth: int) -> None:
     ops = [a.text for a in _operands(args)]
     if ops[:1] == ["pull"]:
         f.add(NETWORK, f"{name} pull downloads an image")
@@ -1041,7 +745,7 @@ def _docker(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
 _PYTHON = re.compile(r"python(?:[23](?:\.[0-9]+)?)?")
 
 
-def _python(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+def _python(name: str, args: list[Word], f: _Findings, depth: int) -> None:
     f.add(RUN, f"{name} runs code")
     texts = [a.text for a in args]
     if "-m" in texts:
@@ -1050,7 +754,7 @@ def _python(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
             _installs(f"{name} -m pip", f)
 
 
-def _perl(name: str, args: list[_Word], f: _Findings, depth: int) -> None:
+def _perl(name: str, args: list[Word], f: _Findings, depth: int) -> None:
     f.add(RUN, f"{name} runs code")
     if _has_short(args, "i", "eEIMmx"):
         f.add(EDIT, f"{name} -i edits files in place")
