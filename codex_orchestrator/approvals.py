@@ -44,7 +44,7 @@ class ApprovalRequest:
             f"## {title}\n\n"
             f"**Task** `{self.task_id}` · **run** `{self.run_id}` · **step** `{self.step}` ({self.tool})\n\n"
             f"```sh\n{command}\n```\n\n"
-            f"| | |\n|---|---|\n"
+            f"| asked about | |\n|---|---|\n"
             f"| working directory | `{self.cwd}` |\n"
             f"| capabilities needed | {needs} |\n"
             f"| sandbox | `{self.sandbox}` |\n"
