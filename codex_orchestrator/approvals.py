@@ -6,9 +6,12 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Literal, Protocol
 
 from codex_orchestrator.policy import Capability
+
+# ``answered_by`` values that mean no person answered.
+NOBODY = frozenset({"none", "timeout"})
 
 
 class Decision(StrEnum):
@@ -65,6 +68,11 @@ class ApprovalAnswer:
     @property
     def approved(self) -> bool:
         return self.decision is not Decision.DENY
+
+    @property
+    def source(self) -> Literal["human", "policy"]:
+        """``human`` when a person answered; ``policy`` for a timeout or when nobody could be asked."""
+        return "policy" if self.timed_out or self.answered_by in NOBODY else "human"
 
 
 Announce = Callable[[str | None], None]

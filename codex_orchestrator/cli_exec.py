@@ -234,7 +234,8 @@ def run_exec_command(args: argparse.Namespace) -> int:
     assert options.run_id is not None
     print(
         f"run {options.run_id} needs an approval: answer in the Prefect UI or with "
-        f"`codex-orchestrator approve {options.run_id}`",
+        f"`codex-orchestrator approve {options.run_id}`; waiting up to {options.approval_timeout_s} s "
+        f"(--approval-timeout), or rerun with --policy never to fail at once instead",
         file=sys.stderr,
     )
 

@@ -155,17 +155,15 @@ def run_exec(
     status = (
         "succeeded" if record.status == "succeeded" else ("denied" if record.status == "denied" else "failed")
     )
-    recorder.events.emit(
-        ev.Summary(
-            status=record.status,
-            exit_code=record.exit_code,
-            attempts=len(record.attempts),
-            approval_source=record.approval_source or "not-required",
-            sandbox_state=record.sandbox.state,
-            manifest=recorder.manifest_rel,
-            duration_ms=record.duration_ms or 0.0,
-        )
+    summary = ev.Summary(
+        status=record.status,
+        exit_code=record.exit_code,
+        attempts=len(record.attempts),
+        approval_source=record.approval_source or "not-required",
+        sandbox_state=record.sandbox.state,
+        manifest=recorder.manifest_rel,
+        duration_ms=record.duration_ms or 0.0,
     )
-    recorder.finish(status, code, error=record.error)  # type: ignore[arg-type]
+    recorder.finish(status, code, error=record.error, last=summary)  # type: ignore[arg-type]
     recorder.write_task_metrics()
     return ExecResult(exit_code=code, status=record.status, record=record, manifest=paths.manifest)

@@ -18,7 +18,7 @@ from typing import Any
 from codex_orchestrator.approvals import ApprovalAnswer, ApprovalRequest, Approver, Decision, cache_key
 from codex_orchestrator.attempts import OUTPUT_TAIL_BYTES, AttemptResult, OutputRecorder, run_edit, run_fetch
 from codex_orchestrator.exec.backend import DEFAULT_KILL_GRACE_S, ExecBackend, SpawnRequest
-from codex_orchestrator.exec.errors import ExecError
+from codex_orchestrator.exec.errors import ExecError, SpawnError
 from codex_orchestrator.exec.guard import GuardSwitch
 from codex_orchestrator.exec.local import LocalPtyBackend
 from codex_orchestrator.exec.session import ExecSession, ExecSessionManager
@@ -57,6 +57,10 @@ class GateConfig:
     approval_timeout_s: int = 3600
     kill_grace_s: float = DEFAULT_KILL_GRACE_S
     bwrap_path: str = "bwrap"
+
+
+# bwrap's own message when the command cannot be executed (not found, not executable).
+_BWRAP_EXEC_FAILED = b"bwrap: execvp "
 
 
 @dataclass
@@ -179,68 +183,43 @@ class ToolOrchestrator:
             granted = self.config.profile | (needs - requirement.missing)
             return self._settle(call, ApprovalSource.NOT_REQUIRED, granted)
         if requirement.outcome is Outcome.FORBID:
-            self._deny(call, ApprovalSource.POLICY, requirement.reason, outcome="forbidden")
+            self._forbid(call, requirement.reason)
             return None
         key = cache_key(spec.kind.value, call.command, call.cwd, needs)
         if rec.cache.check(key):
             return self._settle(call, ApprovalSource.CACHE, self.config.profile | needs)
         answer = self._ask(spec, call, "capability", requirement.reason, requirement.missing or needs)
+        call.approval_source = answer.source
         if not answer.approved:
-            source = ApprovalSource.POLICY if answer.timed_out else ApprovalSource.HUMAN
-            self._deny(
-                call, source, answer.reason or "denied", outcome="denied", answered_by=answer.answered_by
-            )
+            self._refuse(call, f"denied: {answer.reason or 'no reason given'}")
             return None
         if answer.decision is Decision.APPROVE_FOR_SESSION:
             rec.cache.remember(key)
-        return self._settle(call, ApprovalSource.HUMAN, self.config.profile | needs, answer=answer)
+        return self.config.profile | needs
 
     def _settle(
-        self,
-        call: ToolCallRecord,
-        source: ApprovalSource,
-        granted: frozenset[Capability],
-        answer: ApprovalAnswer | None = None,
+        self, call: ToolCallRecord, source: ApprovalSource, granted: frozenset[Capability]
     ) -> frozenset[Capability]:
+        """Settled without asking (not required, or a session-cache hit): one approval.resolved event."""
         call.approval_source = source.value
-        if source is ApprovalSource.NOT_REQUIRED:
-            # Only consulted asks count as cache traffic; skipped ones are settled by policy alone.
-            pass
+        outcome = "not-required" if source is ApprovalSource.NOT_REQUIRED else "approved"
         self.recorder.events.emit(
-            ev.ApprovalResolved(
-                tool_call_id=call.id,
-                approval_id=call.approval_ids[-1] if call.approval_ids else None,
-                outcome="not-required" if source is ApprovalSource.NOT_REQUIRED else "approved",
-                source=source.value,
-                for_session=bool(answer and answer.decision is Decision.APPROVE_FOR_SESSION),
-                answered_by=answer.answered_by if answer else None,
-                reason=answer.reason if answer else None,
-            )
+            ev.ApprovalResolved(tool_call_id=call.id, outcome=outcome, source=source.value)
         )
         return granted
 
-    def _deny(
-        self,
-        call: ToolCallRecord,
-        source: ApprovalSource,
-        reason: str,
-        *,
-        outcome: str,
-        answered_by: str | None = None,
-    ) -> None:
-        call.approval_source = source.value
-        call.status = "denied"
-        call.error = f"{outcome}: {reason}"
+    def _forbid(self, call: ToolCallRecord, reason: str) -> None:
+        """Refused by the policy without asking: one approval.resolved event."""
+        call.approval_source = ApprovalSource.POLICY.value
+        self._refuse(call, f"forbidden: {reason}")
         self.recorder.events.emit(
-            ev.ApprovalResolved(
-                tool_call_id=call.id,
-                approval_id=call.approval_ids[-1] if call.approval_ids else None,
-                outcome=outcome,
-                source=source.value,
-                answered_by=answered_by,
-                reason=reason,
-            )
+            ev.ApprovalResolved(tool_call_id=call.id, outcome="forbidden", source="policy", reason=reason)
         )
+
+    @staticmethod
+    def _refuse(call: ToolCallRecord, error: str) -> None:
+        call.status = "denied"
+        call.error = error
 
     def _ask(
         self,
@@ -300,17 +279,28 @@ class ToolOrchestrator:
                 **{
                     "codex.approval.decision": answer.decision.value,
                     "codex.approval.answered_by": answer.answered_by,
-                    "codex.approval.source": "policy" if answer.timed_out else "human",
+                    "codex.approval.source": answer.source,
                 },
             )
         record.outcome = "approved" if answer.approved else "denied"
         record.for_session = answer.decision is Decision.APPROVE_FOR_SESSION
-        record.source = "policy" if answer.timed_out else "human"
+        record.source = "policy" if answer.source == "policy" else "human"
         record.answered_by = answer.answered_by
         record.answer_reason = rec.redact(answer.reason) if answer.reason else None
         if record not in rec.manifest.approvals:
             rec.approval_pending(record)  # the approver answered without announcing (e.g. nobody to ask)
         rec.approval_resolved(record)
+        rec.events.emit(
+            ev.ApprovalResolved(
+                tool_call_id=call.id,
+                approval_id=approval_id,
+                outcome="approved" if answer.approved else "denied",
+                source=record.source,
+                for_session=record.for_session,
+                answered_by=answer.answered_by,
+                reason=record.answer_reason,
+            )
+        )
         call.status = "pending"
         return answer
 
@@ -347,23 +337,13 @@ class ToolOrchestrator:
         reason = f"sandbox unavailable ({found.detail}); run without it?"
         if requirement.outcome is Outcome.FORBID:
             call.sandbox.state = SandboxState.DENIED.value
-            self._deny(
-                call,
-                ApprovalSource.POLICY,
-                f"sandbox unavailable and policy is never: {found.detail}",
-                outcome="forbidden",
-            )
+            self._forbid(call, f"sandbox unavailable and policy is never: {found.detail}")
             return None
         answer = self._ask(spec, call, "escalation", reason, frozenset())
         if not answer.approved:
             call.sandbox.state = SandboxState.DENIED.value
-            self._deny(
-                call,
-                ApprovalSource.POLICY if answer.timed_out else ApprovalSource.HUMAN,
-                answer.reason or "running unsandboxed was refused",
-                outcome="denied",
-                answered_by=answer.answered_by,
-            )
+            call.approval_source = answer.source
+            self._refuse(call, f"denied: {answer.reason or 'running unsandboxed was refused'}")
             return None
         return self._record_sandbox(call, _Sandbox(SandboxState.UNAVAILABLE, detail=found.detail))
 
@@ -403,8 +383,20 @@ class ToolOrchestrator:
                 "codex.attempt": attempt_no,
                 "codex.sandboxed": sandboxed,
             }
-            with rec.tracer.span("attempt", **attrs):
-                result = self._attempt(spec, call, sandbox)
+            try:
+                with rec.tracer.span("attempt", **attrs):
+                    result = self._attempt(spec, call, sandbox)
+            except BaseException as exc:  # interrupted (Ctrl-C, SIGTERM): the attempt still happened
+                call.attempts.append(
+                    AttemptRecord(
+                        attempt=attempt_no,
+                        started_at=started_at,
+                        duration_ms=0.0,
+                        sandboxed=sandboxed,
+                        error=f"interrupted: {type(exc).__name__}",
+                    )
+                )
+                raise
             attempt = AttemptRecord(
                 attempt=attempt_no,
                 started_at=started_at,
@@ -431,6 +423,7 @@ class ToolOrchestrator:
                     exit_code=result.exit_code,
                     duration_ms=result.duration_ms,
                     error=attempt.error,
+                    session_id=result.session_id,
                 )
             )
             if result.ok:
@@ -566,6 +559,10 @@ class ToolOrchestrator:
                 session.wait(self.config.kill_grace_s + 1.0)
             subscriber.flush()
             transcript = session.transcript
+            if sandbox.spec is not None and exit_code == 1 and transcript.head.startswith(_BWRAP_EXEC_FAILED):
+                # bwrap could not start the command: the same outcome as an unsandboxed spawn failure.
+                detail = transcript.head.decode("utf-8", errors="replace").strip()
+                raise SpawnError(spec.argv(), detail.removeprefix("bwrap: "))
             return AttemptResult(
                 exit_code=None if timed_out else exit_code,
                 timed_out=timed_out,

@@ -234,8 +234,12 @@ class RunRecorder:
         with self._lock:
             update_task_metrics(self.paths.task_metrics, self.manifest)
 
-    def finish(self, status: RunStatus, exit_code: int, error: str | None = None) -> None:
-        """Final state: always written, whatever happened before. Idempotent."""
+    def finish(
+        self, status: RunStatus, exit_code: int, error: str | None = None, last: ev._Event | None = None
+    ) -> None:
+        """Final state: always written, whatever happened before. Idempotent.
+
+        ``last`` is emitted after ``run.finished`` as the log's final line (``exec``'s summary)."""
         if self._finished:
             return
         self._finished = True
@@ -250,6 +254,8 @@ class RunRecorder:
             self.compute_metrics()
             self._set_status(status)
         self.events.emit(ev.RunFinished(status=status, exit_code=exit_code))
+        if last is not None:
+            self.events.emit(last)
         self.events.close()
         self.tracer.shutdown()
 

@@ -97,9 +97,9 @@ def test_exec_json_passes_the_exit_code_and_validates(tmp_path: Path) -> None:
     done = cli("exec", "--json", "--cwd", str(tmp_path), "--", "sh", "-c", "echo hello; exit 3")
     assert done.returncode == 3, done.stderr
     events = _json_lines(done)
-    assert events[0]["type"] == "run.started" and events[-2]["type"] == "summary"
-    assert events[-1]["type"] == "run.finished"
-    summary = events[-2]
+    assert events[0]["type"] == "run.started" and events[-1]["type"] == "summary"
+    assert events[-2]["type"] == "run.finished"
+    summary = events[-1]
     assert summary["exit_code"] == 3 and summary["status"] == "failed" and summary["attempts"] == 1
     assert summary["sandbox_state"] == "sandboxed" and summary["approval_source"] == "not-required"
     assert "hello" in "".join(e["data"] for e in events if e["type"] == "output")
@@ -112,10 +112,10 @@ def test_exec_denied_and_timed_out_have_their_own_codes(tmp_path: Path) -> None:
         "exec", "--json", "--cwd", str(tmp_path), "--policy", "never", "--profile", "read", "--", "touch", "f"
     )
     assert denied.returncode == EXIT_DENIED and not (tmp_path / "f").exists()
-    assert _json_lines(denied)[-2]["status"] == "denied"
+    assert _json_lines(denied)[-1]["status"] == "denied"
     timed = cli("exec", "--json", "--cwd", str(tmp_path), "--timeout", "0.5", "--", "sleep", "30")
     assert timed.returncode == EXIT_TIMED_OUT
-    assert _json_lines(timed)[-2]["status"] == "timed-out"
+    assert _json_lines(timed)[-1]["status"] == "timed-out"
 
 
 def test_exec_with_no_approver_denies_and_says_why(tmp_path: Path) -> None:
@@ -171,7 +171,7 @@ def test_exec_over_ssh(sshd: SshdServer, tmp_path: Path) -> None:
     assert done.returncode == 4, done.stderr
     events = _json_lines(done)
     assert "remote-tty" in "".join(e["data"] for e in events if e["type"] == "output")
-    assert events[-2]["sandbox_state"] == "none"
+    assert events[-1]["sandbox_state"] == "none"
     started = next(e for e in events if e["type"] == "tool_call.started")
     assert started["backend"].startswith("ssh://")
     empty = tmp_path / "empty_known_hosts"
@@ -233,7 +233,7 @@ def test_exec_pauses_under_prefect_and_the_cli_approves(prefect_server: str, tmp
     assert proc.returncode == 0, err
     assert (tmp_path / "approved-file").exists()
     events = validate_event_lines(out.splitlines())
-    assert events[-2]["approval_source"] == "human"
+    assert events[-1]["approval_source"] == "human"
     data = validate_manifest(manifest)
     assert data["prefect"]["api_url"] and data["approvals"][0]["answered_by"] == "cli"
 
@@ -308,3 +308,53 @@ def test_run_at_a_terminal_asks_there(prefect_server: str, workspace: Path, tmp_
     data = validate_manifest(workspace / ".runs/tty-test/cli/tty-run/manifest.json")
     assert data["approvals"][0]["answered_by"] == "terminal"
     assert data["tool_calls"][0]["approval_source"] == "human"
+
+
+def test_exec_of_a_missing_program_exits_127(tmp_path: Path) -> None:
+    done = cli("exec", "--json", "--cwd", str(tmp_path), "--", "no-such-program-xyz")
+    assert done.returncode == 127
+    summary = _json_lines(done)[-1]
+    assert summary["type"] == "summary" and summary["status"] == "failed" and summary["exit_code"] is None
+
+
+def test_sigterm_ends_exec_and_its_tree_and_records_the_run(tmp_path: Path) -> None:
+    import signal
+    import uuid
+
+    marker = f"co-sigterm-{uuid.uuid4().hex}"
+    proc = subprocess.Popen(
+        [
+            *CLI,
+            "exec",
+            "--json",
+            "--cwd",
+            str(tmp_path),
+            "--run-id",
+            "term-run",
+            "--sandbox",
+            "none",
+            "--",
+            "sh",
+            "-c",
+            f"echo started; sleep 300; : {marker}",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if '"started' in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True)
+    assert left.stdout.strip() == ""
+    data = validate_manifest(tmp_path / ".runs/exec/cli/term-run/manifest.json")
+    assert data["status"] == "failed" and "KeyboardInterrupt" in (data["error"] or "")
+    assert data["tool_calls"][0]["attempts"][0]["error"].startswith("interrupted")

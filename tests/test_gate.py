@@ -358,3 +358,45 @@ def test_fetch_needs_network_and_saves_the_body(workspace: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_every_approval_ends_in_one_resolved_event(workspace: Path) -> None:
+    outside = Path("/var/tmp") / f"co-events-{uuid.uuid4().hex}"
+    try:
+        approver = ScriptedApprover(Decision.APPROVE, Decision.DENY)
+        gate = make_gate(workspace, approver, profile=frozenset({R, X}))
+        gate.run(shell(workspace, f"touch {outside}"))  # capability ask (approved), then escalation (denied)
+        finish(gate)
+        events = read_events(gate.recorder.paths.events)
+        asked = [e["approval_id"] for e in events if e["type"] == "approval.requested"]
+        resolved = [e for e in events if e["type"] == "approval.resolved"]
+        assert asked == ["ap-0001", "ap-0002"]
+        assert [(e["approval_id"], e["outcome"], e["source"]) for e in resolved] == [
+            ("ap-0001", "approved", "human"),
+            ("ap-0002", "denied", "human"),
+        ]
+    finally:
+        outside.unlink(missing_ok=True)
+
+
+def test_nobody_to_ask_is_a_policy_denial(workspace: Path) -> None:
+    from codex_orchestrator.approvals import NoApprover
+
+    gate = make_gate(workspace, ScriptedApprover(), profile=frozenset({R}))
+    gate.approver = NoApprover("no approver attached")
+    call = gate.run(shell(workspace, "touch f"))
+    assert call.status == "denied" and call.approval_source == "policy"
+    data = finish(gate)
+    assert data["approvals"][0]["source"] == "policy"  # type: ignore[index]
+
+
+def test_a_missing_program_cannot_start_in_or_out_of_the_sandbox(workspace: Path) -> None:
+    for sandbox in (SandboxMode.WORKSPACE_WRITE, SandboxMode.NONE):
+        gate = make_gate(workspace, ScriptedApprover(), sandbox=sandbox)
+        argv = ("no-such-program-xyz",)
+        call = gate.run(
+            ToolCallSpec(step="s", milestone="exec", kind=ToolKind.SHELL, cwd=workspace, command=argv)
+        )
+        assert call.status == "failed" and call.exit_code is None, sandbox
+        assert "cannot start" in (call.error or "") and len(call.attempts) == 1, call.error
+        finish(gate)

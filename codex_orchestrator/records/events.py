@@ -85,7 +85,6 @@ class AttemptStarted(_Event):
     tool_call_id: str
     attempt: int
     sandboxed: bool
-    session_id: str | None = None
 
 
 class Output(_Event):
@@ -104,6 +103,7 @@ class AttemptFinished(_Event):
     exit_code: int | None
     duration_ms: float
     error: str | None = None
+    session_id: str | None = Field(default=None, description="the exec session the attempt ran in, if any")
 
 
 class RetryScheduled(_Event):
