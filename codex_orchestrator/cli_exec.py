@@ -224,13 +224,17 @@ def run_exec_command(args: argparse.Namespace) -> int:
             on_recorder=on_recorder,
         )
 
+    from codex_orchestrator.cli import freeze_startup_heap
+
     if not _needs_prefect(options, args.approver, tty):
+        freeze_startup_heap()
         return run(approver).exit_code
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.exec_flow import PrefectInfo, submit
     from tasks.approval import PrefectPauseApprover
 
+    freeze_startup_heap()
     assert options.run_id is not None
     print(
         f"run {options.run_id} needs an approval: answer in the Prefect UI or with "

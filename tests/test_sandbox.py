@@ -523,3 +523,17 @@ def test_host_tmp_stays_visible_read_only_under_the_private_tmp(bwrap: str, work
         assert denial is not None and denial.kind is DenialKind.WRITE
     finally:
         shutil.rmtree(host_dir, ignore_errors=True)
+
+
+def test_host_tmp_entries_are_symlinked_except_those_holding_a_bind() -> None:
+    spec = SandboxSpec(
+        SandboxMode.WORKSPACE_WRITE,
+        Path("/tmp/b/ws"),
+        readable_paths=(Path("/tmp/a"), Path("/tmp/b"), Path("/tmp/c")),
+    )
+    argv = wrap_argv(["true"], spec)
+    assert argv[10:13] == ("--ro-bind", "/tmp", "/tmp/.host-tmp")
+    assert argv[13:16] == ("--symlink", "/tmp/.host-tmp/a", "/tmp/a")
+    assert argv[16:19] == ("--symlink", "/tmp/.host-tmp/c", "/tmp/c")
+    assert argv[19:22] == ("--ro-bind-try", "/tmp/b", "/tmp/b")  # a real directory: the workspace is in it
+    assert argv[22:25] == ("--bind", "/tmp/b/ws", "/tmp/b/ws")

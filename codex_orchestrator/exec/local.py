@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import select
+import shutil
 import signal as signals
 import struct
 import subprocess
@@ -50,22 +51,26 @@ class LocalPtyBackend:
         if not argv:
             raise SpawnError(argv, "argv is empty")
         env = {**os.environ, **PINNED_ENV, **request.env}
+        launcher = _SETSID if _SETSID is not None and _resolvable(argv[0], env, request.cwd) else None
         master_fd, slave_fd = os.openpty()
         try:
             # Set the size before the child starts so its first look at the terminal is already right.
             _set_window_size(master_fd, request.rows, request.cols)
             # subprocess rather than pty.fork(): its fork+exec happens in C, which stays safe while other
-            # threads run (os.fork/forkpty warn about that from Python 3.12 on). setsid() comes from
-            # start_new_session; only claiming the controlling terminal needs the preexec hook.
+            # threads run (os.fork/forkpty warn about that from Python 3.12 on). The child needs its own
+            # session with the PTY as controlling terminal. util-linux `setsid --ctty` does both without a
+            # preexec hook, which matters: any preexec_fn makes subprocess fork() the whole interpreter
+            # instead of vfork() (≈14 ms per spawn here against ≈2 ms). Where setsid is missing, or the
+            # program cannot be found (so Popen raises its usual error), the hook does the same job.
             popen = subprocess.Popen(
-                argv,
+                [launcher, "--ctty", *argv] if launcher else argv,
                 stdin=slave_fd,
                 stdout=slave_fd,
                 stderr=slave_fd,
                 cwd=request.cwd,
                 env=env,
-                start_new_session=True,
-                preexec_fn=_take_controlling_terminal,
+                start_new_session=launcher is None,
+                preexec_fn=None if launcher else _take_controlling_terminal,
                 close_fds=True,
             )
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
@@ -74,6 +79,8 @@ class LocalPtyBackend:
         finally:
             # Only the child may hold the slave end, or we would never see EOF when it exits.
             os.close(slave_fd)
+        if launcher:
+            _await_own_session(popen)
         return LocalPtyProcess(popen, master_fd)
 
 
@@ -252,6 +259,34 @@ class _Closed(Exception):
     """Internal: the master descriptor is closed (or closing)."""
 
 
+# setsid(1) calls setsid() and TIOCSCTTY, then execs the command in place (it only forks when already a
+# process-group leader, which a child started without start_new_session is not).
+_SETSID = shutil.which("setsid")
+
+
+# setsid(1) becomes the session leader a moment after Popen returns; until then a signal to the group is lost.
+SESSION_SETUP_TIMEOUT_S = 2.0
+
+
+def _await_own_session(popen: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + SESSION_SETUP_TIMEOUT_S
+    while time.monotonic() < deadline and popen.poll() is None:
+        try:
+            if os.getsid(popen.pid) == popen.pid:
+                return
+        except ProcessLookupError:
+            return
+        os.sched_yield()  # it takes well under a millisecond: yield rather than sleep a scheduler tick
+
+
+def _resolvable(program: str, env: dict[str, str], cwd: str | None) -> bool:
+    """Would exec find ``program``? If not, spawn without the launcher so Popen reports the real error."""
+    if "/" in program:
+        path = program if os.path.isabs(program) or cwd is None else os.path.join(cwd, program)
+        return os.access(path, os.X_OK) and not os.path.isdir(path)
+    return shutil.which(program, path=env.get("PATH", os.defpath)) is not None
+
+
 def _take_controlling_terminal() -> None:
     # Runs in the child between fork and exec, after setsid(): stdin is the PTY slave.
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
@@ -294,19 +329,25 @@ def _session_groups(sid: int) -> set[int]:
 
 def session_members(sid: int) -> dict[int, int]:
     """``{pid: pgid}`` of the live (non-zombie) processes in session ``sid``, from Linux ``/proc``."""
+    # Runs at every session close over every process of the host: raw os calls and bytes, no pathlib
+    # (three times faster, and this is on the per-tool-call path).
     members: dict[int, int] = {}
-    for entry in _PROC.iterdir():
-        if not entry.name.isdigit():
+    for name in os.listdir(_PROC):
+        if not name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
+            fd = os.open(f"/proc/{name}/stat", os.O_RDONLY)
+            try:
+                stat = os.read(fd, 1024)
+            finally:
+                os.close(fd)
         except OSError:
             continue  # exited while we looked
         # The command name in parentheses may hold spaces and parentheses; the fields after it do not:
         # state, ppid, pgrp, session, ...
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if int(fields[3]) == sid and fields[0] not in ("Z", "X"):
-            members[int(entry.name)] = int(fields[2])
+        fields = stat[stat.rfind(b")") + 2 :].split(None, 5)
+        if len(fields) > 4 and int(fields[3]) == sid and fields[0] not in (b"Z", b"X"):
+            members[int(name)] = int(fields[2])
     return members
 
 
