@@ -12,12 +12,11 @@ from typing import Any, cast
 from rich.console import Console
 
 from codex_orchestrator.approvals import Approver, NoApprover
-from codex_orchestrator.commands import call_facts
 from codex_orchestrator.errors import RequestError
 from codex_orchestrator.exec.backend import ExecBackend
 from codex_orchestrator.exec.session import ExecSession
-from codex_orchestrator.execcmd import ExecOptions, ExecResult, run_exec
-from codex_orchestrator.policy import ApprovalPolicy, Outcome, ToolKind, decide, parse_profile
+from codex_orchestrator.execcmd import ExecOptions, ExecResult, may_ask_up_front, run_exec
+from codex_orchestrator.policy import ApprovalPolicy, ToolKind, parse_profile
 from codex_orchestrator.records import events as ev
 from codex_orchestrator.records.paths import new_run_id, validate_run_id, validate_task_id
 from codex_orchestrator.retry import RetryPolicy
@@ -130,13 +129,12 @@ def _target_from_block(name: str) -> Any:
     return block.to_target()
 
 
-def _needs_prefect(options: ExecOptions, approver: str, tty: bool) -> bool:
+def _needs_prefect(options: ExecOptions, approver: str, tty: bool, backend: ExecBackend | None) -> bool:
     if approver == "prefect":
         return True
-    if approver != "auto" or tty or not options.gate_enabled:
+    if approver != "auto" or tty:
         return False
-    facts = call_facts(options.kind, options.argv, options.declared, options.approval_required)
-    return decide(options.policy, options.profile, facts).outcome is Outcome.ASK
+    return may_ask_up_front(options, backend)
 
 
 class _HumanOutput:
@@ -226,7 +224,7 @@ def run_exec_command(args: argparse.Namespace) -> int:
 
     from codex_orchestrator.cli import freeze_startup_heap
 
-    if not _needs_prefect(options, args.approver, tty):
+    if not _needs_prefect(options, args.approver, tty, backend):
         freeze_startup_heap()
         return run(approver).exit_code
 

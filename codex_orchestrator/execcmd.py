@@ -10,8 +10,8 @@ from codex_orchestrator.approvals import Approver
 from codex_orchestrator.exec.backend import ExecBackend
 from codex_orchestrator.exec.local import LocalPtyBackend
 from codex_orchestrator.exec.session import ExecSession, ExecSessionManager
-from codex_orchestrator.gate import GateConfig, ToolOrchestrator
-from codex_orchestrator.policy import ApprovalPolicy, Capability, ToolKind
+from codex_orchestrator.gate import GateConfig, ToolOrchestrator, initial_requirement
+from codex_orchestrator.policy import ApprovalPolicy, Capability, Outcome, ToolKind
 from codex_orchestrator.records import events as ev
 from codex_orchestrator.records.events import Listener
 from codex_orchestrator.records.manifest import ToolCallRecord
@@ -64,6 +64,40 @@ class ExecResult:
     manifest: Path
 
 
+def tool_call_spec(options: ExecOptions) -> ToolCallSpec:
+    return ToolCallSpec(
+        step="exec",
+        milestone="exec",
+        kind=options.kind,
+        cwd=options.cwd.resolve(),
+        command=options.argv,
+        env=dict(options.env),
+        declared=options.declared,
+        requests_escalation=options.approval_required,
+        timeout_s=options.timeout_s,
+        retry=options.retry,
+        backend_cwd=options.remote_cwd,
+    )
+
+
+def gate_config(options: ExecOptions) -> GateConfig:
+    return GateConfig(
+        policy=options.policy,
+        profile=options.profile,
+        sandbox=options.sandbox,
+        enabled=options.gate_enabled,
+        approval_timeout_s=options.approval_timeout_s,
+    )
+
+
+def may_ask_up_front(options: ExecOptions, backend: ExecBackend | None = None) -> bool:
+    """Whether the gate's first step will ask a human: the same decision ``ToolOrchestrator.run`` makes."""
+    _, requirement = initial_requirement(
+        gate_config(options), tool_call_spec(options), backend or LocalPtyBackend()
+    )
+    return requirement.outcome is Outcome.ASK
+
+
 def exit_code_for(record: ToolCallRecord) -> int:
     if record.status == "denied":
         return EXIT_DENIED
@@ -91,19 +125,7 @@ def run_exec(
         task_id=validate_task_id(options.task_id),
         run_id=validate_run_id(options.run_id or new_run_id()),
     )
-    spec = ToolCallSpec(
-        step="exec",
-        milestone="exec",
-        kind=options.kind,
-        cwd=options.cwd.resolve(),
-        command=options.argv,
-        env=dict(options.env),
-        declared=options.declared,
-        requests_escalation=options.approval_required,
-        timeout_s=options.timeout_s,
-        retry=options.retry,
-        backend_cwd=options.remote_cwd,
-    )
+    spec = tool_call_spec(options)
     request_record = {
         "argv": list(options.argv),
         "cwd": str(options.remote_cwd or spec.cwd),
@@ -129,13 +151,7 @@ def run_exec(
     sessions = ExecSessionManager()
     gate = ToolOrchestrator(
         recorder=recorder,
-        config=GateConfig(
-            policy=options.policy,
-            profile=options.profile,
-            sandbox=options.sandbox,
-            enabled=options.gate_enabled,
-            approval_timeout_s=options.approval_timeout_s,
-        ),
+        config=gate_config(options),
         approver=approver,
         backend=backend or LocalPtyBackend(),
         sessions=sessions,

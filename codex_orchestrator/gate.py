@@ -25,6 +25,7 @@ from codex_orchestrator.exec.session import ExecSession, ExecSessionManager
 from codex_orchestrator.policy import (
     ApprovalPolicy,
     ApprovalSource,
+    CallFacts,
     Capability,
     Outcome,
     Requirement,
@@ -71,6 +72,24 @@ class _Sandbox:
     detail: str | None = None
 
 
+def initial_requirement(
+    config: GateConfig, spec: ToolCallSpec, backend: ExecBackend
+) -> tuple[CallFacts, Requirement]:
+    """Step 1's decision for ``spec`` before anything is asked or run; ``exec`` also uses it to know up front
+    whether a Prefect pause may be needed."""
+    confined = (
+        config.enabled
+        and spec.kind in (ToolKind.SHELL, ToolKind.AGENT)
+        and isinstance(backend, LocalPtyBackend)
+        and config.sandbox is not SandboxMode.NONE
+        and probe(config.bwrap_path).available
+    )
+    facts = replace(spec.facts(), confined=confined)  # on-failure lets confined calls go beyond the profile
+    if not config.enabled:
+        return facts, Requirement(Outcome.SKIP, "gate disabled by feature flag")
+    return facts, decide(config.policy, config.profile, facts)
+
+
 @dataclass
 class ToolOrchestrator:
     """Runs tool calls for one run through the gate. Not thread-safe: one call at a time per instance."""
@@ -91,7 +110,7 @@ class ToolOrchestrator:
 
     def run(self, spec: ToolCallSpec) -> ToolCallRecord:
         rec = self.recorder
-        facts = replace(spec.facts(), confined=self._confined(spec))
+        facts, requirement = initial_requirement(self.config, spec, self.backend)
         call = rec.new_tool_call(
             step=spec.step,
             milestone=spec.milestone,
@@ -119,11 +138,6 @@ class ToolOrchestrator:
             **{"codex.tool_call.id": call.id, "codex.step": spec.step, "codex.tool": spec.kind.value},
         ) as span:
             # 1. approval
-            requirement = (
-                decide(self.config.policy, self.config.profile, facts)
-                if self.config.enabled
-                else Requirement(Outcome.SKIP, "gate disabled by feature flag")
-            )
             call.approval_outcome = requirement.outcome.value
             call.approval_reason = requirement.reason
             try:
@@ -346,16 +360,6 @@ class ToolOrchestrator:
             self._refuse(call, f"denied: {answer.reason or 'running unsandboxed was refused'}")
             return None
         return self._record_sandbox(call, _Sandbox(SandboxState.UNAVAILABLE, detail=found.detail))
-
-    def _confined(self, spec: ToolCallSpec) -> bool:
-        """Will this call run in a working local sandbox? (on-failure lets such calls go beyond the profile)"""
-        return (
-            self.config.enabled
-            and spec.kind in (ToolKind.SHELL, ToolKind.AGENT)
-            and isinstance(self.backend, LocalPtyBackend)
-            and self.config.sandbox is not SandboxMode.NONE
-            and probe(self.config.bwrap_path).available
-        )
 
     def _record_sandbox(self, call: ToolCallRecord, sandbox: _Sandbox) -> _Sandbox:
         call.sandbox.mode = (
