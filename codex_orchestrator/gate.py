@@ -282,7 +282,7 @@ class ToolOrchestrator:
 
         def announce(flow_run_id: str | None) -> None:
             record.flow_run_id = flow_run_id
-            rec.approval_pending(record)
+            rec.approval_pending(record, request)
 
         with rec.tracer.span(
             "approval", **{"codex.approval.id": approval_id, "codex.approval.purpose": purpose}
@@ -302,7 +302,9 @@ class ToolOrchestrator:
         record.answered_by = answer.answered_by
         record.answer_reason = rec.redact(answer.reason) if answer.reason else None
         if record not in rec.manifest.approvals:
-            rec.approval_pending(record)  # the approver answered without announcing (e.g. nobody to ask)
+            rec.approval_pending(
+                record, request
+            )  # the approver answered without announcing (e.g. nobody to ask)
         rec.approval_resolved(record)
         rec.events.emit(
             ev.ApprovalResolved(

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from codex_orchestrator.approvals import SessionApprovalCache
+from codex_orchestrator.approvals import ApprovalRequest, SessionApprovalCache
 from codex_orchestrator.errors import RecordError, RequestError
 from codex_orchestrator.records import events as ev
 from codex_orchestrator.records.events import EventLog
@@ -37,7 +37,8 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
-ApprovalListener = Callable[[ApprovalRecord], None]
+# Told of each pending question: its record, and the request itself (what a reviewer is shown).
+ApprovalListener = Callable[[ApprovalRecord, ApprovalRequest], None]
 
 
 def utc_now() -> str:
@@ -205,14 +206,14 @@ class RunRecorder:
     def add_approval_listener(self, listener: ApprovalListener) -> None:
         self._approval_listeners.append(listener)
 
-    def approval_pending(self, record: ApprovalRecord) -> None:
+    def approval_pending(self, record: ApprovalRecord, request: ApprovalRequest) -> None:
         """A question is waiting (and, under Prefect, its flow run is about to pause): record and announce it."""
         with self._lock:
             self.manifest.approvals.append(record)
             self.manifest.pending_approval = record
             self._set_status("awaiting-approval")
         for listener in list(self._approval_listeners):
-            listener(record)
+            listener(record, request)
 
     def approval_resolved(self, record: ApprovalRecord) -> None:
         with self._lock:

@@ -17,12 +17,11 @@ from tasks import context
 from tasks.approval import answer_approval
 
 # Who answers approvals raised by a run started from the CLI.
-Reviewer = Callable[[context.LiveRun, ApprovalRecord], None]
+Reviewer = Callable[[context.LiveRun, ApprovalRecord, ApprovalRequest], None]
 
 
-def terminal_reviewer(live: context.LiveRun, record: ApprovalRecord) -> None:
+def terminal_reviewer(live: context.LiveRun, record: ApprovalRecord, request: ApprovalRequest) -> None:
     """Ask the person at this terminal, then answer through the same API the UI/CLI use."""
-    request = _request_for(live, record)
     answer = prompt_decision(request)
     answer_approval(
         record.flow_run_id or "",
@@ -36,7 +35,7 @@ def terminal_reviewer(live: context.LiveRun, record: ApprovalRecord) -> None:
 def auto_reviewer(decision: Decision, say: Callable[[str], None]) -> Reviewer:
     """A scripted reviewer (the demo without a TTY): answers through the public API and says so."""
 
-    def review(live: context.LiveRun, record: ApprovalRecord) -> None:
+    def review(live: context.LiveRun, record: ApprovalRecord, _request: ApprovalRequest) -> None:
         say(
             f"no TTY: answering approval {record.approval_id} ({record.reason}) with '{decision.value}' through "
             f"the public approval API, as `codex-orchestrator approve {live.recorder.run_id}` would"
@@ -50,25 +49,6 @@ def auto_reviewer(decision: Decision, say: Callable[[str], None]) -> Reviewer:
         )
 
     return review
-
-
-def _request_for(live: context.LiveRun, record: ApprovalRecord) -> ApprovalRequest:
-    call = next((c for c in live.recorder.manifest.tool_calls if c.id == record.tool_call_id), None)
-    return ApprovalRequest(
-        approval_id=record.approval_id,
-        run_id=live.recorder.run_id,
-        task_id=live.recorder.paths.task_id,
-        tool_call_id=record.tool_call_id,
-        step=call.step if call else "?",
-        tool=call.kind if call else "?",
-        command=call.command if call else "?",
-        cwd=call.cwd if call else ".",
-        needs=tuple(record.needs),
-        reason=record.reason,
-        purpose=record.purpose,
-        sandbox=live.request.sandbox.value,
-        timeout_s=live.request.approval_timeout_s,
-    )
 
 
 def run_request(
@@ -93,13 +73,13 @@ def run_request(
             live.recorder.events.add_listener(lambda _event, line: on_line(line))
         if reviewer is not None:
 
-            def on_pending(record: ApprovalRecord) -> None:
+            def on_pending(record: ApprovalRecord, request: ApprovalRequest) -> None:
                 if not record.flow_run_id:
                     return
 
                 def answer() -> None:
                     try:
-                        reviewer(live, record)
+                        reviewer(live, record, request)
                     except Exception as exc:  # the run goes on waiting; the UI/CLI can still answer
                         say(f"could not answer approval {record.approval_id}: {exc}")
 
