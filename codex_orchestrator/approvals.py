@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -104,6 +105,10 @@ class CacheKey:
     command: str
     cwd: str
     capabilities: frozenset[str]
+
+    def digest(self) -> str:
+        """A stable text form: the key of the run's persisted approve-for-session grants."""
+        return json.dumps([self.tool, self.command, self.cwd, sorted(self.capabilities)])
 
 
 def cache_key(tool: str, command: str, cwd: str, capabilities: Iterable[Capability | str]) -> CacheKey:

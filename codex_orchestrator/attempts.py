@@ -8,10 +8,10 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
+from codex_orchestrator.call_recorder import CallRecorder
 from codex_orchestrator.exec.guard import GuardSwitch
 from codex_orchestrator.exec.session import OutputEvent
 from codex_orchestrator.records import events as ev
-from codex_orchestrator.run import RunRecorder
 from codex_orchestrator.toolcall import ToolCallSpec
 
 # How much of a call's output the manifest keeps (the event log has all of it).
@@ -66,7 +66,7 @@ def run_fetch(spec: ToolCallSpec) -> AttemptResult:
 class OutputRecorder:
     """Session subscriber: turns PTY output into ``output`` events (UTF-8 decoded across chunk borders)."""
 
-    def __init__(self, recorder: RunRecorder, tool_call_id: str) -> None:
+    def __init__(self, recorder: CallRecorder, tool_call_id: str) -> None:
         self._recorder = recorder
         self._call_id = tool_call_id
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")

@@ -139,8 +139,35 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--json", action="store_true", help="JSON Lines on stdout: begin, output, ..., summary")
     ex.add_argument("argv", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
 
+    rs = sub.add_parser("resume", help="continue a run that was killed: succeeded calls are not run again")
+    rs.add_argument("run_id", help="the run to re-enter")
+    rs.add_argument("--runs-dir", type=Path, help="where the run's records are (default ./.runs)")
+    rs.add_argument("--json", action="store_true", help="print the run's events as JSON Lines on stdout")
+    rs.add_argument(
+        "--no-prompt", action="store_true", help="never ask at the terminal; approvals wait for the UI/CLI"
+    )
+
+    runs = sub.add_parser("runs", help="list the runs under a runs directory, newest first")
+    runs.add_argument("--runs-dir", type=Path, help="where records are (default ./.runs)")
+    runs.add_argument("--json", action="store_true", help="one JSON object per run")
+
+    aps = sub.add_parser("approvals", help="list pending approvals (of one run, or of every run)")
+    aps.add_argument("run_id", nargs="?", help="only this run's")
+    aps.add_argument("--runs-dir", type=Path, help="where records are (default ./.runs)")
+    aps.add_argument("--json", action="store_true", help="one JSON object per approval")
+
+    mf = sub.add_parser("manifest", help="print a run's manifest, or rebuild it from the run's records")
+    mf.add_argument("run_id", help="the run")
+    mf.add_argument("--runs-dir", type=Path, help="where records are (default ./.runs)")
+    mf.add_argument(
+        "--rebuild", action="store_true", help="fold manifest.json afresh from the run's record files"
+    )
+
     ap = sub.add_parser("approve", help="answer the pending approval of a run (approves unless --deny)")
     ap.add_argument("run_id")
+    ap.add_argument(
+        "--approval", metavar="ID", help="which pending approval (needed when several are pending)"
+    )
     ap.add_argument("--deny", action="store_true", help="deny instead of approving")
     ap.add_argument("--for-session", action="store_true", help="approve this call for the rest of the run")
     ap.add_argument("--reason", default=None, help="recorded with the answer")
@@ -181,6 +208,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "run": _cmd_run,
             "exec": _cmd_exec,
             "approve": _cmd_approve,
+            "resume": _cmd_resume,
+            "runs": _cmd_runs,
+            "approvals": _cmd_approvals,
+            "manifest": _cmd_manifest,
             "show": _cmd_show,
             "schema": _cmd_schema,
             "demo": _cmd_demo,
@@ -226,9 +257,26 @@ def _json_printer() -> Any:
 # -- run ------------------------------------------------------------------------------------------------------
 def _cmd_run(args: argparse.Namespace) -> int:
     from codex_orchestrator.request import load_request
-    from codex_orchestrator.terminal import stdin_is_tty
 
     request = load_request(args.request_file)  # validation errors: exit 2 before anything is written
+    from codex_orchestrator.records.paths import RUNS_DIRNAME, RunPaths, validate_run_id
+
+    if args.run_id:
+        runs_dir = args.runs_dir or Path(request.workspace) / RUNS_DIRNAME
+        if RunPaths(runs_dir, request.task, validate_run_id(args.run_id)).run_dir.exists():
+            raise RequestError(
+                f"run {args.run_id!r} already exists; choose another id, or "
+                f"`codex-orchestrator resume {args.run_id}` to continue it",
+                field="--run-id",
+            )
+    return _start_run(args, args.request_file, run_id=args.run_id, runs_dir=args.runs_dir, resume=False)
+
+
+def _start_run(
+    args: argparse.Namespace, request_file: Path, *, run_id: str | None, runs_dir: Path | None, resume: bool
+) -> int:
+    from codex_orchestrator.terminal import stdin_is_tty
+
     _prefect_env()
     import flows.autonomy  # noqa: F401  (import Prefect and the flows before freezing the heap)
     from flows.runner import run_request, terminal_reviewer
@@ -241,14 +289,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     code, manifest = run_request(
-        request,
-        run_id=args.run_id,
-        runs_dir=args.runs_dir,
+        request_file,
+        run_id=run_id,
+        runs_dir=runs_dir,
+        resume=resume,
         reviewer=reviewer,
         on_line=_json_printer() if args.json else None,
     )
     print(f"manifest: {manifest}", file=sys.stderr)
     return code
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from codex_orchestrator.records.paths import find_run_dir
+    from codex_orchestrator.records.store import REQUEST_FILENAME, RUN_FILENAME
+
+    run_dir = find_run_dir(_runs_dir(args.runs_dir), args.run_id, RUN_FILENAME)
+    request_file = run_dir / REQUEST_FILENAME
+    if not request_file.exists():
+        raise RequestError(f"run {args.run_id!r} is an exec run or has no request to resume", field="run_id")
+    return _start_run(args, request_file, run_id=args.run_id, runs_dir=run_dir.parents[2], resume=True)
 
 
 # -- exec -----------------------------------------------------------------------------------------------------
@@ -265,17 +325,11 @@ def _runs_dir(value: Path | None) -> Path:
 
 def _cmd_approve(args: argparse.Namespace) -> int:
     from codex_orchestrator.approvals import Decision
-    from codex_orchestrator.records.manifest import load_manifest
-    from codex_orchestrator.records.paths import MANIFEST_FILENAME, find_run_dir
+    from codex_orchestrator.records.listing import choose_pending
 
     if args.deny and args.for_session:
         raise RequestError("--deny and --for-session exclude each other", field="--for-session")
-    run_dir = find_run_dir(_runs_dir(args.runs_dir), args.run_id)
-    manifest = load_manifest(run_dir / MANIFEST_FILENAME)
-    pending = manifest.pending_approval
-    if pending is None or not pending.flow_run_id:
-        print(f"run {args.run_id} has no pending approval (status: {manifest.status})", file=sys.stderr)
-        return EXIT_FAILED
+    pending, api_url = choose_pending(_runs_dir(args.runs_dir), args.run_id, args.approval)
     decision = (
         Decision.DENY
         if args.deny
@@ -285,15 +339,53 @@ def _cmd_approve(args: argparse.Namespace) -> int:
     from tasks.approval import answer_approval
 
     answer_approval(
-        pending.flow_run_id, decision, reason=args.reason, answered_by="cli", api_url=manifest.prefect.api_url
+        pending.flow_run_id or "", decision, reason=args.reason, answered_by="cli", api_url=api_url
     )
     print(f"{decision.value}: approval {pending.approval_id} of run {args.run_id} ({pending.reason})")
+    return 0
+
+
+def _cmd_approvals(args: argparse.Namespace) -> int:
+    from codex_orchestrator.records.listing import pending_approvals
+
+    found = pending_approvals(_runs_dir(args.runs_dir), args.run_id)
+    for record in found:
+        if args.json:
+            print(record.model_dump_json())
+        else:
+            print(f"{record.run_id}  {record.approval_id}  step {record.step}  {record.reason}")
+    if not found and not args.json:
+        print("no pending approvals", file=sys.stderr)
+    return 0
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    import json
+
+    from codex_orchestrator.records.listing import list_runs
+
+    for row in list_runs(_runs_dir(args.runs_dir)):
+        if args.json:
+            print(json.dumps(row))
+        else:
+            print(f"{row['run_id']}  {row['task_id']:<20} {row['status']:<18} {row['created_at']}")
+    return 0
+
+
+def _cmd_manifest(args: argparse.Namespace) -> int:
+    from codex_orchestrator.records.listing import run_store
+    from codex_orchestrator.records.store import ManifestFolder
+
+    folder = ManifestFolder(run_store(_runs_dir(args.runs_dir), args.run_id))
+    data = folder.write() if args.rebuild else folder.store.paths.manifest.read_bytes()
+    sys.stdout.write(data.decode("utf-8") + "\n")
     return 0
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
     from codex_orchestrator.records.manifest import load_manifest
     from codex_orchestrator.records.paths import MANIFEST_FILENAME, find_run_dir
+    from codex_orchestrator.run import effective_status
 
     run_dir = find_run_dir(_runs_dir(args.runs_dir), args.run_id)
     path = run_dir / MANIFEST_FILENAME
@@ -301,7 +393,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         sys.stdout.write(path.read_text(encoding="utf-8") + "\n")
         return 0
     m = load_manifest(path)
-    print(f"run {m.run_id} · task {m.task_id} · {m.status} (exit {m.exit_code})")
+    print(f"run {m.run_id} · task {m.task_id} · {effective_status(m)} (exit {m.exit_code})")
     for ms in m.milestones:
         print(f"  milestone {ms.name:<13} {ms.status}")
     for c in m.tool_calls:
@@ -309,8 +401,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
             f"  {c.id} {c.step:<20} {c.status:<10} exit={c.exit_code} attempts={len(c.attempts)} "
             f"approval={c.approval_source} sandbox={c.sandbox.state}"
         )
-    if m.pending_approval:
-        print(f"  waiting: {m.pending_approval.approval_id} — {m.pending_approval.reason}")
+    for pending in m.pending_approvals:
+        print(f"  waiting: {pending.approval_id} — {pending.reason}")
     return 0
 
 

@@ -15,11 +15,18 @@ from codex_orchestrator.approvals import Approver, NoApprover
 from codex_orchestrator.errors import RequestError
 from codex_orchestrator.exec.backend import ExecBackend
 from codex_orchestrator.exec.session import ExecSession
-from codex_orchestrator.execcmd import ExecOptions, ExecResult, may_ask_up_front, run_exec
+from codex_orchestrator.execcmd import (
+    ATTACHMENTS,
+    ExecOptions,
+    LocalAttachments,
+    call_input,
+    may_ask_up_front,
+    run_exec,
+)
 from codex_orchestrator.policy import ApprovalPolicy, ToolKind, parse_profile
 from codex_orchestrator.records import events as ev
 from codex_orchestrator.records.paths import new_run_id, validate_run_id, validate_task_id
-from codex_orchestrator.retry import RetryPolicy
+from codex_orchestrator.redact import looks_secret
 from codex_orchestrator.sandbox import SandboxMode
 from codex_orchestrator.terminal import TerminalApprover, stdin_is_tty
 
@@ -62,12 +69,15 @@ def options_from_args(args: argparse.Namespace) -> ExecOptions:
         if not sep or not name:
             raise RequestError(f"{item!r} is not NAME=VALUE", field="--env")
         env[name] = value
-    secrets: list[str] = []
-    for name in args.secret_env:
+    secret_names = list(args.secret_env)
+    for name in secret_names:
         if name not in os.environ:
             raise RequestError(f"environment variable {name} is not set", field="--secret-env")
-        env[name] = os.environ[name]
-        secrets.append(os.environ[name])
+    for name in [n for n in env if looks_secret(n)]:
+        # A value given on the command line under a secret-looking name travels by name like --secret-env,
+        # so it is redacted everywhere and never lands in a Prefect flow run's parameters.
+        os.environ[name] = env.pop(name)
+        secret_names.append(name)
     return ExecOptions(
         argv=tuple(argv),
         workspace=workspace,
@@ -80,14 +90,14 @@ def options_from_args(args: argparse.Namespace) -> ExecOptions:
         declared=_caps(args.needs, "--needs"),
         sandbox=_enum(SandboxMode, args.sandbox, "--sandbox"),
         timeout_s=args.timeout,
-        retry=RetryPolicy(max_attempts=args.retries + 1),
+        retries=args.retries,
         env=env,
         approval_required=args.ask,
         gate_enabled=not args.no_gate,
         approval_timeout_s=args.approval_timeout,
         remote_cwd=str(args.cwd) if (args.ssh or args.host) and args.cwd else None,
         kind=ToolKind.SHELL,
-        secrets=secrets,
+        secret_env=tuple(secret_names),
     )
 
 
@@ -129,12 +139,12 @@ def _target_from_block(name: str) -> Any:
     return block.to_target()
 
 
-def _needs_prefect(options: ExecOptions, approver: str, tty: bool, backend: ExecBackend | None) -> bool:
+def _needs_prefect(call: Any, approver: str, tty: bool, backend: ExecBackend | None) -> bool:
     if approver == "prefect":
         return True
     if approver != "auto" or tty:
         return False
-    return may_ask_up_front(options, backend)
+    return may_ask_up_front(call, backend)
 
 
 class _HumanOutput:
@@ -211,40 +221,34 @@ def run_exec_command(args: argparse.Namespace) -> int:
             "rerun with --approver prefect to pause for an answer in the Prefect UI or `approve`"
         )
 
-    def run(approver_: Approver, on_recorder: Any = None) -> ExecResult:
-        return run_exec(
-            options,
-            approver_,
-            backend=backend,
-            sandbox_prefix=sandbox_prefix,
-            listeners=[listener],
-            on_session=on_session,
-            on_recorder=on_recorder,
-        )
-
+    call = call_input(options)
+    attachments = LocalAttachments(
+        listeners=[listener],
+        on_session=on_session,
+        backend=(backend, sandbox_prefix) if backend is not None else None,
+    )
     from codex_orchestrator.cli import freeze_startup_heap
 
-    if not _needs_prefect(options, args.approver, tty, backend):
+    if not _needs_prefect(call, args.approver, tty, backend):
         freeze_startup_heap()
-        return run(approver).exit_code
+        return run_exec(call, approver, attachments=attachments).exit_code
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from flows.exec_flow import PrefectInfo, submit
-    from tasks.approval import PrefectPauseApprover
+    from flows.exec_flow import exec_tool_call
 
     freeze_startup_heap()
-    assert options.run_id is not None
     print(
-        f"run {options.run_id} needs an approval: answer in the Prefect UI or with "
-        f"`codex-orchestrator approve {options.run_id}`; waiting up to {options.approval_timeout_s} s "
+        f"run {call.run.run_id} needs an approval: answer in the Prefect UI or with "
+        f"`codex-orchestrator approve {call.run.run_id}`; waiting up to {options.approval_timeout_s} s "
         f"(--approval-timeout), or rerun with --policy never to fail at once instead",
         file=sys.stderr,
     )
-
-    def job(info: PrefectInfo) -> int:
-        def on_recorder(recorder: Any) -> None:
-            recorder.set_prefect(api_url=info.api_url, parent_flow_run_id=info.flow_run_id)
-
-        return run(PrefectPauseApprover(), on_recorder).exit_code
-
-    return submit(options.run_id, job)
+    token = ATTACHMENTS.set(attachments)
+    try:
+        state = exec_tool_call(call, return_state=True)
+    finally:
+        ATTACHMENTS.reset(token)
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        raise result
+    return int(result)

@@ -1,36 +1,41 @@
-"""One tool call as a run of its own (``codex-orchestrator exec``): records, gate, summary, exit code."""
+"""One tool call as a run of its own (``codex-orchestrator exec``): the call by value, its run, summary, exit code.
+
+``exec`` opens and finishes its run through ``RunOwner`` and runs its call through ``execute_call``, exactly as
+a request's run does; only the front end (terminal, JSON, SDK) differs. The same ``run_exec`` runs inside the
+``exec-tool-call`` flow when the call must pause for an approval, in this process or on a worker.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from codex_orchestrator.approvals import Approver
+from codex_orchestrator.errors import RequestError
 from codex_orchestrator.exec.backend import ExecBackend
 from codex_orchestrator.exec.local import LocalPtyBackend
-from codex_orchestrator.exec.session import ExecSession, ExecSessionManager
-from codex_orchestrator.gate import GateConfig, ToolOrchestrator, initial_requirement
+from codex_orchestrator.exec.session import ExecSession
+from codex_orchestrator.execute import CallInput, GateSettings, call_id_for, execute_call, read_secrets
+from codex_orchestrator.gate import initial_requirement
 from codex_orchestrator.policy import ApprovalPolicy, Capability, Outcome, ToolKind
 from codex_orchestrator.records import events as ev
 from codex_orchestrator.records.events import Listener
 from codex_orchestrator.records.manifest import ToolCallRecord
-from codex_orchestrator.records.paths import (
-    RUNS_DIRNAME,
-    RunPaths,
-    new_run_id,
-    validate_run_id,
-    validate_task_id,
-)
-from codex_orchestrator.retry import RetryPolicy
-from codex_orchestrator.run import EXIT_FAILED, RunRecorder
+from codex_orchestrator.records.paths import RUNS_DIRNAME, new_run_id, validate_run_id, validate_task_id
+from codex_orchestrator.records.store import RunRef
+from codex_orchestrator.request import RetrySettings, Step
+from codex_orchestrator.run import EXIT_FAILED, RunOwner
 from codex_orchestrator.sandbox import SandboxMode
-from codex_orchestrator.toolcall import ToolCallSpec
+from codex_orchestrator.toolcall import spec_from_step
 
 # Exit codes of `exec` when the command did not give one of its own (docs/cli.md).
 EXIT_TIMED_OUT = 124
 EXIT_DENIED = 125
 EXIT_NOT_STARTED = 127
+EXEC_STEP = "exec"
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,7 @@ class ExecOptions:
     profile: frozenset[Capability] = frozenset({Capability.READ, Capability.EDIT, Capability.RUN})
     sandbox: SandboxMode = SandboxMode.WORKSPACE_WRITE
     timeout_s: float = 600.0
-    retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(max_attempts=1))
+    retries: int = 0
     env: Mapping[str, str] = field(default_factory=dict)
     declared: frozenset[Capability] = frozenset()
     approval_required: bool = False
@@ -53,7 +58,7 @@ class ExecOptions:
     approval_timeout_s: int = 3600
     remote_cwd: str | None = None
     kind: ToolKind = ToolKind.SHELL
-    secrets: Sequence[str] = ()
+    secret_env: Sequence[str] = ()  # names; their values are read from the environment where the call runs
 
 
 @dataclass(frozen=True)
@@ -64,37 +69,71 @@ class ExecResult:
     manifest: Path
 
 
-def tool_call_spec(options: ExecOptions) -> ToolCallSpec:
-    return ToolCallSpec(
-        step="exec",
-        milestone="exec",
+@dataclass(frozen=True)
+class LocalAttachments:
+    """What the CLI in *this* process hangs on an exec run: output listeners, stdin forwarding, the backend it
+    resolved. Set around the ``exec-tool-call`` flow (same process); a worker running it has none."""
+
+    listeners: Sequence[Listener] = ()
+    on_session: Callable[[ExecSession], None] | None = None
+    backend: tuple[ExecBackend, tuple[str, ...]] | None = None
+
+
+ATTACHMENTS: ContextVar[LocalAttachments | None] = ContextVar("codex_orchestrator_exec", default=None)
+
+
+def call_input(options: ExecOptions) -> CallInput:
+    """The exec call by value: a one-step run."""
+    workspace = options.workspace.resolve()
+    cwd = options.cwd.resolve()
+    if options.remote_cwd is None and not cwd.is_relative_to(workspace):
+        raise RequestError(f"{cwd} is not inside the workspace {workspace}", field="--cwd")
+    rel = cwd.relative_to(workspace).as_posix() if options.remote_cwd is None else "."
+    secret_names = list(options.secret_env)
+    step = Step(
+        name=EXEC_STEP,
         kind=options.kind,
-        cwd=options.cwd.resolve(),
-        command=options.argv,
-        env=dict(options.env),
-        declared=options.declared,
-        requests_escalation=options.approval_required,
+        command=list(options.argv),
+        cwd=rel or ".",
+        env={k: v for k, v in options.env.items() if k not in secret_names},
+        capabilities=sorted(options.declared),
+        approval="required" if options.approval_required else "auto",
         timeout_s=options.timeout_s,
-        retry=options.retry,
+        retry=RetrySettings(max_attempts=options.retries + 1),
+    )
+    ref = RunRef(
+        run_id=validate_run_id(options.run_id or new_run_id()),
+        task_id=validate_task_id(options.task_id),
+        runs_dir=str((options.runs_dir or workspace / RUNS_DIRNAME).resolve()),
+        workspace=str(workspace),
+    )
+    return CallInput(
+        run=ref,
+        call_id=call_id_for(EXEC_STEP, EXEC_STEP),
+        milestone=EXEC_STEP,
+        step=step,
+        gate=GateSettings(
+            policy=options.policy,
+            profile=sorted(options.profile),
+            sandbox=options.sandbox,
+            enabled=options.gate_enabled,
+            approval_timeout_s=options.approval_timeout_s,
+        ),
+        secret_env=secret_names,
         backend_cwd=options.remote_cwd,
     )
 
 
-def gate_config(options: ExecOptions) -> GateConfig:
-    return GateConfig(
-        policy=options.policy,
-        profile=options.profile,
-        sandbox=options.sandbox,
-        enabled=options.gate_enabled,
-        approval_timeout_s=options.approval_timeout_s,
-    )
-
-
-def may_ask_up_front(options: ExecOptions, backend: ExecBackend | None = None) -> bool:
+def may_ask_up_front(call: CallInput, backend: ExecBackend | None = None) -> bool:
     """Whether the gate's first step will ask a human: the same decision ``ToolOrchestrator.run`` makes."""
-    _, requirement = initial_requirement(
-        gate_config(options), tool_call_spec(options), backend or LocalPtyBackend()
+    spec = spec_from_step(
+        call.step,
+        call_id=call.call_id,
+        workspace=Path(call.run.workspace),
+        milestone=call.milestone,
+        default_retry=call.default_retry,
     )
+    _, requirement = initial_requirement(call.gate.config(), spec, backend or LocalPtyBackend())
     return requirement.outcome is Outcome.ASK
 
 
@@ -108,65 +147,50 @@ def exit_code_for(record: ToolCallRecord) -> int:
     return EXIT_NOT_STARTED if record.status == "failed" else EXIT_FAILED
 
 
+def request_record(call: CallInput) -> dict[str, object]:
+    """What the exec run's manifest shows as its request."""
+    return {
+        "argv": list(call.step.command or []),
+        "cwd": call.backend_cwd or call.step.cwd,
+        "policy": call.gate.policy.value,
+        "profile": sorted(c.value for c in call.gate.profile),
+        "sandbox": call.gate.sandbox.value,
+        "timeout_s": call.step.timeout_s,
+        "env": dict(call.step.env),
+        "secret_env": list(call.secret_env),
+    }
+
+
 def run_exec(
-    options: ExecOptions,
+    call: CallInput,
     approver: Approver,
     *,
-    backend: ExecBackend | None = None,
-    sandbox_prefix: tuple[str, ...] = (),
-    listeners: Sequence[Listener] = (),
-    on_session: Callable[[ExecSession], None] | None = None,
-    on_recorder: Callable[[RunRecorder], None] | None = None,
+    attachments: LocalAttachments | None = None,
+    prefect: tuple[str, str | None] | None = None,
 ) -> ExecResult:
-    """Record, gate and run ``options.argv``; the summary event carries the outcome."""
-    workspace = options.workspace.resolve()
-    paths = RunPaths(
-        runs_dir=options.runs_dir or workspace / RUNS_DIRNAME,
-        task_id=validate_task_id(options.task_id),
-        run_id=validate_run_id(options.run_id or new_run_id()),
-    )
-    spec = tool_call_spec(options)
-    request_record = {
-        "argv": list(options.argv),
-        "cwd": str(options.remote_cwd or spec.cwd),
-        "policy": options.policy.value,
-        "profile": sorted(c.value for c in options.profile),
-        "sandbox": options.sandbox.value,
-        "timeout_s": options.timeout_s,
-        "env": dict(options.env),
-    }
-    recorder = RunRecorder(
-        paths=paths,
-        workspace=workspace,
-        request=request_record,
+    """Open the exec run, run its one call through the gate, finish the run with the summary event last."""
+    local = attachments or ATTACHMENTS.get() or LocalAttachments()
+    owner = RunOwner.create(
+        call.run,
+        request=request_record(call),
         mode="exec",
-        gate_enabled=options.gate_enabled,
-        secrets=list(options.secrets),
+        gate_enabled=call.gate.enabled,
+        secrets=read_secrets(call.secret_env, os.environ).values(),
         with_milestones=False,
     )
-    for listener in listeners:
-        recorder.events.add_listener(listener)
-    if on_recorder is not None:
-        on_recorder(recorder)
-    sessions = ExecSessionManager()
-    gate = ToolOrchestrator(
-        recorder=recorder,
-        config=gate_config(options),
-        approver=approver,
-        backend=backend or LocalPtyBackend(),
-        sessions=sessions,
-        sandbox_prefix=sandbox_prefix,
-        on_session=on_session,
-    )
-    recorder.start()
+    for listener in local.listeners:
+        owner.events.add_listener(listener)
+    if prefect is not None:
+        owner.set_prefect(api_url=prefect[0], parent_flow_run_id=prefect[1])
+    owner.start()
     try:
-        with recorder.tracer.span("run", **{"codex.mode": "exec"}):
-            record = gate.run(spec)
+        with owner.tracer.span("run", **{"codex.mode": "exec"}):
+            record = execute_call(
+                call, approver, listeners=local.listeners, on_session=local.on_session, backend=local.backend
+            )
     except BaseException as exc:
-        recorder.finish("failed", EXIT_FAILED, error=f"{type(exc).__name__}: {exc}")
+        owner.finish("failed", EXIT_FAILED, error=f"{type(exc).__name__}: {exc}")
         raise
-    finally:
-        sessions.close_all()
     code = exit_code_for(record)
     status = (
         "succeeded" if record.status == "succeeded" else ("denied" if record.status == "denied" else "failed")
@@ -177,9 +201,9 @@ def run_exec(
         attempts=len(record.attempts),
         approval_source=record.approval_source or "not-required",
         sandbox_state=record.sandbox.state,
-        manifest=recorder.manifest_rel,
+        manifest=owner.manifest_rel,
         duration_ms=record.duration_ms or 0.0,
     )
-    recorder.finish(status, code, error=record.error, last=summary)  # type: ignore[arg-type]
-    recorder.write_task_metrics()
-    return ExecResult(exit_code=code, status=record.status, record=record, manifest=paths.manifest)
+    owner.finish(status, code, error=record.error, last=summary)  # type: ignore[arg-type]
+    owner.write_task_metrics()
+    return ExecResult(exit_code=code, status=record.status, record=record, manifest=owner.paths.manifest)

@@ -17,6 +17,8 @@ from typing import Any
 
 from codex_orchestrator.approvals import ApprovalAnswer, ApprovalRequest, Approver, Decision, cache_key
 from codex_orchestrator.attempts import OUTPUT_TAIL_BYTES, AttemptResult, OutputRecorder, run_edit, run_fetch
+from codex_orchestrator.call_recorder import CallRecorder
+from codex_orchestrator.clock import utc_now
 from codex_orchestrator.exec.backend import DEFAULT_KILL_GRACE_S, ExecBackend, SpawnRequest
 from codex_orchestrator.exec.errors import ExecError, SpawnError
 from codex_orchestrator.exec.guard import GuardSwitch
@@ -34,9 +36,8 @@ from codex_orchestrator.policy import (
     decide_escalation,
 )
 from codex_orchestrator.records import events as ev
-from codex_orchestrator.records.manifest import ApprovalRecord, AttemptRecord, ToolCallRecord
+from codex_orchestrator.records.manifest import ApprovalRecord, AttemptRecord, CallRun, ToolCallRecord
 from codex_orchestrator.retry import delay_for, retry_reason
-from codex_orchestrator.run import RunRecorder, utc_now
 from codex_orchestrator.sandbox import (
     SandboxMode,
     SandboxSpec,
@@ -92,9 +93,11 @@ def initial_requirement(
 
 @dataclass
 class ToolOrchestrator:
-    """Runs tool calls for one run through the gate. Not thread-safe: one call at a time per instance."""
+    """Runs one run's tool calls through the gate, in this process. Not thread-safe: one call at a time.
 
-    recorder: RunRecorder
+    Named shells (``session:``) live in ``sessions`` across the calls this instance runs."""
+
+    recorder: CallRecorder
     config: GateConfig
     approver: Approver
     backend: ExecBackend = field(default_factory=LocalPtyBackend)
@@ -108,21 +111,42 @@ class ToolOrchestrator:
         default_factory=dict, init=False, repr=False
     )
 
-    def run(self, spec: ToolCallSpec) -> ToolCallRecord:
+    def run(
+        self,
+        spec: ToolCallSpec,
+        prior: ToolCallRecord | None = None,
+        *,
+        prefect_task_run_id: str | None = None,
+    ) -> ToolCallRecord:
+        """Run ``spec`` through the four steps; ``prior`` is this call's record from before a resume."""
         rec = self.recorder
         facts, requirement = initial_requirement(self.config, spec, self.backend)
-        call = rec.new_tool_call(
+        call = ToolCallRecord(
+            id=spec.call_id,
             step=spec.step,
             milestone=spec.milestone,
             kind=spec.kind.value,
             command=rec.redact(spec.display),
-            cwd=rec.rel(spec.cwd),
+            cwd=spec.backend_cwd if spec.backend_cwd is not None else rec.rel(spec.cwd),
             backend=self.backend.name if spec.kind in (ToolKind.SHELL, ToolKind.AGENT) else "orchestrator",
             needs=sorted(c.value for c in facts.needs),
             status="pending",
             started_at=utc_now(),
+            depends_on=list(spec.depends_on),
+            prefect_task_run_id=prefect_task_run_id,
         )
-        rec.events.emit(
+        if prior is not None:  # a resumed run reruns this call: keep its place and what happened before
+            call.order = prior.order
+            call.lineage = [
+                *prior.lineage,
+                CallRun(
+                    status=prior.status,
+                    started_at=prior.started_at,
+                    attempts=len(prior.attempts),
+                    error=prior.error,
+                ),
+            ]
+        started_event = rec.events.emit(
             ev.ToolCallStarted(
                 tool_call_id=call.id,
                 step=spec.step,
@@ -132,6 +156,7 @@ class ToolOrchestrator:
                 backend=call.backend,
             )
         )
+        rec.begin_call(call, started_event.seq)
         started = time.monotonic()
         with rec.tracer.span(
             "tool_call",
@@ -168,12 +193,6 @@ class ToolOrchestrator:
         rec.tracer.set(span, **{"codex.outcome": outcome, "process.exit_code": call.exit_code})
         if call.status != "succeeded":
             rec.tracer.fail(span, call.error or call.status)
-        if (
-            rec.manifest.pending_approval is not None
-            and rec.manifest.pending_approval.tool_call_id == call.id
-        ):
-            rec.manifest.pending_approval = None
-        rec.finish_tool_call(call)
         rec.events.emit(
             ev.ToolCallFinished(
                 tool_call_id=call.id,
@@ -185,6 +204,7 @@ class ToolOrchestrator:
                 duration_ms=call.duration_ms or 0.0,
             )
         )
+        rec.finish_call(call)
 
     # -- 1. approval ----------------------------------------------------------------------------------------
     def _approve(
@@ -199,8 +219,8 @@ class ToolOrchestrator:
         if requirement.outcome is Outcome.FORBID:
             self._forbid(call, requirement.reason)
             return None
-        key = cache_key(spec.kind.value, call.command, call.cwd, needs)
-        if rec.cache.check(key):
+        key = cache_key(spec.kind.value, call.command, call.cwd, needs).digest()
+        if rec.cache_check(call, key):
             return self._settle(call, ApprovalSource.CACHE, self.config.profile | needs)
         answer = self._ask(spec, call, "capability", requirement.reason, requirement.missing or needs)
         call.approval_source = answer.source
@@ -208,7 +228,7 @@ class ToolOrchestrator:
             self._refuse(call, f"denied: {answer.reason or 'no reason given'}")
             return None
         if answer.decision is Decision.APPROVE_FOR_SESSION:
-            rec.cache.remember(key)
+            rec.cache_remember(key)
         return self.config.profile | needs
 
     def _settle(
@@ -244,13 +264,13 @@ class ToolOrchestrator:
         needs: frozenset[Capability],
     ) -> ApprovalAnswer:
         rec = self.recorder
-        approval_id = rec.new_approval_id()
+        approval_id = rec.new_approval_id(call)
         call.approval_ids.append(approval_id)
         call.status = "awaiting-approval"
         request = ApprovalRequest(
             approval_id=approval_id,
             run_id=rec.run_id,
-            task_id=rec.paths.task_id,
+            task_id=rec.task_id,
             tool_call_id=call.id,
             step=spec.step,
             tool=spec.kind.value,
@@ -262,27 +282,24 @@ class ToolOrchestrator:
             sandbox=self.config.sandbox.value,
             timeout_s=self.config.approval_timeout_s,
         )
-        record = ApprovalRecord(
-            approval_id=approval_id,
-            tool_call_id=call.id,
-            purpose=purpose,
-            reason=reason,
-            needs=list(request.needs),
-            requested_at=utc_now(),
-        )
-        rec.events.emit(
-            ev.ApprovalRequested(
-                tool_call_id=call.id,
-                approval_id=approval_id,
-                purpose=purpose,
-                reason=reason,
-                needs=list(request.needs),
-            )
-        )
+        record = ApprovalRecord.for_request(request, requested_at=utc_now())
+        announced = False
 
         def announce(flow_run_id: str | None) -> None:
+            nonlocal announced
+            announced = True
             record.flow_run_id = flow_run_id
-            rec.approval_pending(record, request)
+            rec.approval_pending(call, record, request)
+            rec.events.emit(
+                ev.ApprovalRequested(
+                    tool_call_id=call.id,
+                    approval_id=approval_id,
+                    purpose=purpose,
+                    reason=reason,
+                    needs=list(request.needs),
+                    flow_run_id=flow_run_id,
+                )
+            )
 
         with rec.tracer.span(
             "approval", **{"codex.approval.id": approval_id, "codex.approval.purpose": purpose}
@@ -301,10 +318,8 @@ class ToolOrchestrator:
         record.source = "policy" if answer.source == "policy" else "human"
         record.answered_by = answer.answered_by
         record.answer_reason = rec.redact(answer.reason) if answer.reason else None
-        if record not in rec.manifest.approvals:
-            rec.approval_pending(
-                record, request
-            )  # the approver answered without announcing (e.g. nobody to ask)
+        if not announced:
+            announce(None)  # the approver answered without announcing (e.g. nobody to ask)
         rec.approval_resolved(record)
         rec.events.emit(
             ev.ApprovalResolved(
@@ -382,7 +397,7 @@ class ToolOrchestrator:
             sandboxed = sandbox.spec is not None or bool(sandbox.prefix)
             call.status = "running"
             rec.events.emit(ev.AttemptStarted(tool_call_id=call.id, attempt=attempt_no, sandboxed=sandboxed))
-            rec.touch()
+            rec.touch(call)
             started_at = utc_now()
             attrs: dict[str, str | int | bool] = {
                 "codex.tool_call.id": call.id,
@@ -473,7 +488,7 @@ class ToolOrchestrator:
                     tool_call_id=call.id, attempt=attempt_no, delay_s=attempt.retry_delay_s, reason=reason
                 )
             )
-            rec.touch()
+            rec.touch(call)
             self.sleep(delay)
 
     def _escalate(self, spec: ToolCallSpec, call: ToolCallRecord, denial: str) -> bool:

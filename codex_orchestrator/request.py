@@ -11,12 +11,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from codex_orchestrator.errors import RequestError
+from codex_orchestrator.graph import GraphError, OnFailure, check_graph
 from codex_orchestrator.policy import ApprovalPolicy, Capability, ToolKind
 from codex_orchestrator.records.paths import TASK_ID_ALLOWED, validate_task_id
 from codex_orchestrator.sandbox import SandboxMode
 
 # Environment switch for the gate rollout (the seed's risk table: "gate ToolOrchestrator behind a feature flag").
 GATE_ENV_VAR = "CODEX_ORCHESTRATOR_GATE"
+DEFAULT_MAX_PARALLEL = 4
 
 
 class RetrySettings(BaseModel):
@@ -56,6 +58,9 @@ class Step(BaseModel):
     timeout_s: float = Field(default=600.0, gt=0, le=86_400)
     retry: RetrySettings | None = None
     session: str | None = Field(default=None, description="run inside this named, persistent shell session")
+    needs: list[str] = Field(
+        default_factory=list, description="steps (of the same list) that must succeed before this one starts"
+    )
 
     @model_validator(mode="after")
     def _fields_match_kind(self) -> Step:
@@ -103,6 +108,16 @@ class RunRequest(BaseModel):
     instructions: list[str] = Field(
         default_factory=list, description="extra instruction files to load besides AGENTS.md and friends"
     )
+    max_parallel: int = Field(
+        default=DEFAULT_MAX_PARALLEL,
+        ge=1,
+        le=64,
+        description="steps without an edge between them run at once",
+    )
+    on_failure: OnFailure = Field(
+        default=OnFailure.STOP,
+        description="stop: running calls finish, nothing new starts; continue: only dependants are skipped",
+    )
 
     @field_validator("task")
     @classmethod
@@ -119,6 +134,11 @@ class RunRequest(BaseModel):
             if step.name in seen:
                 raise ValueError(f"step name {step.name!r} is used twice")
             seen.add(step.name)
+        for what, steps in (("steps", self.steps), ("guardrails", self.guardrails)):
+            try:
+                check_graph([s.name for s in steps], {s.name: s.needs for s in steps})
+            except GraphError as exc:
+                raise ValueError(f"{what}: {exc}") from None
         return self
 
     def gate_enabled(self) -> bool:
@@ -140,6 +160,7 @@ def _allowed_for(loc: tuple[str | int, ...]) -> str | None:
         "sandbox": ", ".join(m.value for m in SandboxMode),
         "kind": ", ".join(k.value for k in ToolKind),
         "approval": "auto, required",
+        "on_failure": ", ".join(o.value for o in OnFailure),
         "task": TASK_ID_ALLOWED,
     }
     return choices.get(last)

@@ -1,239 +1,251 @@
-"""The live record of one run: manifest, event log, traces, approval cache and heartbeat, kept consistent.
+"""The owner of one run: opens its records (new or resumed), keeps ``run.json`` and the folded manifest current
+(status, milestones, heartbeat), and finishes it. Tool calls record themselves (call_recorder.py), in any process.
 
-Everything the gate and the milestones learn goes through a ``RunRecorder``; it decides what is written when
-(run state changes at once, tool-call progress paced) and never lets a secret through its ``Redactor``.
+``run`` and ``exec`` both open, record and finish a run through ``RunOwner``; only how they run calls differs.
 """
 
 from __future__ import annotations
 
-import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from codex_orchestrator.approvals import ApprovalRequest, SessionApprovalCache
+from codex_orchestrator.clock import parse_utc, utc_now
 from codex_orchestrator.errors import RecordError, RequestError
 from codex_orchestrator.records import events as ev
 from codex_orchestrator.records.events import EventLog
 from codex_orchestrator.records.manifest import (
-    ApprovalRecord,
+    InstructionRecord,
     Manifest,
-    ManifestWriter,
     MilestoneRecord,
+    RunState,
     RunStatus,
-    ToolCallRecord,
 )
 from codex_orchestrator.records.metrics import compute_run_metrics, update_task_metrics
-from codex_orchestrator.records.paths import RunPaths, relative_to_workspace
-from codex_orchestrator.redact import REDACTED, Redactor
+from codex_orchestrator.records.paths import relative_to_workspace
+from codex_orchestrator.records.store import ManifestFolder, RunRef, RunStore
+from codex_orchestrator.redact import REDACTED, Redactor, looks_secret
 from codex_orchestrator.telemetry import RunTracer
 
 MILESTONES = ("foundation", "exec", "telemetry", "verification")
 HEARTBEAT_INTERVAL_S = 5.0
+# A run whose heartbeat is older than this, and that is not finished, is reported interrupted.
+STALE_HEARTBEAT_S = 3 * HEARTBEAT_INTERVAL_S
 # Exit codes of `run`/`exec` (documented in docs/cli.md): the command's own code is used by `exec` when it ran.
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-
-# Told of each pending question: its record, and the request itself (what a reviewer is shown).
-ApprovalListener = Callable[[ApprovalRecord, ApprovalRequest], None]
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+EXIT_INTERRUPTED = 130
+FINAL_RUN_STATUSES = frozenset({"succeeded", "failed", "denied", "cancelled", "interrupted"})
 
 
-class RunRecorder:
-    """Creates the run directory and owns its records until ``finish``."""
+class RunOwner:
+    """A handle on one run's own state (``run.json``), from ``create``/``resume``/``open`` to ``finish``.
 
-    def __init__(
-        self,
+    It keeps no state of its own: every change is a locked read-modify-write of ``run.json`` followed by a
+    fold of the manifest, so the parent flow, a milestone flow in another process and the heartbeat can all
+    write. Only the process that ``start``s the run beats its heartbeat."""
+
+    def __init__(self, store: RunStore, redact: Redactor, *, trace: bool = True) -> None:
+        self.store = store
+        self.ref = store.ref
+        self.paths = store.paths
+        self.redact = redact
+        self.workspace = Path(self.ref.workspace).resolve()
+        self.folder = ManifestFolder(store)
+        self.events = EventLog(self.paths.events, self.ref.run_id, redact)
+        self.tracer = RunTracer(
+            self.paths.traces if trace else None,
+            run_id=self.ref.run_id,
+            task_id=self.ref.task_id,
+            redact=redact,
+        )
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+        self._finished = False
+
+    # -- opening --------------------------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        ref: RunRef,
         *,
-        paths: RunPaths,
-        workspace: Path,
         request: dict[str, Any],
         mode: str = "run",
         goal: str = "",
         gate_enabled: bool = True,
-        secrets: list[str] | None = None,
+        secrets: Iterable[str] = (),
         with_milestones: bool = True,
         trace: bool = True,
-    ) -> None:
-        self.paths = paths
-        self.workspace = workspace.resolve()
-        self.redact = Redactor(secrets or [])
-        if paths.run_dir.exists():
-            raise RequestError(f"run {paths.run_id!r} already exists at {paths.run_dir}", field="run_id")
+    ) -> RunOwner:
+        """A new run: its directory must not exist yet (a run id is used once)."""
+        store = RunStore(ref)
         try:
-            paths.run_dir.mkdir(parents=True)
-        except OSError as exc:
-            raise RecordError(
-                f"cannot create run directory: {exc.strerror}", path=str(paths.run_dir)
-            ) from exc
+            store.create_dirs()
+        except FileExistsError:
+            raise RequestError(
+                f"run {ref.run_id!r} already exists at {store.run_dir}; choose another --run-id, or "
+                f"`codex-orchestrator resume {ref.run_id}` to continue it",
+                field="run_id",
+            ) from None
+        redact = Redactor(secrets)
+        workspace = Path(ref.workspace).resolve()
         now = utc_now()
-        manifest = Manifest(
-            run_id=paths.run_id,
-            task_id=paths.task_id,
+        state = RunState(
+            run_id=ref.run_id,
+            task_id=ref.task_id,
             mode=mode,
             status="queued",
-            goal=goal,
-            run_dir=relative_to_workspace(paths.run_dir, self.workspace),
+            goal=redact(goal),
+            run_dir=relative_to_workspace(store.run_dir, workspace),
             created_at=now,
             updated_at=now,
             heartbeat_at=now,
-            request=_redact_request(request, secrets or []),
+            request=redact_request(request, redact),
             gate_enabled=gate_enabled,
             milestones=[MilestoneRecord(name=m) for m in MILESTONES] if with_milestones else [],
         )
-        self.writer = ManifestWriter(paths.manifest, manifest, self.redact)
-        self.events = EventLog(paths.events, paths.run_id, self.redact)
-        self.tracer = RunTracer(
-            paths.traces if trace else None, run_id=paths.run_id, task_id=paths.task_id, redact=self.redact
-        )
-        self.cache = SessionApprovalCache()
-        self._ids = itertools.count(1)
-        self._approval_ids = itertools.count(1)
-        self._lock = threading.RLock()
-        self._approval_listeners: list[ApprovalListener] = []
-        self._stop = threading.Event()
-        self._heartbeat: threading.Thread | None = None
-        self._finished = False
-        self.writer.save(force=True)
+        store.write_request(request)
+        store.write_run(state)
+        owner = cls(store, redact, trace=trace)
+        owner.refresh()
+        return owner
 
-    # -- properties ---------------------------------------------------------------------------------------
-    @property
-    def manifest(self) -> Manifest:
-        return self.writer.manifest
+    @classmethod
+    def open(cls, ref: RunRef, *, secrets: Iterable[str] = (), trace: bool = True) -> RunOwner:
+        """The run as another process (a milestone flow on a worker) sees it."""
+        store = RunStore(ref)
+        if not store.exists():
+            raise RequestError(f"no run {ref.run_id!r} at {store.run_dir}", field="run_id")
+        return cls(store, Redactor(secrets), trace=trace)
 
+    @classmethod
+    def resume(cls, ref: RunRef, *, secrets: Iterable[str] = (), trace: bool = True) -> RunOwner:
+        """Re-enter a run whose process died: succeeded calls stay, the rest run again."""
+        owner = cls.open(ref, secrets=secrets, trace=trace)
+        if owner.store.read_run().status == "succeeded":
+            raise RequestError(f"run {ref.run_id!r} already succeeded: nothing to resume", field="run_id")
+
+        def reopen(state: RunState) -> None:
+            state.resumed_at.append(utc_now())
+            state.finished_at = None
+            state.exit_code = None
+            state.error = None
+            state.status = "queued"
+            for record in state.milestones:
+                if record.status not in ("succeeded", "skipped"):
+                    record.status = "pending"
+
+        owner.update(reopen)
+        return owner
+
+    # -- properties -----------------------------------------------------------------------------------------
     @property
     def run_id(self) -> str:
-        return self.paths.run_id
+        return self.ref.run_id
 
     @property
     def manifest_rel(self) -> str:
         return relative_to_workspace(self.paths.manifest, self.workspace)
 
-    def rel(self, path: Path) -> str:
-        return relative_to_workspace(path, self.workspace)
+    def manifest(self) -> Manifest:
+        return self.folder.manifest()
 
-    # -- run state -----------------------------------------------------------------------------------------
-    def start(self) -> None:
+    def state(self) -> RunState:
+        return self.store.read_run()
+
+    # -- run state ------------------------------------------------------------------------------------------
+    def update(self, change: Callable[[RunState], None], *, durable: bool = True) -> RunState:
+        def stamped(state: RunState) -> None:
+            change(state)
+            state.updated_at = utc_now()
+
         with self._lock:
-            self._set_status("running")
-        self.events.emit(
-            ev.RunStarted(task_id=self.paths.task_id, manifest=self.manifest_rel, mode=self.manifest.mode)
-        )
+            state = self.store.update_run(stamped, durable=durable)
+            self.refresh()
+            return state
+
+    def refresh(self) -> None:
+        self.folder.write(durable=False)
+
+    def start(self) -> None:
+        """The run is running, in this process: its heartbeat beats here from now on."""
+
+        def running(state: RunState) -> None:
+            state.status = "running"
+            state.heartbeat_at = utc_now()
+
+        mode = self.update(running).mode
+        self.events.emit(ev.RunStarted(task_id=self.ref.task_id, manifest=self.manifest_rel, mode=mode))
         self._heartbeat = threading.Thread(target=self._beat, name=f"heartbeat-{self.run_id}", daemon=True)
         self._heartbeat.start()
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_INTERVAL_S):
             with self._lock:
-                self.manifest.heartbeat_at = utc_now()
-                self.writer.save(force=True)
+                if self._finished:
+                    return
 
-    def _set_status(self, status: RunStatus) -> None:
-        self.manifest.status = status
-        self.manifest.updated_at = utc_now()
-        self.writer.save(force=True)
+                def beat(state: RunState) -> None:
+                    state.heartbeat_at = utc_now()
+
+                self.store.update_run(beat, durable=False)
+                self.refresh()
 
     def set_prefect(self, *, api_url: str | None = None, parent_flow_run_id: str | None = None) -> None:
-        with self._lock:
+        def change(state: RunState) -> None:
             if api_url:
-                self.manifest.prefect.api_url = api_url
+                state.prefect.api_url = api_url
             if parent_flow_run_id:
-                self.manifest.prefect.parent_flow_run_id = parent_flow_run_id
-            self.writer.save(force=True)
+                state.prefect.parent_flow_run_id = parent_flow_run_id
 
-    def set_instructions(self, records: list[Any]) -> None:
-        with self._lock:
-            self.manifest.instructions = records
-            self.writer.save(force=True)
+        self.update(change)
+
+    def set_instructions(self, records: list[InstructionRecord]) -> None:
+        def change(state: RunState) -> None:
+            state.instructions = records
+
+        self.update(change)
 
     def begin_milestone(self, name: str, flow_run_id: str | None = None) -> None:
-        with self._lock:
-            record = self._milestone(name)
+        def change(state: RunState) -> None:
+            record = _milestone(state, name)
             record.status = "running"
             record.started_at = utc_now()
+            record.finished_at = None
             record.flow_run_id = flow_run_id
-            self.manifest.updated_at = record.started_at
-            self.writer.save(force=True)
+
+        self.update(change)
         self.events.emit(ev.MilestoneStarted(milestone=name, flow_run_id=flow_run_id))
 
     def end_milestone(self, name: str, status: str) -> None:
-        with self._lock:
-            record = self._milestone(name)
+        def change(state: RunState) -> None:
+            record = _milestone(state, name)
             record.status = status  # type: ignore[assignment]
             record.finished_at = utc_now()
-            self.manifest.updated_at = record.finished_at
-            self.writer.save(force=True)
+
+        self.update(change)
         self.events.emit(ev.MilestoneFinished(milestone=name, status=status))
 
-    def _milestone(self, name: str) -> MilestoneRecord:
-        for record in self.manifest.milestones:
-            if record.name == name:
-                return record
-        raise RecordError(f"unknown milestone {name!r}")
+    def milestone_status(self, name: str) -> str:
+        return _milestone(self.state(), name).status
 
-    # -- tool calls ----------------------------------------------------------------------------------------
-    def new_tool_call(self, **fields: Any) -> ToolCallRecord:
-        with self._lock:
-            call = ToolCallRecord(id=f"tc-{next(self._ids):04d}", **fields)
-            self.manifest.tool_calls.append(call)
-            self.writer.save()
-        return call
-
-    def touch(self, *, force: bool = False) -> None:
-        """Persist tool-call progress (paced unless forced)."""
-        with self._lock:
-            self.manifest.updated_at = utc_now()
-            self.writer.save(force=force)
-
-    def finish_tool_call(self, call: ToolCallRecord) -> None:
-        with self._lock:
-            self.writer.mark_finished(call)
-            self.manifest.approval_cache.hits = self.cache.hits
-            self.manifest.approval_cache.misses = self.cache.misses
-            self.manifest.updated_at = utc_now()
-            self.writer.save()
-
-    # -- approvals -----------------------------------------------------------------------------------------
-    def new_approval_id(self) -> str:
-        return f"ap-{next(self._approval_ids):04d}"
-
-    def add_approval_listener(self, listener: ApprovalListener) -> None:
-        self._approval_listeners.append(listener)
-
-    def approval_pending(self, record: ApprovalRecord, request: ApprovalRequest) -> None:
-        """A question is waiting (and, under Prefect, its flow run is about to pause): record and announce it."""
-        with self._lock:
-            self.manifest.approvals.append(record)
-            self.manifest.pending_approval = record
-            self._set_status("awaiting-approval")
-        for listener in list(self._approval_listeners):
-            listener(record, request)
-
-    def approval_resolved(self, record: ApprovalRecord) -> None:
-        with self._lock:
-            record.resolved_at = utc_now()
-            self.manifest.pending_approval = None
-            self._set_status("running")
-
-    # -- end -----------------------------------------------------------------------------------------------
+    # -- end ------------------------------------------------------------------------------------------------
     def compute_metrics(self) -> None:
-        with self._lock:
-            created = datetime.fromisoformat(self.manifest.created_at.replace("Z", "+00:00"))
-            duration = (datetime.now(UTC) - created).total_seconds() * 1000
-            self.manifest.approval_cache.hits = self.cache.hits
-            self.manifest.approval_cache.misses = self.cache.misses
-            self.manifest.metrics = compute_run_metrics(self.manifest, duration_ms=round(duration, 3))
-            self.writer.save(force=True)
+        manifest = self.manifest()
+        duration = (datetime.now(UTC) - parse_utc(manifest.created_at)).total_seconds() * 1000
+        metrics = compute_run_metrics(manifest, duration_ms=round(duration, 3))
+
+        def change(state: RunState) -> None:
+            state.metrics = metrics
+
+        self.update(change)
 
     def write_task_metrics(self) -> None:
-        with self._lock:
-            update_task_metrics(self.paths.task_metrics, self.manifest)
+        update_task_metrics(self.paths.task_metrics, self.manifest())
 
     def finish(
         self, status: RunStatus, exit_code: int, error: str | None = None, last: ev._Event | None = None
@@ -241,31 +253,50 @@ class RunRecorder:
         """Final state: always written, whatever happened before. Idempotent.
 
         ``last`` is emitted after ``run.finished`` as the log's final line (``exec``'s summary)."""
-        if self._finished:
-            return
-        self._finished = True
-        self._stop.set()
-        if self._heartbeat is not None:
-            self._heartbeat.join(timeout=HEARTBEAT_INTERVAL_S)
         with self._lock:
-            self.manifest.finished_at = utc_now()
-            self.manifest.exit_code = exit_code
-            self.manifest.error = self.redact(error) if error else None
-            self.manifest.pending_approval = None
-            self.compute_metrics()
-            self._set_status(status)
+            if self._finished:
+                return
+            self._finished = True
+        self._stop.set()
+        if self._heartbeat is not None and self._heartbeat is not threading.current_thread():
+            self._heartbeat.join(timeout=HEARTBEAT_INTERVAL_S)
+        now = utc_now()
+
+        def change(state: RunState) -> None:
+            state.finished_at = now
+            state.exit_code = exit_code
+            state.error = self.redact(error) if error else None
+            for record in state.milestones:
+                if record.status == "running":
+                    record.status = "failed"
+                    record.finished_at = now
+            state.status = status
+
+        self.update(change)
+        self.compute_metrics()
         self.events.emit(ev.RunFinished(status=status, exit_code=exit_code))
         if last is not None:
             self.events.emit(last)
         self.events.close()
+        with self._lock:
+            self.folder.write(durable=True)
+        self.tracer.shutdown()
+
+    def close(self) -> None:
+        """Release this handle's files without finishing the run (a milestone flow is done with it)."""
+        self.events.close()
         self.tracer.shutdown()
 
 
-def _redact_request(request: dict[str, Any], secrets: list[str]) -> dict[str, Any]:
-    """Drop secret values from the request as recorded (env entries named like secrets, known values)."""
-    from codex_orchestrator.redact import looks_secret
+def _milestone(state: RunState, name: str) -> MilestoneRecord:
+    for record in state.milestones:
+        if record.name == name:
+            return record
+    raise RecordError(f"unknown milestone {name!r}")
 
-    redactor = Redactor(secrets)
+
+def redact_request(request: dict[str, Any], redact: Redactor) -> dict[str, Any]:
+    """The request as recorded: known secret values and env entries named like secrets become ``***``."""
 
     def walk(value: Any, in_env: bool = False, key: str = "") -> Any:
         if isinstance(value, dict):
@@ -275,7 +306,26 @@ def _redact_request(request: dict[str, Any], secrets: list[str]) -> dict[str, An
         if isinstance(value, list):
             return [walk(v) for v in value]
         if isinstance(value, str):
-            return REDACTED if in_env and key and looks_secret(key) else redactor(value)
+            return REDACTED if in_env and key and looks_secret(key) else redact(value)
         return value
 
     return walk(request)  # type: ignore[no-any-return]
+
+
+def run_outcome(manifest: Manifest, *, required_ok: bool = True) -> RunStatus:
+    """A finished run's status from its calls: ``denied`` if any call was refused, ``succeeded`` if every call
+    succeeded and the milestones agree (``required_ok``), else ``failed`` (a skipped call means one failed)."""
+    calls = manifest.tool_calls
+    if any(c.status == "denied" for c in calls):
+        return "denied"
+    if required_ok and all(c.status == "succeeded" for c in calls):
+        return "succeeded"
+    return "failed"
+
+
+def effective_status(state: RunState, now: datetime | None = None) -> str:
+    """The status to report: an unfinished run whose heartbeat went stale is ``interrupted``."""
+    if state.status in FINAL_RUN_STATUSES:
+        return state.status
+    age = ((now or datetime.now(UTC)) - parse_utc(state.heartbeat_at)).total_seconds()
+    return "interrupted" if age > STALE_HEARTBEAT_S else state.status

@@ -16,6 +16,7 @@ from codex_orchestrator.retry import RetryPolicy
 
 @dataclass(frozen=True)
 class ToolCallSpec:
+    call_id: str
     step: str
     milestone: str
     kind: ToolKind
@@ -32,6 +33,7 @@ class ToolCallSpec:
     append: bool = False
     url: str | None = None
     backend_cwd: str | None = None  # working directory on a remote backend (SSH); local calls use cwd
+    depends_on: tuple[str, ...] = ()  # the steps this call waited for (recorded)
 
     @property
     def display(self) -> str:
@@ -81,6 +83,7 @@ def inside(workspace: Path, rel: str, what: str) -> Path:
 def spec_from_step(
     step: Step,
     *,
+    call_id: str,
     workspace: Path,
     milestone: str,
     default_retry: RetrySettings,
@@ -90,6 +93,7 @@ def spec_from_step(
     command: str | tuple[str, ...] | None
     command = tuple(step.command) if isinstance(step.command, list) else step.command
     return ToolCallSpec(
+        call_id=call_id,
         step=step.name,
         milestone=milestone,
         kind=step.kind,
@@ -105,4 +109,5 @@ def spec_from_step(
         content=step.content,
         append=step.append,
         url=step.url,
+        depends_on=tuple(step.needs),
     )

@@ -1,55 +1,117 @@
-"""The parent flow of an autonomy run: chains foundation → exec → telemetry → verification as subflows."""
+"""The parent flow of an autonomy run: opens (or resumes) the run, then foundation → exec → telemetry →
+verification as subflows, and finishes the run with the status its calls and milestones give.
+
+Its parameters carry no secrets: the CLI and the SDK pass the request by path (read here); a deployment may
+pass it inline (use ``secret_env`` names for secrets, never values)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from prefect import State, flow
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
 from prefect.states import Completed, Failed
+from pydantic import BaseModel, ConfigDict, Field
 
-from codex_orchestrator.records.paths import new_run_id
-from codex_orchestrator.request import RunRequest
-from codex_orchestrator.run import EXIT_FAILED, EXIT_OK
-from flows.milestones import exec_milestone, foundation, telemetry, verification
-from tasks import artifacts, context
+from codex_orchestrator.errors import RequestError
+from codex_orchestrator.execute import close_run_sessions, read_secrets
+from codex_orchestrator.records.paths import RUNS_DIRNAME, new_run_id, validate_run_id
+from codex_orchestrator.records.store import RunRef
+from codex_orchestrator.request import RunRequest, load_request, parse_request
+from codex_orchestrator.run import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, RunOwner, run_outcome
+from flows.milestones import MilestoneParams, exec_milestone, foundation, telemetry, verification
+from tasks import artifacts
+
+
+class RunTarget(BaseModel):
+    """Which run a flow run is: a new one (``run_id`` optional) or, with ``resume``, an existing one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run_id: str | None = Field(default=None, description="default: a fresh sortable id")
+    runs_dir: str | None = Field(default=None, description="default: <workspace>/.runs")
+    resume: bool = Field(default=False, description="re-enter this run: succeeded calls are not run again")
+
+
+def resolve_request(request: RunRequest | None, request_path: str | None) -> RunRequest:
+    if (request is None) == (request_path is None):
+        raise RequestError("give exactly one of 'request' and 'request_path'", field="request")
+    if request_path is not None:
+        return load_request(Path(request_path))
+    assert request is not None
+    return parse_request(request.model_dump(mode="json"))
+
+
+def run_ref(request: RunRequest, run_id: str | None, runs_dir: str | None) -> RunRef:
+    workspace = Path(request.workspace).resolve()
+    return RunRef(
+        run_id=validate_run_id(run_id or new_run_id()),
+        task_id=request.task,
+        runs_dir=str(Path(runs_dir).resolve() if runs_dir else workspace / RUNS_DIRNAME),
+        workspace=str(workspace),
+    )
+
+
+def open_run(request: RunRequest, ref: RunRef, *, resume: bool) -> RunOwner:
+    """The one way a request's run is opened: ``run``, the SDK, a deployment and a resume all come here."""
+    secrets = read_secrets(request.secret_env).values()
+    if resume:
+        return RunOwner.resume(ref, secrets=secrets)
+    return RunOwner.create(
+        ref,
+        request=request.model_dump(mode="json"),
+        goal=request.goal,
+        gate_enabled=request.gate_enabled(),
+        secrets=secrets,
+    )
 
 
 @flow(name="autonomy", persist_result=False, log_prints=True)
 def autonomy(
-    request: RunRequest, run_id: str | None = None, runs_dir: str | None = None
+    request: RunRequest | None = None,
+    request_path: str | None = None,
+    run_id: str | None = None,
+    runs_dir: str | None = None,
+    resume: bool = False,
 ) -> State[dict[str, str]]:
-    """One autonomy run. ``run_id`` defaults to a fresh sortable id; records go under ``runs_dir``."""
-    run_id = run_id or new_run_id()
-    foundation(request, run_id, runs_dir)
-    live = context.get(run_id)
-    recorder = live.recorder
+    """One autonomy run: ``request`` inline or ``request_path`` (a YAML/JSON file); records under
+    ``runs_dir`` (default ``<workspace>/.runs``)."""
+    checked = resolve_request(request, request_path)
+    ref = run_ref(checked, run_id, runs_dir)
+    owner = open_run(checked, ref, resume=resume)
     ctx = FlowRunContext.get()
     with get_client(sync_client=True) as client:
         api_url = str(client.api_url)
-    recorder.set_prefect(
+    owner.set_prefect(
         api_url=api_url, parent_flow_run_id=str(ctx.flow_run.id) if ctx and ctx.flow_run else None
     )
+    owner.start()
+    params = MilestoneParams(run=ref, secret_env=checked.secret_env)
+    status = "failed"
     try:
-        exec_state = exec_milestone(run_id, return_state=True)
-        telemetry(run_id)
-        verify_state = verification(run_id, exec_succeeded=exec_state.is_completed(), return_state=True)
-        calls = recorder.manifest.tool_calls
-        if any(c.status == "denied" for c in calls):
-            status = "denied"
-        elif exec_state.is_completed() and verify_state.is_completed():
-            status = "succeeded"
-        else:
-            status = "failed"
-        recorder.finish(status, EXIT_OK if status == "succeeded" else EXIT_FAILED)  # type: ignore[arg-type]
+        if owner.milestone_status("foundation") != "succeeded":
+            foundation(params)
+        exec_ok = (
+            owner.milestone_status("exec") == "succeeded"
+            or exec_milestone(params, return_state=True).is_completed()
+        )
+        if owner.milestone_status("telemetry") != "succeeded":
+            telemetry(params)
+        verify_ok = verification(params, exec_succeeded=exec_ok, return_state=True).is_completed()
+        status = run_outcome(owner.manifest(), required_ok=exec_ok and verify_ok)
+        owner.finish(status, EXIT_OK if status == "succeeded" else EXIT_FAILED)
+    except KeyboardInterrupt:
+        owner.finish("interrupted", EXIT_INTERRUPTED, error="interrupted")
+        raise
     except BaseException as exc:
-        recorder.finish("failed", EXIT_FAILED, error=f"{type(exc).__name__}: {exc}")
+        owner.finish("failed", EXIT_FAILED, error=f"{type(exc).__name__}: {exc}")
         raise
     finally:
-        recorder.write_task_metrics()
-        live.gate.sessions.close_all()
-        context.forget(run_id)
-    artifacts.publish(recorder, "final")
-    result = {"run_id": run_id, "status": status, "manifest": str(recorder.paths.manifest)}
+        owner.write_task_metrics()
+        close_run_sessions(ref.run_id)
+    artifacts.publish(owner, "final")
+    result = {"run_id": ref.run_id, "status": status, "manifest": str(owner.paths.manifest)}
     if status == "succeeded":
-        return Completed(message=f"run {run_id} succeeded", data=result)
-    return Failed(message=f"run {run_id} {status}: see {recorder.manifest_rel}", data=result)
+        return Completed(message=f"run {ref.run_id} succeeded", data=result)
+    return Failed(message=f"run {ref.run_id} {status}: see {owner.manifest_rel}", data=result)

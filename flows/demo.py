@@ -94,7 +94,7 @@ def run_demo(base: Path) -> int:
     say = _say
     say(f"demo: scratch repository {repo}")
     say(f"demo: request file {request_file}")
-    request = load_request(request_file)
+    load_request(request_file)  # a bad request is refused before anything starts
     reviewer: Reviewer
     if stdin_is_tty():
         reviewer = terminal_reviewer
@@ -102,7 +102,7 @@ def run_demo(base: Path) -> int:
     else:
         reviewer = auto_reviewer(Decision.APPROVE_FOR_SESSION, say)
         say("demo: no TTY, so a scripted reviewer will answer approvals through the public API")
-    code, manifest_path = run_request(request, reviewer=reviewer, say=say)
+    code, manifest_path = run_request(request_file, reviewer=reviewer, say=say)
     try:
         manifest = load_manifest(manifest_path)
     except Exception as exc:

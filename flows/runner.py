@@ -1,7 +1,12 @@
-"""Running a request in this process on Prefect, with the answerers the CLI attaches (terminal, reviewer, JSON)."""
+"""Running a request in this process on Prefect, with the answerers the CLI attaches (terminal, reviewer, JSON).
+
+Whatever process runs the calls, this process follows the run's event log: ``--json`` prints it and a
+reviewer answers each approval as it appears, through the same public API the UI and ``approve`` use.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 from collections.abc import Callable
@@ -10,17 +15,19 @@ from pathlib import Path
 from codex_orchestrator.approvals import ApprovalRequest, Decision
 from codex_orchestrator.records.manifest import ApprovalRecord, load_manifest
 from codex_orchestrator.records.paths import RUNS_DIRNAME, RunPaths, new_run_id, validate_run_id
-from codex_orchestrator.request import RunRequest
+from codex_orchestrator.records.store import RunStore
+from codex_orchestrator.records.tail import LogFollower
+from codex_orchestrator.request import load_request
 from codex_orchestrator.run import EXIT_FAILED
 from codex_orchestrator.terminal import prompt_decision
-from tasks import context
+from flows.autonomy import run_ref
 from tasks.approval import answer_approval
 
-# Who answers approvals raised by a run started from the CLI.
-Reviewer = Callable[[context.LiveRun, ApprovalRecord, ApprovalRequest], None]
+# Who answers approvals raised by a run started from the CLI: told the record, the question and the API URL.
+Reviewer = Callable[[ApprovalRecord, ApprovalRequest, "str | None"], None]
 
 
-def terminal_reviewer(live: context.LiveRun, record: ApprovalRecord, request: ApprovalRequest) -> None:
+def terminal_reviewer(record: ApprovalRecord, request: ApprovalRequest, api_url: str | None) -> None:
     """Ask the person at this terminal, then answer through the same API the UI/CLI use."""
     answer = prompt_decision(request)
     answer_approval(
@@ -28,34 +35,76 @@ def terminal_reviewer(live: context.LiveRun, record: ApprovalRecord, request: Ap
         answer.decision,
         reason=answer.reason,
         answered_by="terminal",
-        api_url=live.recorder.manifest.prefect.api_url,
+        api_url=api_url,
     )
 
 
 def auto_reviewer(decision: Decision, say: Callable[[str], None]) -> Reviewer:
     """A scripted reviewer (the demo without a TTY): answers through the public API and says so."""
 
-    def review(live: context.LiveRun, record: ApprovalRecord, _request: ApprovalRequest) -> None:
+    def review(record: ApprovalRecord, _request: ApprovalRequest, api_url: str | None) -> None:
         say(
             f"no TTY: answering approval {record.approval_id} ({record.reason}) with '{decision.value}' through "
-            f"the public approval API, as `codex-orchestrator approve {live.recorder.run_id}` would"
+            f"the public approval API, as `codex-orchestrator approve {record.run_id}` would"
         )
         answer_approval(
             record.flow_run_id or "",
             decision,
             reason="scripted reviewer (no TTY)",
             answered_by="auto-reviewer",
-            api_url=live.recorder.manifest.prefect.api_url,
+            api_url=api_url,
         )
 
     return review
 
 
+class _Dispatcher:
+    """Turns followed event lines into printed JSON and reviewer calls (each approval in its own thread)."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        reviewer: Reviewer | None,
+        on_line: Callable[[str], None] | None,
+        say: Callable[[str], None],
+    ) -> None:
+        self.store = store
+        self.reviewer = reviewer
+        self.on_line = on_line
+        self.say = say
+        self.threads: list[threading.Thread] = []
+
+    def __call__(self, line: str) -> None:
+        if self.on_line is not None:
+            self.on_line(line)
+        if self.reviewer is None or '"approval.requested"' not in line:
+            return
+        event = json.loads(line)
+        if not event.get("flow_run_id"):
+            return
+        record = self.store.read_approval(event["approval_id"])
+        if record is None:
+            return
+        reviewer = self.reviewer
+
+        def answer() -> None:
+            api_url = self.store.read_run().prefect.api_url
+            try:
+                reviewer(record, record.to_request(), api_url)
+            except Exception as exc:  # the run goes on waiting; the UI/CLI can still answer
+                self.say(f"could not answer approval {record.approval_id}: {exc}")
+
+        thread = threading.Thread(target=answer, name=f"reviewer-{record.approval_id}", daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+
 def run_request(
-    request: RunRequest,
+    request_file: Path,
     *,
     run_id: str | None = None,
     runs_dir: Path | None = None,
+    resume: bool = False,
     reviewer: Reviewer | None = None,
     on_line: Callable[[str], None] | None = None,
     say: Callable[[str], None] = lambda text: print(text, file=sys.stderr),
@@ -63,38 +112,26 @@ def run_request(
     """Run the autonomy flow here; returns (exit code, manifest path)."""
     from flows.autonomy import autonomy  # imports Prefect: only when a run is really started
 
-    run_id = validate_run_id(run_id or new_run_id())
-    runs_root = runs_dir or Path(request.workspace) / RUNS_DIRNAME
-
-    def attach(live: context.LiveRun) -> None:
-        if live.recorder.run_id != run_id:
-            return
-        if on_line is not None:
-            live.recorder.events.add_listener(lambda _event, line: on_line(line))
-        if reviewer is not None:
-
-            def on_pending(record: ApprovalRecord, request: ApprovalRequest) -> None:
-                if not record.flow_run_id:
-                    return
-
-                def answer() -> None:
-                    try:
-                        reviewer(live, record, request)
-                    except Exception as exc:  # the run goes on waiting; the UI/CLI can still answer
-                        say(f"could not answer approval {record.approval_id}: {exc}")
-
-                threading.Thread(target=answer, name=f"reviewer-{record.approval_id}", daemon=True).start()
-
-            live.recorder.add_approval_listener(on_pending)
-        say(f"run {run_id}: records in {live.recorder.paths.run_dir}")
-
-    remove = context.on_run_registered(attach)
+    request = load_request(request_file)
+    ref = run_ref(request, validate_run_id(run_id or new_run_id()), str(runs_dir) if runs_dir else None)
+    store = RunStore(ref)
+    say(f"run {ref.run_id}: records in {store.run_dir}")
+    follower = LogFollower(store.paths.events, _Dispatcher(store, reviewer, on_line, say)).start()
     try:
-        autonomy(request, run_id=run_id, runs_dir=str(runs_root), return_state=True)
+        autonomy(
+            request_path=str(request_file.resolve()),
+            run_id=ref.run_id,
+            runs_dir=ref.runs_dir,
+            resume=resume,
+            return_state=True,
+        )
     finally:
-        remove()
-    manifest_path = RunPaths(runs_root, request.task, run_id).manifest
+        follower.stop()
+    manifest_path = RunPaths(Path(ref.runs_dir), ref.task_id, ref.run_id).manifest
     if not manifest_path.exists():
         return EXIT_FAILED, manifest_path
     manifest = load_manifest(manifest_path)
     return (manifest.exit_code if manifest.exit_code is not None else EXIT_FAILED), manifest_path
+
+
+__all__ = ["RUNS_DIRNAME", "Reviewer", "auto_reviewer", "run_request", "terminal_reviewer"]

@@ -7,16 +7,18 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from enum import StrEnum
 from uuid import UUID
 
+from prefect import flow, get_run_logger, tags
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
 from prefect.exceptions import FlowPauseTimeout, ObjectNotFound
 from prefect.flow_runs import pause_flow_run, resume_flow_run
 from prefect.input import RunInput
 from prefect.states import Running
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from codex_orchestrator.approvals import Announce, ApprovalAnswer, ApprovalRequest, Decision
 from codex_orchestrator.errors import OrchestratorError, RequestError
@@ -43,38 +45,102 @@ class ApprovalInput(RunInput):
     answered_by: str = Field(default="prefect-ui", description="who answers: prefect-ui, cli, terminal, sdk")
 
 
+class ApprovalWait(BaseModel):
+    """The parameters of one approval's flow run: what the Prefect UI shows. Already redacted; no secrets."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run_id: str
+    task_id: str
+    approval_id: str
+    step: str
+    description: str = Field(description="the question, as Markdown")
+    timeout_s: int
+    pause_key: str
+
+
+# The gate's announce hook for the approval flow run about to pause (same process, same thread): flow
+# parameters are data, so the hook travels beside them.
+_ANNOUNCE: ContextVar[Announce | None] = ContextVar("codex_orchestrator_announce", default=None)
+
+
 class PrefectPauseApprover:
-    """Asks by pausing the current flow run with ``pause_flow_run(wait_for_input=ApprovalInput)``."""
+    """Asks by running one ``approval`` flow run per question, which pauses with
+    ``pause_flow_run(wait_for_input=ApprovalInput)`` until answered. Several calls can wait at once, each in
+    its own paused flow run, and a waiting call holds no PTY (it asks before anything is spawned)."""
 
     def ask(self, request: ApprovalRequest, announce: Announce) -> ApprovalAnswer:
-        context = FlowRunContext.get()
-        if context is None or context.flow_run is None:
-            return ApprovalAnswer(
-                Decision.DENY, reason="not inside a Prefect flow run: nobody can be asked", answered_by="none"
-            )
-        flow_run_id = context.flow_run.id
-        announce(str(flow_run_id))
-        form = ApprovalInput.with_initial_data(description=request.markdown(), decision=ApprovalChoice.deny)
-        try:
-            answer = pause_flow_run(
-                wait_for_input=form,
-                timeout=request.timeout_s,
-                poll_interval=PAUSE_POLL_INTERVAL_S,
-                key=pause_key(request),
-            )
-        except FlowPauseTimeout:
-            _resume_after_timeout(flow_run_id)
-            return ApprovalAnswer(
-                Decision.DENY,
-                reason=f"no answer within {request.timeout_s} s",
-                answered_by="timeout",
-                timed_out=True,
-            )
-        return ApprovalAnswer(
-            Decision(answer.decision.value),
-            reason=answer.reason or None,
-            answered_by=answer.answered_by or "prefect-ui",
+        params = ApprovalWait(
+            run_id=request.run_id,
+            task_id=request.task_id,
+            approval_id=request.approval_id,
+            step=request.step,
+            description=request.markdown(),
+            timeout_s=request.timeout_s,
+            pause_key=pause_key(request),
         )
+        token = _ANNOUNCE.set(announce)
+        try:
+            with tags(*run_tags(request.run_id), APPROVAL_TAG):
+                result = approval(params)
+        finally:
+            _ANNOUNCE.reset(token)
+        return ApprovalAnswer(
+            Decision(str(result["decision"])),
+            reason=str(result.get("reason") or "") or None,
+            answered_by=str(result.get("answered_by") or "prefect-ui"),
+            timed_out=bool(result.get("timed_out")),
+        )
+
+
+@flow(name="approval", flow_run_name="approval-{params.approval_id}", persist_result=False)
+def approval(params: ApprovalWait) -> dict[str, object]:
+    """One approval question: pauses this flow run until someone answers it (or the timeout denies it)."""
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:  # pragma: no cover - a flow always has its context
+        return {"decision": Decision.DENY.value, "reason": "not inside a flow run", "answered_by": "none"}
+    flow_run_id = context.flow_run.id
+    announce = _ANNOUNCE.get()
+    if announce is not None:
+        announce(str(flow_run_id))
+    get_run_logger().info(
+        "waiting for approval %s of run %s (step %s): answer in this flow run's Resume form or with "
+        "`codex-orchestrator approve %s --approval %s`",
+        params.approval_id,
+        params.run_id,
+        params.step,
+        params.run_id,
+        params.approval_id,
+    )
+    form = ApprovalInput.with_initial_data(description=params.description, decision=ApprovalChoice.deny)
+    try:
+        answer = pause_flow_run(
+            wait_for_input=form,
+            timeout=params.timeout_s,
+            poll_interval=PAUSE_POLL_INTERVAL_S,
+            key=params.pause_key,
+        )
+    except FlowPauseTimeout:
+        _resume_after_timeout(flow_run_id)
+        return {
+            "decision": Decision.DENY.value,
+            "reason": f"no answer within {params.timeout_s} s",
+            "answered_by": "timeout",
+            "timed_out": True,
+        }
+    return {
+        "decision": answer.decision.value,
+        "reason": answer.reason or None,
+        "answered_by": answer.answered_by or "prefect-ui",
+    }
+
+
+APPROVAL_TAG = "codex-approval"
+
+
+def run_tags(run_id: str) -> tuple[str, ...]:
+    """Tags that let ``approve`` find a run's paused approvals through the Prefect API alone."""
+    return (f"codex-run:{run_id}",)
 
 
 def pause_key(request: ApprovalRequest) -> str:

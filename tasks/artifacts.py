@@ -10,7 +10,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from codex_orchestrator.records.manifest import Manifest
 from codex_orchestrator.records.paths import artifact_key
-from codex_orchestrator.run import RunRecorder
+from codex_orchestrator.run import RunOwner
 
 
 def manifest_markdown(manifest: Manifest, manifest_uri: str, *, milestone: str) -> str:
@@ -84,9 +84,9 @@ def metrics_rows(manifest: Manifest) -> list[dict[str, object]]:
     return rows
 
 
-def publish(recorder: RunRecorder, milestone: str) -> None:
+def publish(recorder: RunOwner, milestone: str) -> None:
     """Publish (a new version of) the three views of this run."""
-    manifest = recorder.manifest
+    manifest = recorder.manifest()
     task = manifest.task_id
     uri = recorder.paths.manifest.resolve().as_uri()
     create_markdown_artifact(

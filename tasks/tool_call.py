@@ -1,48 +1,47 @@
-"""One tool call through the ToolOrchestrator gate, as a Prefect task (never cached: tool calls have effects)."""
+"""One tool call through the ToolOrchestrator gate, as a Prefect task (never cached: tool calls have effects).
+
+The task takes the call by value (``CallInput``) and can run in any process: a thread of the flow, a Dask
+worker, a task worker. Approvals it needs pause their own ``approval`` flow runs (tasks/approval.py).
+"""
 
 from __future__ import annotations
 
-import os
+from typing import cast
 
 from prefect import State, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.states import Completed, Failed
 
-from codex_orchestrator.request import Step
-from codex_orchestrator.toolcall import spec_from_step
-from tasks import context
+from codex_orchestrator.exec.ssh import SshTarget
+from codex_orchestrator.execute import CallInput, execute_call
+from tasks.approval import PrefectPauseApprover
 
 
-@task(name="tool-call", task_run_name="{milestone}:{step_name}", cache_policy=NO_CACHE, persist_result=False)
-def tool_call(run_id: str, step_name: str, milestone: str) -> State[str]:
-    live = context.get(run_id)
-    request = live.request
-    step = _find_step(request.steps + request.guardrails, step_name)
-    secret_env = {name: os.environ[name] for name in request.secret_env if name in os.environ}
-    spec = spec_from_step(
-        step,
-        workspace=live.recorder.workspace,
-        milestone=milestone,
-        default_retry=request.retry,
-        extra_env=secret_env,
-    )
-    record = live.gate.run(spec)
+def load_ssh_block(name: str) -> SshTarget:
+    """An ``SshHost`` block saved in Prefect, as the core's ``SshTarget`` (the key is read here, not passed)."""
+    from blocks.ssh_host import SshHost
+
+    return cast(SshHost, SshHost.load(name)).to_target()
+
+
+@task(
+    name="tool-call",
+    task_run_name="{call.milestone}:{call.step.name}",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
+def tool_call(call: CallInput) -> State[str]:
     task_ctx = TaskRunContext.get()
-    if task_ctx is not None:
-        record.prefect_task_run_id = str(task_ctx.task_run.id)
-    summary = (
-        f"{record.id} {step_name}: {record.status} (exit {record.exit_code}, {len(record.attempts)} attempt(s), "
-        f"approval {record.approval_source}, sandbox {record.sandbox.state})"
+    task_run_id = str(task_ctx.task_run.id) if task_ctx is not None else None
+    record = execute_call(
+        call, PrefectPauseApprover(), resolve_block=load_ssh_block, prefect_task_run_id=task_run_id
     )
-    get_run_logger().info(live.recorder.redact(summary))
+    summary = (
+        f"{record.id} {record.step}: {record.status} (exit {record.exit_code}, {len(record.attempts)} "
+        f"attempt(s), approval {record.approval_source}, sandbox {record.sandbox.state})"
+    )
+    get_run_logger().info(summary)  # every part of it is already redacted
     if record.status == "succeeded":
         return Completed(message=summary, data=record.status)
-    return Failed(message=live.recorder.redact(f"{summary}: {record.error or ''}"), data=record.status)
-
-
-def _find_step(steps: list[Step], name: str) -> Step:
-    for step in steps:
-        if step.name == name:
-            return step
-    raise KeyError(f"no step named {name!r} in the request")
+    return Failed(message=f"{summary}: {record.error or ''}", data=record.status)

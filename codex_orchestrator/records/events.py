@@ -5,7 +5,9 @@ The same event models are printed by ``exec --json`` and generate ``schemas/even
 
 from __future__ import annotations
 
+import fcntl
 import os
+import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -67,6 +69,9 @@ class ApprovalRequested(_Event):
     purpose: Literal["capability", "escalation"]
     reason: str
     needs: list[str]
+    flow_run_id: str | None = Field(
+        default=None, description="the paused Prefect flow run that waits for the answer, if any"
+    )
 
 
 class ApprovalResolved(_Event):
@@ -143,6 +148,13 @@ class ToolCallFinished(_Event):
     duration_ms: float
 
 
+class ToolCallSkipped(_Event):
+    type: Literal["tool_call.skipped"] = "tool_call.skipped"
+    tool_call_id: str
+    step: str
+    reason: str
+
+
 class Summary(_Event):
     type: Literal["summary"] = "summary"
     status: str
@@ -169,6 +181,7 @@ Event = Annotated[
     | SandboxDenied
     | GuardSwitched
     | ToolCallFinished
+    | ToolCallSkipped
     | Summary,
     Field(discriminator="type"),
 ]
@@ -184,8 +197,10 @@ def utc_now_iso() -> str:
 class EventLog:
     """Appends events to ``events.jsonl`` with one ``write`` each (no rewrite, no per-event fsync).
 
-    ``O_APPEND`` writes of a whole line are not torn by a crash of this process; ``sync()`` forces them to disk
-    at checkpoints. Listeners (the ``--json`` printer, the SDK) see each event after it is written.
+    Several processes may append to one log (tool calls of one run on different workers): ``seq`` is allocated
+    under an exclusive ``flock`` from the log itself, so it has no gaps and no repeats whoever writes. ``O_APPEND``
+    writes of a whole line are not torn by a crash of the writer; ``sync()`` forces them to disk at checkpoints.
+    Listeners (the ``--json`` printer, the SDK) see each event this process writes, after it is written.
     """
 
     def __init__(self, path: Path, run_id: str, redact: Callable[[str], str] = lambda s: s) -> None:
@@ -194,10 +209,11 @@ class EventLog:
         self._redact = redact
         self._lock = threading.Lock()
         self._seq = 0
+        self._size = -1  # the log's size after our last append; another size means another writer appended
         self._listeners: list[Listener] = []
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         except OSError as exc:
             raise RecordError(f"cannot open event log: {exc.strerror}", path=str(path)) from exc
 
@@ -210,16 +226,29 @@ class EventLog:
 
     def emit(self, event: _Event) -> _Event:
         with self._lock:
-            self._seq += 1
-            event.seq = self._seq
             event.ts = utc_now_iso()
             event.run_id = self.run_id
-            line = self._redact(event.model_dump_json()) + "\n"
             if self._fd is not None:
+                fd = self._fd
                 try:
-                    os.write(self._fd, line.encode("utf-8"))
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                    try:
+                        size = os.fstat(fd).st_size
+                        if size != self._size:
+                            self._seq = last_seq_in(fd, size)
+                        event.seq = self._seq + 1
+                        data = (self._redact(event.model_dump_json()) + "\n").encode("utf-8")
+                        os.write(fd, data)
+                        self._seq, self._size = event.seq, size + len(data)
+                    finally:
+                        fcntl.flock(fd, fcntl.LOCK_UN)
                 except OSError as exc:
                     raise RecordError(f"cannot append event: {exc.strerror}", path=str(self.path)) from exc
+                line = data.decode("utf-8")
+            else:
+                self._seq += 1
+                event.seq = self._seq
+                line = self._redact(event.model_dump_json()) + "\n"
             for listener in self._listeners:
                 listener(event, line)
         return event
@@ -235,6 +264,30 @@ class EventLog:
                 os.fsync(self._fd)
                 os.close(self._fd)
                 self._fd = None
+
+
+_SEQ_RE = re.compile(rb'^\{"seq":\s*(\d+)')
+_TAIL_BLOCK = 65536
+
+
+def last_seq_in(fd: int, size: int) -> int:
+    """The ``seq`` of the last whole event line of the log open at ``fd`` (0 for an empty log).
+
+    Reads backwards a block at a time; a torn last line (a writer killed mid-line) is passed over."""
+    end = size
+    buf = b""
+    while end > 0:
+        start = max(0, end - _TAIL_BLOCK)
+        buf = os.pread(fd, end - start, start) + buf
+        end = start
+        lines = buf.split(b"\n")
+        if end > 0:
+            lines = lines[1:]  # the first piece may be the end of a line that started before this block
+        for line in reversed(lines):
+            match = _SEQ_RE.match(line)
+            if match is not None and line.endswith(b"}"):
+                return int(match.group(1))
+    return 0
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:

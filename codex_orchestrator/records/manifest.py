@@ -1,35 +1,26 @@
-"""The run manifest: pydantic models (the schema's source) and an atomic, crash-safe writer.
+"""The run manifest's models (the schema's source): the run's own state, tool calls, approvals, metrics.
 
-Every write goes to a temp file, is fsynced and renamed over the manifest, so readers and a killed run only ever
-see a complete document. Finished tool calls are serialised once and reused, and rewrites are paced by their own
-cost, so the per-call record cost stays flat as a run grows to thousands of calls.
-"""
+The manifest is never edited in place: it is folded from the run's record files (records/store.py)."""
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import tempfile
-import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from codex_orchestrator.approvals import ApprovalRequest
 from codex_orchestrator.errors import RecordError
 
 SCHEMA_VERSION: Literal[1] = 1
-RunStatus = Literal["queued", "running", "awaiting-approval", "succeeded", "failed", "denied", "cancelled"]
-ToolCallStatus = Literal[
-    "pending", "awaiting-approval", "running", "succeeded", "failed", "denied", "timed-out"
+RunStatus = Literal[
+    "queued", "running", "awaiting-approval", "succeeded", "failed", "denied", "cancelled", "interrupted"
 ]
-# The writer spends at most ~1/PACING_FACTOR of wall time rewriting manifests; state changes of the run itself
-# (status, milestones, approvals) are always written at once.
-PACING_FACTOR = 20.0
-MIN_REWRITE_INTERVAL_S = 0.05
+ToolCallStatus = Literal[
+    "pending", "awaiting-approval", "running", "succeeded", "failed", "denied", "timed-out", "skipped"
+]
+# Statuses after which a call never changes again (a resumed run keeps "succeeded" ones and reruns the rest).
+FINAL_CALL_STATUSES = frozenset({"succeeded", "failed", "denied", "timed-out", "skipped"})
 
 
 class _Model(BaseModel):
@@ -66,6 +57,52 @@ class ApprovalRecord(_Model):
     flow_run_id: str | None = Field(
         default=None, description="the paused Prefect flow run that waits for the answer"
     )
+    run_id: str = ""
+    task_id: str = ""
+    step: str = ""
+    tool: str = ""
+    command: str = Field(default="", description="the redacted command asked about")
+    cwd: str = "."
+    sandbox: str = "none"
+    timeout_s: int = 3600
+    reviewer: str | None = Field(default=None, description="the name a reviewer gave, if any")
+
+    @classmethod
+    def for_request(cls, request: ApprovalRequest, *, requested_at: str) -> ApprovalRecord:
+        return cls(
+            approval_id=request.approval_id,
+            tool_call_id=request.tool_call_id,
+            purpose=request.purpose,
+            reason=request.reason,
+            needs=list(request.needs),
+            requested_at=requested_at,
+            run_id=request.run_id,
+            task_id=request.task_id,
+            step=request.step,
+            tool=request.tool,
+            command=request.command,
+            cwd=request.cwd,
+            sandbox=request.sandbox,
+            timeout_s=request.timeout_s,
+        )
+
+    def to_request(self) -> ApprovalRequest:
+        """The question as a reviewer in any process is shown it."""
+        return ApprovalRequest(
+            approval_id=self.approval_id,
+            run_id=self.run_id,
+            task_id=self.task_id,
+            tool_call_id=self.tool_call_id,
+            step=self.step,
+            tool=self.tool,
+            command=self.command,
+            cwd=self.cwd,
+            needs=tuple(self.needs),
+            reason=self.reason,
+            purpose=self.purpose,
+            sandbox=self.sandbox,
+            timeout_s=self.timeout_s,
+        )
 
 
 class GuardRecord(_Model):
@@ -84,6 +121,15 @@ class SandboxRecord(_Model):
     denial: str | None = None
     evidence: str | None = None
     detail: str | None = None
+
+
+class CallRun(_Model):
+    """One earlier, unfinished or failed run of a call that a resume started again."""
+
+    status: str
+    started_at: str | None = None
+    attempts: int = 0
+    error: str | None = None
 
 
 class ToolCallRecord(_Model):
@@ -113,6 +159,16 @@ class ToolCallRecord(_Model):
     guard: GuardRecord = Field(default_factory=GuardRecord)
     error: str | None = None
     prefect_task_run_id: str | None = None
+    order: int = Field(default=0, description="seq of the call's first event: the manifest lists calls by it")
+    updated_at: str | None = None
+    depends_on: list[str] = Field(default_factory=list, description="steps this one waited for (step graph)")
+    approval_cache: Literal["hit", "miss"] | None = Field(
+        default=None, description="whether an approve-for-session grant was looked up, and found"
+    )
+    host: str | None = Field(default=None, description="hostname and pid of the process that ran the call")
+    lineage: list[CallRun] = Field(
+        default_factory=list, description="earlier runs of this call (a resumed run reruns unfinished calls)"
+    )
 
 
 class MilestoneRecord(_Model):
@@ -156,8 +212,8 @@ class RunMetrics(_Model):
     guardrails_failed: int = 0
 
 
-class Manifest(_Model):
-    """One run, as recorded in ``.runs/<task>/cli/<run-id>/manifest.json``."""
+class RunState(_Model):
+    """The run itself, as its owner records it in ``run.json`` (records/store.py); the manifest adds the rest."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
     run_id: str
@@ -179,95 +235,21 @@ class Manifest(_Model):
     gate_enabled: bool = True
     milestones: list[MilestoneRecord] = Field(default_factory=list)
     instructions: list[InstructionRecord] = Field(default_factory=list)
-    approvals: list[ApprovalRecord] = Field(default_factory=list)
-    approval_cache: CacheCounters = Field(default_factory=CacheCounters)
-    pending_approval: ApprovalRecord | None = None
-    tool_calls: list[ToolCallRecord] = Field(default_factory=list)
     metrics: RunMetrics = Field(default_factory=RunMetrics)
     prefect: PrefectRecord = Field(default_factory=PrefectRecord)
+    resumed_at: list[str] = Field(default_factory=list, description="when the run was resumed, oldest first")
     events_file: str = "events.jsonl"
     traces_file: str = "traces.jsonl"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that any reader sees either the old or the new file, whole."""
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError as exc:
-        raise RecordError(f"cannot write: {exc.strerror}", path=str(path)) from exc
+class Manifest(RunState):
+    """One run, as recorded in ``.runs/<task>/cli/<run-id>/manifest.json``: folded from the run's records."""
 
-
-class ManifestWriter:
-    """Owns one manifest in memory and writes it atomically.
-
-    ``save(force=True)`` writes now (run state changes); ``save()`` may defer a rewrite caused by tool-call
-    progress until the pacing interval has passed; ``close()`` always writes the final state.
-    """
-
-    def __init__(self, path: Path, manifest: Manifest, redact: Callable[[str], str] | None = None) -> None:
-        self.path = path
-        self.manifest = manifest
-        self._redact: Callable[[str], str] = redact or (lambda s: s)
-        self._lock = threading.RLock()
-        self._fragments: dict[str, str] = {}  # tool call id -> serialised JSON, for finished calls only
-        self._finished: set[str] = set()
-        self._next_allowed = 0.0
-        self._dirty = False
-        self.writes = 0
-
-    def mark_finished(self, call: ToolCallRecord) -> None:
-        """A finished call no longer changes: serialise it once and reuse the text in later rewrites."""
-        with self._lock:
-            self._fragments[call.id] = call.model_dump_json()
-            self._finished.add(call.id)
-
-    def render(self) -> bytes:
-        with self._lock:
-            head = self.manifest.model_dump(mode="json", exclude={"tool_calls"})
-            calls = [
-                self._fragments[c.id] if c.id in self._finished else c.model_dump_json()
-                for c in self.manifest.tool_calls
-            ]
-        body = json.dumps(head, indent=None, separators=(",", ":"))
-        # Splice the cached call fragments in as the last key; the result is the same document model_dump gives.
-        text = body[:-1] + ',"tool_calls":[' + ",".join(calls) + "]}"
-        return self._redact(text).encode("utf-8")
-
-    def save(self, *, force: bool = False) -> bool:
-        """Write if forced or the pacing interval has passed; returns whether it wrote."""
-        with self._lock:
-            now = time.monotonic()
-            if not force and now < self._next_allowed:
-                self._dirty = True
-                return False
-            started = time.monotonic()
-            atomic_write_bytes(self.path, self.render())
-            cost = time.monotonic() - started
-            self._next_allowed = time.monotonic() + max(MIN_REWRITE_INTERVAL_S, cost * PACING_FACTOR)
-            self._dirty = False
-            self.writes += 1
-            return True
-
-    def flush(self) -> None:
-        """Write any deferred change now."""
-        with self._lock:
-            if self._dirty:
-                self.save(force=True)
+    approvals: list[ApprovalRecord] = Field(default_factory=list)
+    approval_cache: CacheCounters = Field(default_factory=CacheCounters)
+    pending_approval: ApprovalRecord | None = Field(default=None, description="the oldest pending approval")
+    pending_approvals: list[ApprovalRecord] = Field(default_factory=list)
+    tool_calls: list[ToolCallRecord] = Field(default_factory=list)  # keep last: the folder splices it in
 
 
 def load_manifest(path: Path) -> Manifest:

@@ -11,7 +11,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from codex_orchestrator.errors import RecordError
-from codex_orchestrator.records.manifest import Manifest, RunMetrics, atomic_write_bytes
+from codex_orchestrator.records.atomic import write_atomic
+from codex_orchestrator.records.manifest import Manifest, RunMetrics
 
 
 def compute_run_metrics(manifest: Manifest, *, duration_ms: float | None = None) -> RunMetrics:
@@ -104,7 +105,7 @@ def update_task_metrics(path: Path, manifest: Manifest) -> TaskMetrics:
             )
             rows.sort(key=lambda r: r.created_at)
             result = TaskMetrics(task_id=manifest.task_id, runs=rows, aggregates=aggregate(rows))
-            atomic_write_bytes(path, result.model_dump_json(indent=2).encode("utf-8"))
+            write_atomic(path, result.model_dump_json(indent=2).encode("utf-8"))
             return result
     except OSError as exc:
         raise RecordError(f"cannot update task metrics: {exc.strerror}", path=str(path)) from exc

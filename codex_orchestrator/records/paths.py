@@ -82,10 +82,10 @@ class RunPaths:
         return self.task_dir / METRICS_FILENAME
 
 
-def find_run_dir(runs_dir: Path, run_id: str) -> Path:
+def find_run_dir(runs_dir: Path, run_id: str, marker: str = MANIFEST_FILENAME) -> Path:
     """Locate ``<runs_dir>/*/cli/<run_id>``; raise ``RequestError`` naming the run id when absent."""
     validate_run_id(run_id)
-    matches = sorted(runs_dir.glob(f"*/cli/{run_id}/{MANIFEST_FILENAME}"))
+    matches = sorted(runs_dir.glob(f"*/cli/{run_id}/{marker}"))
     if not matches:
         raise RequestError(f"no run {run_id!r} under {runs_dir}", field="run_id")
     return matches[0].parent

@@ -1,0 +1,123 @@
+"""The records of one tool call as the gate writes them: its call file, its approvals, its events and spans.
+
+A ``CallRecorder`` lives for one call in whichever process runs it; it keeps nothing another process needs,
+since everything it learns goes straight to the run's record files (records/store.py) and the manifest is
+refolded when the call starts, asks, and ends. Every text passes through the ``Redactor`` of this process,
+which knows the secret values read here.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from codex_orchestrator.approvals import ApprovalRequest
+from codex_orchestrator.clock import utc_now
+from codex_orchestrator.records.events import EventLog
+from codex_orchestrator.records.manifest import ApprovalRecord, ToolCallRecord
+from codex_orchestrator.records.paths import relative_to_workspace
+from codex_orchestrator.records.store import ManifestFolder, RunStore
+from codex_orchestrator.redact import Redactor
+from codex_orchestrator.telemetry import RunTracer
+
+# Told of each pending question: its record, and the request itself (what a reviewer is shown).
+ApprovalListener = Callable[[ApprovalRecord, ApprovalRequest], None]
+# Progress rewrites of a running call's file are paced: at most one per interval (state changes are immediate).
+PROGRESS_WRITE_INTERVAL_S = 0.5
+
+
+def host_label() -> str:
+    """Which process ran a call: ``hostname:pid`` (recorded per call; workers on several machines differ)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class CallRecorder:
+    """Records one tool call of a run. Not shared between threads: one call, one recorder."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        *,
+        events: EventLog,
+        tracer: RunTracer,
+        redact: Redactor,
+        folder: ManifestFolder | None = None,
+    ) -> None:
+        self.store = store
+        self.events = events
+        self.tracer = tracer
+        self.redact = redact
+        self.folder = folder or ManifestFolder(store)
+        self.workspace = Path(store.ref.workspace).resolve()
+        self.approval_listeners: list[ApprovalListener] = []
+        self._last_progress = 0.0
+
+    @property
+    def run_id(self) -> str:
+        return self.store.ref.run_id
+
+    @property
+    def task_id(self) -> str:
+        return self.store.ref.task_id
+
+    def rel(self, path: Path) -> str:
+        return relative_to_workspace(path, self.workspace)
+
+    # -- the call -----------------------------------------------------------------------------------------
+    def begin_call(self, call: ToolCallRecord, order: int) -> None:
+        """The call exists from now on: its file is written and the manifest shows it (also after kill -9)."""
+        call.order = call.order or order
+        call.host = host_label()
+        call.updated_at = utc_now()
+        self.store.write_call(call)
+        self.refresh()
+
+    def touch(self, call: ToolCallRecord) -> None:
+        """Progress of a running call (an attempt started, a retry scheduled): written, paced."""
+        now = time.monotonic()
+        if now - self._last_progress < PROGRESS_WRITE_INTERVAL_S:
+            return
+        self._last_progress = now
+        call.updated_at = utc_now()
+        self.store.write_call(call)
+
+    def finish_call(self, call: ToolCallRecord) -> None:
+        call.updated_at = utc_now()
+        self.store.write_call(call, durable=True)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Refold the manifest so readers see this call's state now."""
+        self.folder.write(durable=False)
+
+    # -- approvals ----------------------------------------------------------------------------------------
+    def new_approval_id(self, call: ToolCallRecord) -> str:
+        """Deterministic per call: the n-th question this call asks (a rerun asks under the same ids)."""
+        return f"{call.id}.ap{len(call.approval_ids) + 1}"
+
+    def cache_check(self, call: ToolCallRecord, key: str) -> bool:
+        hit = self.store.cache_has(key)
+        call.approval_cache = "hit" if hit else "miss"
+        return hit
+
+    def cache_remember(self, key: str) -> None:
+        self.store.cache_add(key)
+
+    def approval_pending(
+        self, call: ToolCallRecord, record: ApprovalRecord, request: ApprovalRequest
+    ) -> None:
+        """A question waits (under Prefect its flow run is about to pause): record it and tell the listeners."""
+        call.updated_at = utc_now()
+        self.store.write_call(call)
+        self.store.write_approval(record)
+        self.refresh()
+        for listener in list(self.approval_listeners):
+            listener(record, request)
+
+    def approval_resolved(self, record: ApprovalRecord) -> None:
+        record.resolved_at = utc_now()
+        self.store.write_approval(record)
+        self.refresh()

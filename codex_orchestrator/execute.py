@@ -1,0 +1,340 @@
+"""One tool call from its parameters, in whatever process this is: the single core path that the Prefect
+tool-call task, ``exec`` and the Python API all use.
+
+``CallInput`` is the call by value (run reference, deterministic call id, the step, gate settings, secret
+*names*, target instance): small, free of secrets, safe to pickle to a Dask worker. ``execute_call`` reads the
+secret values from this process's environment, opens the run's records, skips a call that already succeeded
+(a resumed run) and otherwise runs it through the gate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from codex_orchestrator.approvals import Approver
+from codex_orchestrator.call_recorder import CallRecorder
+from codex_orchestrator.clock import utc_now
+from codex_orchestrator.errors import RequestError
+from codex_orchestrator.exec.backend import ExecBackend
+from codex_orchestrator.exec.local import LocalPtyBackend
+from codex_orchestrator.exec.session import ExecSession, ExecSessionManager
+from codex_orchestrator.gate import GateConfig, ToolOrchestrator
+from codex_orchestrator.policy import ApprovalPolicy, Capability
+from codex_orchestrator.records import events as ev
+from codex_orchestrator.records.events import EventLog, Listener
+from codex_orchestrator.records.manifest import ToolCallRecord
+from codex_orchestrator.records.store import RunRef, RunStore
+from codex_orchestrator.redact import Redactor
+from codex_orchestrator.request import RetrySettings, RunRequest, Step
+from codex_orchestrator.sandbox import SandboxMode
+from codex_orchestrator.telemetry import RunTracer
+from codex_orchestrator.toolcall import spec_from_step
+
+if TYPE_CHECKING:
+    from codex_orchestrator.exec.ssh import SshTarget
+
+
+class GateSettings(BaseModel):
+    """The gate's configuration for a run, by value."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    policy: ApprovalPolicy = ApprovalPolicy.ON_REQUEST
+    profile: list[Capability] = Field(default_factory=lambda: [Capability.READ])
+    sandbox: SandboxMode = SandboxMode.WORKSPACE_WRITE
+    enabled: bool = True
+    approval_timeout_s: int = 3600
+
+    @classmethod
+    def from_request(cls, request: RunRequest) -> GateSettings:
+        return cls(
+            policy=request.approval_policy,
+            profile=list(request.profile),
+            sandbox=request.sandbox,
+            enabled=request.gate_enabled(),
+            approval_timeout_s=request.approval_timeout_s,
+        )
+
+    def config(self) -> GateConfig:
+        return GateConfig(
+            policy=self.policy,
+            profile=frozenset(self.profile),
+            sandbox=self.sandbox,
+            enabled=self.enabled,
+            approval_timeout_s=self.approval_timeout_s,
+        )
+
+
+class SshInstance(BaseModel):
+    """An SSH host, inline or as the name of a saved ``SshHost`` block (loaded where the call runs)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    block: str | None = Field(default=None, description="name of a saved `Codex SSH Host` block")
+    host: str | None = None
+    port: int = Field(default=22, ge=1, le=65535)
+    user: str | None = None
+    key_file: str | None = Field(
+        default=None, description="private key path on the machine that runs the call"
+    )
+    known_hosts: str | None = None
+    trust_on_first_use: bool = False
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    sandbox_command: list[str] = Field(default_factory=list)
+
+
+class Instance(BaseModel):
+    """Where calls run: this machine (``local``) or an SSH host."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "local"
+    ssh: SshInstance | None = None
+
+
+LOCAL = Instance()
+
+
+class CallInput(BaseModel):
+    """Everything one tool call needs, by value. No secret values: ``secret_env`` names them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run: RunRef
+    call_id: str
+    milestone: str
+    step: Step
+    gate: GateSettings = Field(default_factory=GateSettings)
+    default_retry: RetrySettings = Field(default_factory=RetrySettings)
+    secret_env: list[str] = Field(default_factory=list)
+    instance: Instance = LOCAL
+    backend_cwd: str | None = Field(default=None, description="working directory on an SSH host")
+
+
+_SLUG_RE = re.compile(r"[^a-z0-9]+")
+
+
+def call_id_for(milestone: str, step: str) -> str:
+    """Deterministic: the same step of the same milestone has the same id in every run and rerun."""
+    digest = hashlib.sha256(f"{milestone}\0{step}".encode()).hexdigest()[:6]
+    slug = _SLUG_RE.sub("-", step.lower()).strip("-")[:40] or "step"
+    return f"tc-{slug}-{digest}"
+
+
+def read_secrets(names: Sequence[str], environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The values of the named secrets, read here (where the call runs); unset names are left out."""
+    env = os.environ if environ is None else environ
+    return {name: env[name] for name in names if env.get(name)}
+
+
+# Live OS resources cannot travel by value: named shells (a step's `session:`) stay in the process that opened
+# them, keyed by run, and are closed when the run ends here (``close_run_sessions``).
+_SHELLS: dict[str, ToolOrchestrator] = {}
+_SHELLS_LOCK = threading.Lock()
+
+
+def close_run_sessions(run_id: str) -> None:
+    with _SHELLS_LOCK:
+        gate = _SHELLS.pop(run_id, None)
+    if gate is not None:
+        gate.sessions.close_all()
+
+
+BlockResolver = Callable[[str], "SshTarget"]
+
+
+def _backend_for(
+    instance: Instance, resolve_block: BlockResolver | None = None
+) -> tuple[ExecBackend, tuple[str, ...]]:
+    if instance.ssh is None:
+        return LocalPtyBackend(), ()
+    from codex_orchestrator.exec.ssh import SshBackend, SshTarget
+
+    ssh = instance.ssh
+    if ssh.block is not None:
+        if resolve_block is None:
+            raise RequestError(
+                f"SSH host block {ssh.block!r} can only be loaded under Prefect",
+                field=f"instances.{instance.name}",
+            )
+        target = resolve_block(ssh.block)
+    else:
+        if not ssh.host:
+            raise RequestError("an SSH instance needs 'host' or 'block'", field=f"instances.{instance.name}")
+        target = SshTarget(
+            host=ssh.host,
+            port=ssh.port,
+            user=ssh.user,
+            key_file=ssh.key_file,
+            known_hosts=ssh.known_hosts,
+            trust_on_first_use=ssh.trust_on_first_use,
+            connect_timeout_s=ssh.connect_timeout_s,
+            sandbox_command=tuple(ssh.sandbox_command),
+        )
+    return SshBackend(target), tuple(target.sandbox_command)
+
+
+def execute_call(
+    call: CallInput,
+    approver: Approver,
+    *,
+    listeners: Sequence[Listener] = (),
+    on_session: Callable[[ExecSession], None] | None = None,
+    backend: tuple[ExecBackend, tuple[str, ...]] | None = None,
+    resolve_block: BlockResolver | None = None,
+    prefect_task_run_id: str | None = None,
+) -> ToolCallRecord:
+    """Run one call of a run through the gate and return its record (already written to the run's records)."""
+    store = RunStore(call.run)
+    prior = store.read_call(call.call_id)
+    if prior is not None and prior.status == "succeeded":
+        return prior  # a resumed run: this call's effects already happened
+    secrets = read_secrets(call.secret_env)
+    redact = Redactor(secrets.values())
+    events = EventLog(store.paths.events, call.run.run_id, redact)
+    for listener in listeners:
+        events.add_listener(listener)
+    tracer = RunTracer(store.paths.traces, run_id=call.run.run_id, task_id=call.run.task_id, redact=redact)
+    recorder = CallRecorder(store, events=events, tracer=tracer, redact=redact)
+    try:
+        try:
+            spec = spec_from_step(
+                call.step,
+                call_id=call.call_id,
+                workspace=Path(call.run.workspace),
+                milestone=call.milestone,
+                default_retry=call.default_retry,
+                extra_env=secrets,
+            )
+        except RequestError as exc:
+            return _refused(recorder, call, prior, str(exc))
+        if call.backend_cwd is not None:
+            spec = replace(spec, backend_cwd=call.backend_cwd)
+        exec_backend, prefix = backend if backend is not None else _backend_for(call.instance, resolve_block)
+        gate = _gate_for(call, recorder, approver, exec_backend, prefix, on_session)
+        return gate.run(spec, prior, prefect_task_run_id=prefect_task_run_id)
+    finally:
+        events.close()
+        tracer.shutdown()
+
+
+def _gate_for(
+    call: CallInput,
+    recorder: CallRecorder,
+    approver: Approver,
+    backend: ExecBackend,
+    prefix: tuple[str, ...],
+    on_session: Callable[[ExecSession], None] | None,
+) -> ToolOrchestrator:
+    if call.step.session is None:
+        return ToolOrchestrator(
+            recorder=recorder,
+            config=call.gate.config(),
+            approver=approver,
+            backend=backend,
+            sandbox_prefix=prefix,
+            on_session=on_session,
+        )
+    # A named shell keeps its cwd and environment across the calls of a run in this process.
+    with _SHELLS_LOCK:
+        gate = _SHELLS.get(call.run.run_id)
+        if gate is None:
+            gate = _SHELLS[call.run.run_id] = ToolOrchestrator(
+                recorder=recorder, config=call.gate.config(), approver=approver, sessions=ExecSessionManager()
+            )
+    gate.recorder = recorder
+    gate.approver = approver
+    gate.backend = backend
+    gate.sandbox_prefix = prefix
+    gate.on_session = on_session
+    return gate
+
+
+def _refused(
+    recorder: CallRecorder, call: CallInput, prior: ToolCallRecord | None, reason: str
+) -> ToolCallRecord:
+    """A call refused before the gate (its cwd or path escapes the workspace): recorded as denied, with why."""
+    now = utc_now()
+    record = ToolCallRecord(
+        id=call.call_id,
+        step=call.step.name,
+        milestone=call.milestone,
+        kind=call.step.kind.value,
+        command=recorder.redact(_display(call.step)),
+        cwd=call.step.cwd,
+        status="denied",
+        approval_source="policy",
+        error=recorder.redact(f"refused: {reason}"),
+        started_at=now,
+        finished_at=now,
+        duration_ms=0.0,
+        depends_on=list(call.step.needs),
+    )
+    started = recorder.events.emit(
+        ev.ToolCallStarted(
+            tool_call_id=record.id,
+            step=record.step,
+            kind=record.kind,
+            command=record.command,
+            cwd=record.cwd,
+            backend="orchestrator",
+        )
+    )
+    record.order = prior.order if prior is not None else started.seq
+    recorder.events.emit(
+        ev.ToolCallFinished(
+            tool_call_id=record.id,
+            status="denied",
+            exit_code=None,
+            attempts=0,
+            approval_source="policy",
+            sandbox_state="none",
+            duration_ms=0.0,
+        )
+    )
+    recorder.begin_call(record, record.order)
+    recorder.finish_call(record)
+    return record
+
+
+def _display(step: Step) -> str:
+    if isinstance(step.command, list):
+        import shlex
+
+        return shlex.join(step.command)
+    return step.command or step.path or step.url or ""
+
+
+def record_skipped(run: RunRef, call_id: str, milestone: str, step: Step, reason: str) -> ToolCallRecord:
+    """A step that can never run (its needs failed, or the milestone stopped): recorded as skipped."""
+    store = RunStore(run)
+    prior = store.read_call(call_id)
+    events = EventLog(store.paths.events, run.run_id)
+    try:
+        record = ToolCallRecord(
+            id=call_id,
+            step=step.name,
+            milestone=milestone,
+            kind=step.kind.value,
+            command="",
+            cwd=step.cwd,
+            status="skipped",
+            error=reason,
+            depends_on=list(step.needs),
+        )
+        event = events.emit(ev.ToolCallSkipped(tool_call_id=call_id, step=step.name, reason=reason))
+        record.order = prior.order if prior is not None else event.seq
+        record.updated_at = utc_now()
+        store.write_call(record, durable=True)
+        return record
+    finally:
+        events.close()

@@ -1,0 +1,301 @@
+"""The records of one run as files that several processes write safely, and the manifest folded from them.
+
+Layout of ``<runs_dir>/<task>/cli/<run-id>/``::
+
+    run.json              the run itself (status, milestones, instructions, Prefect ids); written by the run's owner
+    request.json          the validated request as given (mode 0600); what tasks in other processes read back
+    calls/<call-id>.json  one tool call; written only by the process that runs that call
+    approvals/<id>.json   one approval question and its answer; written by the process that asked
+    cache/<sha>.json      approve-for-session grants, created once (O_EXCL) by whichever call got them
+    events.jsonl          every process appends; ``seq`` is allocated under an flock (records/events.py)
+    traces.jsonl          finished spans, appended by every process
+    manifest.json         the projection: ``fold(run.json, calls/*, approvals/*)``, rewritten atomically
+
+Every record file is replaced atomically (temp file + rename), so a reader or a killed writer only ever leaves a
+whole document. ``manifest.json`` is never edited, only folded: ``ManifestFolder().render`` over the same record
+files gives the same bytes, which is what ``codex-orchestrator manifest --rebuild`` relies on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from codex_orchestrator.errors import RecordError
+from codex_orchestrator.records.atomic import write_atomic
+from codex_orchestrator.records.manifest import (
+    ApprovalRecord,
+    CacheCounters,
+    Manifest,
+    RunState,
+    ToolCallRecord,
+)
+from codex_orchestrator.records.paths import RunPaths, validate_run_id, validate_task_id
+
+RUN_FILENAME = "run.json"
+REQUEST_FILENAME = "request.json"
+CALLS_DIRNAME = "calls"
+APPROVALS_DIRNAME = "approvals"
+CACHE_DIRNAME = "cache"
+_LOCK_FILENAME = ".manifest.lock"
+_RUN_LOCK_FILENAME = ".run.lock"
+
+
+class RunRef(BaseModel):
+    """Where a run's records live: all a flow or task in any process needs to find them (no secrets)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run_id: str
+    task_id: str
+    runs_dir: str  # absolute
+    workspace: str  # absolute
+
+    @property
+    def paths(self) -> RunPaths:
+        return RunPaths(Path(self.runs_dir), validate_task_id(self.task_id), validate_run_id(self.run_id))
+
+    @property
+    def run_dir(self) -> Path:
+        return self.paths.run_dir
+
+
+def cache_file_name(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32] + ".json"
+
+
+class RunStore:
+    """Reads and writes the record files of one run. Holds no run state of its own: any process may open one."""
+
+    def __init__(self, ref: RunRef) -> None:
+        self.ref = ref
+        self.paths = ref.paths
+        self.run_dir = self.paths.run_dir
+        self.calls_dir = self.run_dir / CALLS_DIRNAME
+        self.approvals_dir = self.run_dir / APPROVALS_DIRNAME
+        self.cache_dir = self.run_dir / CACHE_DIRNAME
+
+    # -- the run ------------------------------------------------------------------------------------------
+    @property
+    def run_file(self) -> Path:
+        return self.run_dir / RUN_FILENAME
+
+    @property
+    def request_file(self) -> Path:
+        return self.run_dir / REQUEST_FILENAME
+
+    def exists(self) -> bool:
+        return self.run_file.exists()
+
+    def create_dirs(self) -> None:
+        """Make the run directory (refusing one that exists) and its record folders."""
+        try:
+            self.run_dir.parent.mkdir(parents=True, exist_ok=True)
+            self.run_dir.mkdir()
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            raise RecordError(f"cannot create run directory: {exc.strerror}", path=str(self.run_dir)) from exc
+        for folder in (self.calls_dir, self.approvals_dir, self.cache_dir):
+            folder.mkdir(exist_ok=True)
+
+    def write_run(self, state: RunState, *, durable: bool = True) -> None:
+        write_atomic(self.run_file, state.model_dump_json().encode("utf-8"), durable=durable)
+
+    def read_run(self) -> RunState:
+        return self.read_run_file(self.run_file)
+
+    @staticmethod
+    def read_run_file(path: Path) -> RunState:
+        return _read_model(path, RunState)  # type: ignore[no-any-return]
+
+    def update_run(self, change: Callable[[RunState], None], *, durable: bool = True) -> RunState:
+        """Read-modify-write ``run.json`` under the run's lock: any process may change the run's own state."""
+        with self._run_lock():
+            state = self.read_run()
+            change(state)
+            self.write_run(state, durable=durable)
+            return state
+
+    @contextlib.contextmanager
+    def _run_lock(self) -> Iterator[None]:
+        with _flock(self.run_dir / _RUN_LOCK_FILENAME):
+            yield
+
+    def write_request(self, request: dict[str, Any]) -> None:
+        """The request as validated, secrets included: readable by the owner only, never sent to Prefect."""
+        write_atomic(self.request_file, json.dumps(request).encode("utf-8"), mode=0o600)
+
+    def read_request(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.request_file.read_bytes())
+        except OSError as exc:
+            raise RecordError(
+                f"cannot read the run's request: {exc.strerror}", path=str(self.request_file)
+            ) from exc
+        if not isinstance(data, dict):
+            raise RecordError("the run's request is not a mapping", path=str(self.request_file))
+        return data
+
+    # -- tool calls ---------------------------------------------------------------------------------------
+    def call_file(self, call_id: str) -> Path:
+        return self.calls_dir / f"{call_id}.json"
+
+    def write_call(self, call: ToolCallRecord, *, durable: bool = False) -> None:
+        write_atomic(self.call_file(call.id), call.model_dump_json().encode("utf-8"), durable=durable)
+
+    def read_call(self, call_id: str) -> ToolCallRecord | None:
+        path = self.call_file(call_id)
+        if not path.exists():
+            return None
+        return _read_model(path, ToolCallRecord)  # type: ignore[no-any-return]
+
+    # -- approvals ----------------------------------------------------------------------------------------
+    def approval_file(self, approval_id: str) -> Path:
+        return self.approvals_dir / f"{approval_id}.json"
+
+    def write_approval(self, record: ApprovalRecord) -> None:
+        write_atomic(self.approval_file(record.approval_id), record.model_dump_json().encode("utf-8"))
+
+    def read_approval(self, approval_id: str) -> ApprovalRecord | None:
+        path = self.approval_file(approval_id)
+        if not path.exists():
+            return None
+        return _read_model(path, ApprovalRecord)  # type: ignore[no-any-return]
+
+    def approvals(self) -> list[ApprovalRecord]:
+        return sorted(
+            (_read_model(p, ApprovalRecord) for p in self.approvals_dir.glob("*.json")),
+            key=lambda a: (a.requested_at, a.approval_id),
+        )
+
+    # -- the approve-for-session cache --------------------------------------------------------------------
+    def cache_has(self, key: str) -> bool:
+        return (self.cache_dir / cache_file_name(key)).exists()
+
+    def cache_add(self, key: str) -> None:
+        path = self.cache_dir / cache_file_name(key)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return
+        except OSError as exc:
+            raise RecordError(f"cannot record a session approval: {exc.strerror}", path=str(path)) from exc
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps({"key": key}))
+
+    # -- the manifest -------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def manifest_lock(self) -> Iterator[None]:
+        """Serialise fold + write across processes, so an older fold never replaces a newer one."""
+        with _flock(self.run_dir / _LOCK_FILENAME):
+            yield
+
+
+@contextlib.contextmanager
+def _flock(path: Path) -> Iterator[None]:
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise RecordError(f"cannot lock: {exc.strerror}", path=str(path)) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _read_model(path: Path, model: type[Any]) -> Any:
+    try:
+        return model.model_validate_json(path.read_bytes())
+    except OSError as exc:
+        raise RecordError(f"cannot read: {exc.strerror}", path=str(path)) from exc
+    except ValueError as exc:
+        raise RecordError(f"not a valid record: {exc}", path=str(path)) from exc
+
+
+class ManifestFolder:
+    """Folds a run's record files into its manifest, re-reading only the files that changed since last time.
+
+    A process keeps one folder per run it writes, so a fold costs a ``stat`` per record plus a read of what
+    changed: flat per call as runs grow. ``render`` is deterministic: the same files give the same bytes."""
+
+    def __init__(self, store: RunStore) -> None:
+        self.store = store
+        self._calls: dict[str, tuple[tuple[int, int, int], bytes, dict[str, Any]]] = {}
+        self.writes = 0
+
+    def _scan_calls(self) -> list[tuple[bytes, dict[str, Any]]]:
+        seen: set[str] = set()
+        try:
+            entries = list(os.scandir(self.store.calls_dir))
+        except FileNotFoundError:
+            entries = []
+        for entry in entries:
+            if not entry.name.endswith(".json") or entry.name.startswith("."):
+                continue
+            seen.add(entry.name)
+            try:
+                st = entry.stat()
+            except FileNotFoundError:
+                continue
+            sig = (st.st_ino, st.st_size, st.st_mtime_ns)
+            cached = self._calls.get(entry.name)
+            if cached is not None and cached[0] == sig:
+                continue
+            try:
+                raw = Path(entry.path).read_bytes()
+            except FileNotFoundError:
+                continue
+            self._calls[entry.name] = (sig, raw, json.loads(raw))
+        for name in list(self._calls):
+            if name not in seen:
+                del self._calls[name]
+        items = [(raw, data) for _sig, raw, data in self._calls.values()]
+        items.sort(key=lambda item: (item[1].get("order", 0), item[1]["id"]))
+        return items
+
+    def render(self) -> bytes:
+        """The manifest as bytes: run.json's fields, the approvals, the counters, then the tool calls."""
+        state = self.store.read_run()
+        calls = self._scan_calls()
+        approvals = self.store.approvals()
+        pending = [a for a in approvals if a.outcome == "pending"]
+        hits = sum(1 for _raw, c in calls if c.get("approval_cache") == "hit")
+        misses = sum(1 for _raw, c in calls if c.get("approval_cache") == "miss")
+        updated = max([state.updated_at, *(c.get("updated_at") or "" for _raw, c in calls)])
+        fields = {name: getattr(state, name) for name in RunState.model_fields}
+        head = Manifest(
+            **{
+                **fields,
+                "updated_at": updated,
+                "approvals": approvals,
+                "approval_cache": CacheCounters(hits=hits, misses=misses),
+                "pending_approval": pending[0] if pending else None,
+                "pending_approvals": pending,
+                "tool_calls": [],
+            }
+        ).model_dump_json()
+        # tool_calls is the manifest's last field: splice the calls' own bytes in, as model_dump_json would write.
+        assert head.endswith('"tool_calls":[]}')
+        body = head[: -len("]}")] + ",".join(raw.decode("utf-8") for raw, _c in calls) + "]}"
+        return body.encode("utf-8")
+
+    def manifest(self) -> Manifest:
+        return Manifest.model_validate_json(self.render())
+
+    def write(self, *, durable: bool = True) -> bytes:
+        """Fold and replace manifest.json, under the run's manifest lock."""
+        with self.store.manifest_lock():
+            data = self.render()
+            write_atomic(self.store.paths.manifest, data, durable=durable)
+        self.writes += 1
+        return data

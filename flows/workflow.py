@@ -1,0 +1,280 @@
+"""Workflow-as-code: gated tool calls composed in any Prefect flow, with the records, approvals and artifacts
+of a request file. The YAML request runner (flows/milestones.py) is built on this same API.
+
+    from flows.workflow import gated_run
+
+    @flow
+    def ship() -> None:
+        with gated_run(task="ship", workspace="repo", profile=["read", "edit", "run"]) as run:
+            lint = run.shell("lint", "ruff check .")
+            tests = run.shell("tests", ["pytest", "-q"], wait_for=[lint])
+            run.edit("notes", path="NOTES.md", content="shipped\\n", wait_for=[tests])
+
+Each call returns a Prefect future of its tool-call task; ``wait_for`` becomes a real dependency in the UI.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from prefect.futures import PrefectFuture
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from codex_orchestrator.execute import (
+    CallInput,
+    GateSettings,
+    call_id_for,
+    close_run_sessions,
+    read_secrets,
+    record_skipped,
+)
+from codex_orchestrator.graph import GraphScheduler, StepState
+from codex_orchestrator.policy import ApprovalPolicy, Capability, ToolKind
+from codex_orchestrator.records.paths import RUNS_DIRNAME, new_run_id, validate_task_id
+from codex_orchestrator.records.store import RunRef, RunStore
+from codex_orchestrator.request import RetrySettings, RunRequest, Step
+from codex_orchestrator.run import EXIT_FAILED, EXIT_OK, RunOwner, run_outcome
+from codex_orchestrator.sandbox import SandboxMode
+from tasks.tool_call import tool_call
+
+# How often the step loop looks at its futures' states besides being woken by their done-callbacks.
+_POLL_S = 1.0
+
+
+class GatedRun:
+    """A run whose tool calls are Prefect tasks passing the gate. Open one with ``gated_run`` (or, inside the
+    autonomy flow, around the run it already owns)."""
+
+    def __init__(
+        self,
+        ref: RunRef,
+        *,
+        gate: GateSettings,
+        retry: RetrySettings | None = None,
+        secret_env: Sequence[str] = (),
+        milestone: str = "exec",
+    ) -> None:
+        self.ref = ref
+        self.gate = gate
+        self.retry = retry or RetrySettings()
+        self.secret_env = list(secret_env)
+        self.milestone = milestone
+        self.futures: dict[str, PrefectFuture[Any]] = {}
+        self._local_runner: ThreadPoolTaskRunner[Any] | None = None
+
+    # -- building calls -------------------------------------------------------------------------------------
+    def call_input(self, step: Step, milestone: str | None = None) -> CallInput:
+        milestone = milestone or self.milestone
+        return CallInput(
+            run=self.ref,
+            call_id=call_id_for(milestone, step.name),
+            milestone=milestone,
+            step=step,
+            gate=self.gate,
+            default_retry=self.retry,
+            secret_env=self.secret_env,
+        )
+
+    def submit(
+        self, step: Step, *, wait_for: Sequence[PrefectFuture[Any]] = (), milestone: str | None = None
+    ) -> PrefectFuture[Any]:
+        """Submit one gated call; its future is also kept under the step's name."""
+        if step.name in self.futures:
+            raise ValueError(f"a call named {step.name!r} was already submitted in this run")
+        call = self.call_input(step, milestone)
+        if step.session is not None:
+            # A named shell lives in one process: its calls run in threads of this flow's own process.
+            future = self._local().submit(tool_call, {"call": call}, wait_for=wait_for)
+        else:
+            future = tool_call.submit(call, wait_for=list(wait_for))  # type: ignore[call-overload]
+        self.futures[step.name] = future
+        return future
+
+    def _local(self) -> ThreadPoolTaskRunner[Any]:
+        if self._local_runner is None:
+            self._local_runner = ThreadPoolTaskRunner(max_workers=1).__enter__()
+        return self._local_runner
+
+    def close(self) -> None:
+        """Wait for every call and release the local runner (named shells stay until the run ends)."""
+        for future in self.futures.values():
+            future.wait()
+        if self._local_runner is not None:
+            self._local_runner.__exit__(None, None, None)
+            self._local_runner = None
+
+    def _step(self, name: str, kind: ToolKind, wait_for: Sequence[PrefectFuture[Any]], **fields: Any) -> Any:
+        return self.submit(Step(name=name, kind=kind, **fields), wait_for=wait_for)
+
+    def shell(
+        self,
+        name: str,
+        command: str | list[str],
+        *,
+        wait_for: Sequence[PrefectFuture[Any]] = (),
+        **fields: Any,
+    ) -> PrefectFuture[Any]:
+        return self._step(name, ToolKind.SHELL, wait_for, command=command, **fields)  # type: ignore[no-any-return]
+
+    def agent(
+        self,
+        name: str,
+        command: str | list[str],
+        *,
+        wait_for: Sequence[PrefectFuture[Any]] = (),
+        **fields: Any,
+    ) -> PrefectFuture[Any]:
+        return self._step(name, ToolKind.AGENT, wait_for, command=command, **fields)  # type: ignore[no-any-return]
+
+    def edit(
+        self,
+        name: str,
+        *,
+        path: str,
+        content: str,
+        wait_for: Sequence[PrefectFuture[Any]] = (),
+        **fields: Any,
+    ) -> PrefectFuture[Any]:
+        return self._step(name, ToolKind.EDIT, wait_for, path=path, content=content, **fields)  # type: ignore[no-any-return]
+
+    def fetch(
+        self, name: str, url: str, *, wait_for: Sequence[PrefectFuture[Any]] = (), **fields: Any
+    ) -> PrefectFuture[Any]:
+        return self._step(name, ToolKind.FETCH, wait_for, url=url, **fields)  # type: ignore[no-any-return]
+
+    def succeeded(self) -> bool:
+        return all(f.state.is_completed() for f in self.futures.values())
+
+    # -- a step graph ---------------------------------------------------------------------------------------
+    def run_steps(self, steps: Sequence[Step], *, max_parallel: int, on_failure: Any, milestone: str) -> bool:
+        """Run ``steps`` as their ``needs`` graph: independent steps at once (at most ``max_parallel``),
+        dependants after their needs succeeded, skips recorded. Returns whether every step succeeded."""
+        by_name = {s.name: s for s in steps}
+        scheduler = GraphScheduler(
+            [s.name for s in steps],
+            {s.name: s.needs for s in steps},
+            max_parallel=max_parallel,
+            on_failure=on_failure,
+        )
+        store = RunStore(self.ref)
+        for step in steps:  # a resumed run: what already succeeded is not run again
+            prior = store.read_call(call_id_for(milestone, step.name))
+            if prior is not None and prior.status == "succeeded":
+                self._skip_all(scheduler.mark(step.name, StepState.SUCCEEDED), by_name, milestone)
+        done: queue.Queue[str] = queue.Queue()
+        running: dict[str, PrefectFuture[Any]] = {}
+        lock = threading.Lock()
+        while not scheduler.done():
+            for name in scheduler.ready():
+                scheduler.start(name)
+                wait_for = [self.futures[d] for d in by_name[name].needs if d in self.futures]
+                future = self.submit(by_name[name], wait_for=wait_for, milestone=milestone)
+                with lock:
+                    running[name] = future
+                future.add_done_callback(_notify(done, name))
+            if not running:
+                break
+            try:
+                finished = [done.get(timeout=_POLL_S)]
+            except queue.Empty:
+                finished = [n for n, f in running.items() if f.state.is_final()]
+            for name in finished:
+                finished_future = running.pop(name, None)
+                if finished_future is None:
+                    continue
+                finished_future.wait()
+                ok = finished_future.state.is_completed()
+                self._skip_all(scheduler.finish(name, ok), by_name, milestone)
+        return scheduler.succeeded()
+
+    def _skip_all(self, skips: Sequence[Any], by_name: dict[str, Step], milestone: str) -> None:
+        for skip in skips:
+            record_skipped(
+                self.ref, call_id_for(milestone, skip.step), milestone, by_name[skip.step], skip.reason
+            )
+
+
+def _notify(done: queue.Queue[str], name: str) -> Any:
+    def callback(_future: PrefectFuture[Any]) -> None:
+        done.put(name)
+
+    return callback
+
+
+def gated_run_from_request(ref: RunRef, request: RunRequest, milestone: str = "exec") -> GatedRun:
+    return GatedRun(
+        ref,
+        gate=GateSettings.from_request(request),
+        retry=request.retry,
+        secret_env=request.secret_env,
+        milestone=milestone,
+    )
+
+
+@contextmanager
+def gated_run(
+    *,
+    task: str,
+    workspace: str | Path,
+    policy: ApprovalPolicy | str = ApprovalPolicy.ON_REQUEST,
+    profile: Sequence[Capability | str] = (Capability.READ,),
+    sandbox: SandboxMode | str = SandboxMode.WORKSPACE_WRITE,
+    secret_env: Sequence[str] = (),
+    run_id: str | None = None,
+    runs_dir: str | Path | None = None,
+    approval_timeout_s: int = 3600,
+    goal: str = "",
+) -> Iterator[GatedRun]:
+    """Open a run of gated tool calls inside the current flow; on exit its status follows its calls."""
+    root = Path(workspace).resolve()
+    ref = RunRef(
+        run_id=run_id or new_run_id(),
+        task_id=validate_task_id(task),
+        runs_dir=str(Path(runs_dir).resolve() if runs_dir else root / RUNS_DIRNAME),
+        workspace=str(root),
+    )
+    gate = GateSettings(
+        policy=ApprovalPolicy(policy),
+        profile=[Capability(c) for c in profile],
+        sandbox=SandboxMode(sandbox),
+        approval_timeout_s=approval_timeout_s,
+    )
+    secrets = read_secrets(secret_env)
+    owner = RunOwner.create(
+        ref,
+        request={"api": "workflow", "task": task, "goal": goal, "gate": gate.model_dump(mode="json")},
+        goal=goal,
+        secrets=secrets.values(),
+        with_milestones=False,
+    )
+    _record_prefect(owner)
+    owner.start()
+    run = GatedRun(ref, gate=gate, secret_env=secret_env)
+    try:
+        yield run
+        run.close()
+    except BaseException as exc:
+        owner.finish("failed", EXIT_FAILED, error=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        close_run_sessions(ref.run_id)
+    status = run_outcome(owner.manifest())
+    owner.finish(status, EXIT_OK if status == "succeeded" else EXIT_FAILED)
+    owner.write_task_metrics()
+
+
+def _record_prefect(owner: RunOwner) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    with get_client(sync_client=True) as client:
+        api_url = str(client.api_url)
+    owner.set_prefect(
+        api_url=api_url, parent_flow_run_id=str(ctx.flow_run.id) if ctx and ctx.flow_run else None
+    )
