@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import cProfile
 import fcntl
 import io
+import itertools
 import os
 import pstats
 import shutil
@@ -47,19 +48,22 @@ from bench._common import (
     run_in_raw_pty,
 )
 from codex_orchestrator.approvals import NoApprover
+from codex_orchestrator.call_recorder import CallRecorder
 from codex_orchestrator.cli import freeze_startup_heap
+from codex_orchestrator.clock import utc_now
 from codex_orchestrator.errors import OrchestratorError
 from codex_orchestrator.exec.backend import SpawnRequest
 from codex_orchestrator.exec.local import LocalPtyBackend, session_members
-from codex_orchestrator.gate import GateConfig, ToolOrchestrator
+from codex_orchestrator.execute import CallInput, GateSettings
+from codex_orchestrator.gate import ToolOrchestrator
+from codex_orchestrator.policy import Capability
 from codex_orchestrator.records import events as ev
-from codex_orchestrator.records.manifest import AttemptRecord
-from codex_orchestrator.records.paths import RunPaths
-from codex_orchestrator.request import RunRequest, parse_request
-from codex_orchestrator.run import RunRecorder, utc_now
+from codex_orchestrator.records.manifest import AttemptRecord, ToolCallRecord
+from codex_orchestrator.records.store import RunRef
+from codex_orchestrator.request import Step
+from codex_orchestrator.run import RunOwner
 from codex_orchestrator.sandbox import SandboxMode, SandboxSpec, host_tmp_entries, wrap_argv
 from codex_orchestrator.toolcall import ToolCallSpec, spec_from_step
-from tasks import context
 from tasks.tool_call import tool_call
 
 COMMAND = "echo x"
@@ -167,11 +171,16 @@ def shell_operation_task() -> None:
     run_shell_operation()
 
 
-def run_tool_call_task(run_id: str) -> None:
-    """The product's own tool-call task (tasks/tool_call.py), as a milestone flow calls it."""
-    state = tool_call(run_id, STEP_NAME, MILESTONE, return_state=True)
+_CALLS = itertools.count(1)
+
+
+def run_tool_call_task(call: CallInput) -> None:
+    """The product's own tool-call task (tasks/tool_call.py), as a milestone flow submits it. Each call gets
+    its own id: a call id that already succeeded is (rightly) not run again."""
+    fresh = call.model_copy(update={"call_id": f"{call.call_id}-{next(_CALLS)}"})
+    state = tool_call(fresh, return_state=True)
     if not state.is_completed():
-        raise BenchError(f"tool-call task of run {run_id} ended {state.type.value}: {state.message}")
+        raise BenchError(f"tool-call task of run {call.run.run_id} ended {state.type.value}: {state.message}")
 
 
 def run_gate(gate: ToolOrchestrator, spec: ToolCallSpec) -> None:
@@ -180,55 +189,65 @@ def run_gate(gate: ToolOrchestrator, spec: ToolCallSpec) -> None:
         raise BenchError(f"gate call {record.id} ended {record.status}: {record.error}")
 
 
+@dataclass
+class LiveRun:
+    """A run opened as the autonomy flow opens one, its step by value, and a gate on it for the gate rows."""
+
+    owner: RunOwner
+    call: CallInput
+    gate: ToolOrchestrator
+
+
 @contextmanager
-def live_run(workspace: Path, sandbox: SandboxMode) -> Iterator[context.LiveRun]:
-    """A registered run with its gate, as tasks/foundation.py creates one; the tool-call task finds it by id."""
+def live_run(workspace: Path, sandbox: SandboxMode) -> Iterator[LiveRun]:
     workspace.mkdir(parents=True, exist_ok=True)
-    request: RunRequest = parse_request(
-        {
-            "task": TASK_ID,
-            "workspace": str(workspace),
-            "approval_policy": "on-request",
-            "profile": ["read", "edit", "run"],
-            "sandbox": sandbox.value,
-            "steps": [{"name": STEP_NAME, "command": COMMAND}],
-        }
+    ref = RunRef(
+        run_id=f"gate-{sandbox.value}-{uuid.uuid4().hex[:6]}",
+        task_id=TASK_ID,
+        runs_dir=str(workspace / ".runs"),
+        workspace=str(workspace.resolve()),
     )
-    recorder = RunRecorder(
-        paths=RunPaths(workspace / ".runs", TASK_ID, f"gate-{sandbox.value}-{uuid.uuid4().hex[:6]}"),
-        workspace=workspace,
-        request=request.model_dump(mode="json"),
+    owner = RunOwner.create(ref, request={"bench": "gate_overhead"}, with_milestones=False)
+    settings = GateSettings(profile=[Capability.READ, Capability.EDIT, Capability.RUN], sandbox=sandbox)
+    call = CallInput(
+        run=ref,
+        call_id="tc-bench",
+        milestone=MILESTONE,
+        step=Step(name=STEP_NAME, command=COMMAND),
+        gate=settings,
     )
+    recorder = CallRecorder(owner.store, events=owner.events, tracer=owner.tracer, redact=owner.redact)
     gate = ToolOrchestrator(
         recorder=recorder,
-        config=GateConfig(
-            policy=request.approval_policy, profile=frozenset(request.profile), sandbox=sandbox
-        ),
+        config=settings.config(),
         # `echo x` is read-only: on-request never asks, and a question would fail the row loudly.
         approver=NoApprover("the benchmark answers no questions"),
     )
-    live = context.LiveRun(request=request, recorder=recorder, gate=gate)
-    context.register(live)
-    recorder.start()
+    owner.start()
     try:
-        yield live
+        yield LiveRun(owner=owner, call=call, gate=gate)
     finally:
         gate.sessions.close_all()
-        recorder.finish("succeeded", 0)
-        context.forget(recorder.run_id)
+        owner.finish("succeeded", 0)
 
 
-def step_spec(live: context.LiveRun) -> ToolCallSpec:
+def step_spec(live: LiveRun) -> ToolCallSpec:
     """The run's one step as the tool-call task turns it into a call."""
-    request = live.request
     return spec_from_step(
-        request.steps[0], workspace=live.recorder.workspace, milestone=MILESTONE, default_retry=request.retry
+        live.call.step,
+        call_id=live.call.call_id,
+        workspace=Path(live.call.run.workspace),
+        milestone=MILESTONE,
+        default_retry=live.call.default_retry,
     )
+
+
+_LIVE: dict[str, LiveRun] = {}  # the gate rows' live gates, by run id (the task rows take the call by value)
 
 
 @flow(name="bench-gate-overhead", persist_result=False)
 def overhead_flow(
-    calls: int, warmup: int, workspace: str, none_run: str, bwrap_run: str
+    calls: int, warmup: int, workspace: str, none_call: CallInput, bwrap_call: CallInput
 ) -> dict[str, list[float]]:
     """Every row once per round, interleaved, inside one flow run; returns ms per call by row."""
     ws = Path(workspace)
@@ -236,7 +255,7 @@ def overhead_flow(
         SHELL_ARGV, SandboxSpec(SandboxMode.WORKSPACE_WRITE, ws, readable_paths=host_tmp_entries()), cwd=ws
     )
     backend = LocalPtyBackend()
-    gate_none, gate_bwrap = context.get(none_run), context.get(bwrap_run)
+    gate_none, gate_bwrap = _LIVE[none_call.run.run_id], _LIVE[bwrap_call.run.run_id]
     spec = step_spec(gate_none)
     rows: dict[str, Callable[[], object]] = {
         RAW: run_raw,
@@ -248,8 +267,8 @@ def overhead_flow(
         TASK_SHELL_OP: shell_operation_task,
         GATE_NONE: lambda: run_gate(gate_none.gate, spec),
         GATE_BWRAP: lambda: run_gate(gate_bwrap.gate, spec),
-        TASK_GATE_NONE: lambda: run_tool_call_task(none_run),
-        TASK_GATE_BWRAP: lambda: run_tool_call_task(bwrap_run),
+        TASK_GATE_NONE: lambda: run_tool_call_task(none_call),
+        TASK_GATE_BWRAP: lambda: run_tool_call_task(bwrap_call),
     }
     return interleaved_ms(rows, calls, warmup)
 
@@ -259,9 +278,8 @@ def measure_overhead(calls: int, warmup: int, workspace: Path) -> dict[str, Stat
         live_run(workspace, SandboxMode.NONE) as none_run,
         live_run(workspace, SandboxMode.WORKSPACE_WRITE) as bwrap_run,
     ):
-        samples = overhead_flow(
-            calls, warmup, str(workspace), none_run.recorder.run_id, bwrap_run.recorder.run_id
-        )
+        _LIVE.update({none_run.call.run.run_id: none_run, bwrap_run.call.run.run_id: bwrap_run})
+        samples = overhead_flow(calls, warmup, str(workspace), none_run.call, bwrap_run.call)
     return {row: Stats.of(samples[row]) for row in ROWS}
 
 
@@ -350,28 +368,30 @@ class RecordCost:
 
 
 def measure_record_cost(calls: int, root: Path) -> RecordCost:
-    """Drive a fresh RunRecorder through ``calls`` tool calls exactly as the gate records one, no process spawned."""
-    recorder = RunRecorder(
-        paths=RunPaths(root / ".runs", TASK_ID, f"record-{calls}-{uuid.uuid4().hex[:6]}"),
-        workspace=root,
-        request={},
-        with_milestones=False,
-        trace=False,
+    """Drive a fresh run through ``calls`` tool calls exactly as the gate records one, no process spawned."""
+    ref = RunRef(
+        run_id=f"record-{calls}-{uuid.uuid4().hex[:6]}",
+        task_id=TASK_ID,
+        runs_dir=str(root / ".runs"),
+        workspace=str(root.resolve()),
     )
-    recorder.start()
+    root.mkdir(parents=True, exist_ok=True)
+    owner = RunOwner.create(ref, request={}, with_milestones=False, trace=False)
+    owner.start()
+    recorder = CallRecorder(owner.store, events=owner.events, tracer=owner.tracer, redact=owner.redact)
     with GcWatch() as collector:
         started = time.perf_counter_ns()
         for n in range(calls):
             record_one_call(recorder, n)
         elapsed_ns = time.perf_counter_ns() - started
-    writes = recorder.writer.writes
-    recorder.finish("succeeded", 0)
+    writes = recorder.folder.writes
+    owner.finish("succeeded", 0)
     return RecordCost(
         calls=calls,
         us_per_call=elapsed_ns / NS_PER_US / calls,
         manifest_writes=writes,
-        manifest_bytes=recorder.paths.manifest.stat().st_size,
-        events_bytes=recorder.paths.events.stat().st_size,
+        manifest_bytes=owner.paths.manifest.stat().st_size,
+        events_bytes=owner.paths.events.stat().st_size,
         gc_full_collections=collector.full_collections,
         gc_us_per_call=collector.elapsed_ns / NS_PER_US / calls,
     )
@@ -390,9 +410,10 @@ def measure_record_costs(sizes: Sequence[int], repeats: int, root: Path) -> list
     return chosen
 
 
-def record_one_call(recorder: RunRecorder, n: int) -> None:
+def record_one_call(recorder: CallRecorder, n: int) -> None:
     """The recorder calls and events of one successful, sandboxed shell call (gate.py, steps 1-4)."""
-    call = recorder.new_tool_call(
+    call = ToolCallRecord(
+        id=f"tc-step-{n}",
         step=f"step-{n}",
         milestone=MILESTONE,
         kind="shell",
@@ -404,7 +425,7 @@ def record_one_call(recorder: RunRecorder, n: int) -> None:
         started_at=utc_now(),
     )
     emit = recorder.events.emit
-    emit(
+    started = emit(
         ev.ToolCallStarted(
             tool_call_id=call.id,
             step=call.step,
@@ -414,12 +435,13 @@ def record_one_call(recorder: RunRecorder, n: int) -> None:
             backend="local",
         )
     )
+    recorder.begin_call(call, started.seq)
     call.approval_outcome, call.approval_source = "skip", "not-required"
     emit(ev.ApprovalResolved(tool_call_id=call.id, outcome="not-required", source="not-required"))
     call.sandbox.mode, call.sandbox.state = "workspace-write", "sandboxed"
     call.status = "running"
     emit(ev.AttemptStarted(tool_call_id=call.id, attempt=1, sandboxed=True))
-    recorder.touch()
+    recorder.touch(call)
     emit(ev.Output(tool_call_id=call.id, session_id="s", stream="pty", chunk_seq=1, data="x\r\n"))
     call.attempts.append(
         AttemptRecord(attempt=1, started_at=utc_now(), duration_ms=1.0, exit_code=0, sandboxed=True)
@@ -428,7 +450,6 @@ def record_one_call(recorder: RunRecorder, n: int) -> None:
     emit(ev.AttemptFinished(tool_call_id=call.id, attempt=1, exit_code=0, duration_ms=1.0, session_id="s"))
     call.status = "succeeded"
     call.duration_ms, call.finished_at = 1.0, utc_now()
-    recorder.finish_tool_call(call)
     emit(
         ev.ToolCallFinished(
             tool_call_id=call.id,
@@ -440,6 +461,7 @@ def record_one_call(recorder: RunRecorder, n: int) -> None:
             duration_ms=1.0,
         )
     )
+    recorder.finish_call(call)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,8 +18,8 @@ from codex_orchestrator.approvals import ApprovalRequest
 from codex_orchestrator.clock import utc_now
 from codex_orchestrator.records.events import EventLog
 from codex_orchestrator.records.manifest import ApprovalRecord, ToolCallRecord
-from codex_orchestrator.records.paths import relative_to_workspace
-from codex_orchestrator.records.store import ManifestFolder, RunStore
+from codex_orchestrator.records.paths import RunPaths, relative_to_workspace
+from codex_orchestrator.records.store import ManifestFolder, RunStore, shared_folder
 from codex_orchestrator.redact import Redactor
 from codex_orchestrator.telemetry import RunTracer
 
@@ -50,10 +50,14 @@ class CallRecorder:
         self.events = events
         self.tracer = tracer
         self.redact = redact
-        self.folder = folder or ManifestFolder(store)
+        self.folder = folder or shared_folder(store)
         self.workspace = Path(store.ref.workspace).resolve()
         self.approval_listeners: list[ApprovalListener] = []
         self._last_progress = 0.0
+
+    @property
+    def paths(self) -> RunPaths:
+        return self.store.paths
 
     @property
     def run_id(self) -> str:
@@ -89,9 +93,9 @@ class CallRecorder:
         self.store.write_call(call, durable=True)
         self.refresh()
 
-    def refresh(self) -> None:
-        """Refold the manifest so readers see this call's state now."""
-        self.folder.write(durable=False)
+    def refresh(self, *, paced: bool = True) -> None:
+        """Refold the manifest so readers see this call's state (paced: a long run is not slowed by it)."""
+        self.folder.write(durable=False, paced=paced)
 
     # -- approvals ----------------------------------------------------------------------------------------
     def new_approval_id(self, call: ToolCallRecord) -> str:
@@ -113,7 +117,7 @@ class CallRecorder:
         call.updated_at = utc_now()
         self.store.write_call(call)
         self.store.write_approval(record)
-        self.refresh()
+        self.refresh(paced=False)  # a person is about to be asked: the manifest shows it now
         for listener in list(self.approval_listeners):
             listener(record, request)
 

@@ -377,7 +377,7 @@ def _cmd_manifest(args: argparse.Namespace) -> int:
     from codex_orchestrator.records.store import ManifestFolder
 
     folder = ManifestFolder(run_store(_runs_dir(args.runs_dir), args.run_id))
-    data = folder.write() if args.rebuild else folder.store.paths.manifest.read_bytes()
+    data = (folder.write() if args.rebuild else None) or folder.store.paths.manifest.read_bytes()
     sys.stdout.write(data.decode("utf-8") + "\n")
     return 0
 

@@ -18,7 +18,7 @@ from codex_orchestrator.errors import RequestError
 from codex_orchestrator.exec.backend import ExecBackend
 from codex_orchestrator.exec.local import LocalPtyBackend
 from codex_orchestrator.exec.session import ExecSession
-from codex_orchestrator.execute import CallInput, GateSettings, call_id_for, execute_call, read_secrets
+from codex_orchestrator.execute import CallInput, GateSettings, execute_call, read_secrets
 from codex_orchestrator.gate import initial_requirement
 from codex_orchestrator.policy import ApprovalPolicy, Capability, Outcome, ToolKind
 from codex_orchestrator.records import events as ev
@@ -29,7 +29,7 @@ from codex_orchestrator.records.store import RunRef
 from codex_orchestrator.request import RetrySettings, Step
 from codex_orchestrator.run import EXIT_FAILED, RunOwner
 from codex_orchestrator.sandbox import SandboxMode
-from codex_orchestrator.toolcall import spec_from_step
+from codex_orchestrator.toolcall import call_id_for, spec_from_step
 
 # Exit codes of `exec` when the command did not give one of its own (docs/cli.md).
 EXIT_TIMED_OUT = 124

@@ -9,9 +9,7 @@ secret values from this process's environment, opens the run's records, skips a 
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -118,16 +116,6 @@ class CallInput(BaseModel):
     secret_env: list[str] = Field(default_factory=list)
     instance: Instance = LOCAL
     backend_cwd: str | None = Field(default=None, description="working directory on an SSH host")
-
-
-_SLUG_RE = re.compile(r"[^a-z0-9]+")
-
-
-def call_id_for(milestone: str, step: str) -> str:
-    """Deterministic: the same step of the same milestone has the same id in every run and rerun."""
-    digest = hashlib.sha256(f"{milestone}\0{step}".encode()).hexdigest()[:6]
-    slug = _SLUG_RE.sub("-", step.lower()).strip("-")[:40] or "step"
-    return f"tc-{slug}-{digest}"
 
 
 def read_secrets(names: Sequence[str], environ: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -122,7 +122,7 @@ class ToolOrchestrator:
         rec = self.recorder
         facts, requirement = initial_requirement(self.config, spec, self.backend)
         call = ToolCallRecord(
-            id=spec.call_id,
+            id=spec.id,
             step=spec.step,
             milestone=spec.milestone,
             kind=spec.kind.value,

@@ -25,7 +25,7 @@ from codex_orchestrator.records.manifest import (
 )
 from codex_orchestrator.records.metrics import compute_run_metrics, update_task_metrics
 from codex_orchestrator.records.paths import relative_to_workspace
-from codex_orchestrator.records.store import ManifestFolder, RunRef, RunStore
+from codex_orchestrator.records.store import RunRef, RunStore, forget_folder, shared_folder
 from codex_orchestrator.redact import REDACTED, Redactor, looks_secret
 from codex_orchestrator.telemetry import RunTracer
 
@@ -54,7 +54,7 @@ class RunOwner:
         self.paths = store.paths
         self.redact = redact
         self.workspace = Path(self.ref.workspace).resolve()
-        self.folder = ManifestFolder(store)
+        self.folder = shared_folder(store)
         self.events = EventLog(self.paths.events, self.ref.run_id, redact)
         self.tracer = RunTracer(
             self.paths.traces if trace else None,
@@ -193,7 +193,7 @@ class RunOwner:
                     state.heartbeat_at = utc_now()
 
                 self.store.update_run(beat, durable=False)
-                self.refresh()
+                self.refresh()  # also catches up a paced write a call process skipped
 
     def set_prefect(self, *, api_url: str | None = None, parent_flow_run_id: str | None = None) -> None:
         def change(state: RunState) -> None:
@@ -280,6 +280,7 @@ class RunOwner:
         self.events.close()
         with self._lock:
             self.folder.write(durable=True)
+        forget_folder(self.store)
         self.tracer.shutdown()
 
     def close(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,7 +18,6 @@ from codex_orchestrator.retry import RetryPolicy
 
 @dataclass(frozen=True)
 class ToolCallSpec:
-    call_id: str
     step: str
     milestone: str
     kind: ToolKind
@@ -34,6 +35,11 @@ class ToolCallSpec:
     url: str | None = None
     backend_cwd: str | None = None  # working directory on a remote backend (SSH); local calls use cwd
     depends_on: tuple[str, ...] = ()  # the steps this call waited for (recorded)
+    call_id: str = ""  # default: ``call_id_for(milestone, step)``
+
+    @property
+    def id(self) -> str:
+        return self.call_id or call_id_for(self.milestone, self.step)
 
     @property
     def display(self) -> str:
@@ -57,6 +63,16 @@ class ToolCallSpec:
         if isinstance(self.command, tuple):
             return self.command
         return ("/bin/sh", "-c", self.command or "true")
+
+
+_SLUG_RE = re.compile(r"[^a-z0-9]+")
+
+
+def call_id_for(milestone: str, step: str) -> str:
+    """Deterministic: the same step of the same milestone has the same id in every run and rerun."""
+    digest = hashlib.sha256(f"{milestone}\0{step}".encode()).hexdigest()[:6]
+    slug = _SLUG_RE.sub("-", step.lower()).strip("-")[:40] or "step"
+    return f"tc-{slug}-{digest}"
 
 
 def retry_policy(settings: RetrySettings) -> RetryPolicy:

@@ -28,7 +28,6 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from codex_orchestrator.execute import (
     CallInput,
     GateSettings,
-    call_id_for,
     close_run_sessions,
     read_secrets,
     record_skipped,
@@ -40,6 +39,7 @@ from codex_orchestrator.records.store import RunRef, RunStore
 from codex_orchestrator.request import RetrySettings, RunRequest, Step
 from codex_orchestrator.run import EXIT_FAILED, EXIT_OK, RunOwner, run_outcome
 from codex_orchestrator.sandbox import SandboxMode
+from codex_orchestrator.toolcall import call_id_for
 from tasks.tool_call import tool_call
 
 # How often the step loop looks at its futures' states besides being woken by their done-callbacks.

@@ -15,14 +15,15 @@ from pathlib import Path
 import pytest
 
 from codex_orchestrator.approvals import Announce, ApprovalAnswer, ApprovalRequest, Decision
+from codex_orchestrator.call_recorder import CallRecorder
 from codex_orchestrator.gate import GateConfig, ToolOrchestrator
 from codex_orchestrator.policy import ApprovalPolicy, Capability, ToolKind
 from codex_orchestrator.records.events import read_events
-from codex_orchestrator.records.paths import RunPaths
+from codex_orchestrator.records.store import RunRef
 from codex_orchestrator.retry import RetryPolicy
-from codex_orchestrator.run import RunRecorder
+from codex_orchestrator.run import RunOwner
 from codex_orchestrator.sandbox import SandboxMode
-from codex_orchestrator.toolcall import ToolCallSpec
+from codex_orchestrator.toolcall import ToolCallSpec, call_id_for
 from tests.conftest import validate_events, validate_manifest
 
 R, E, X, N = Capability.READ, Capability.EDIT, Capability.RUN, Capability.NETWORK
@@ -52,20 +53,26 @@ def make_gate(
     enabled: bool = True,
     secrets: list[str] | None = None,
 ) -> ToolOrchestrator:
-    recorder = RunRecorder(
-        paths=RunPaths(workspace / ".runs", "gate-test", f"run-{uuid.uuid4().hex[:8]}"),
-        workspace=workspace,
-        request={},
-        secrets=secrets,
-        with_milestones=False,
+    ref = RunRef(
+        run_id=f"run-{uuid.uuid4().hex[:8]}",
+        task_id="gate-test",
+        runs_dir=str(workspace / ".runs"),
+        workspace=str(workspace),
     )
-    recorder.start()
-    return ToolOrchestrator(
+    owner = RunOwner.create(ref, request={}, secrets=secrets or [], with_milestones=False)
+    owner.start()
+    recorder = CallRecorder(owner.store, events=owner.events, tracer=owner.tracer, redact=owner.redact)
+    gate = ToolOrchestrator(
         recorder=recorder,
         config=GateConfig(policy=policy, profile=profile, sandbox=sandbox, enabled=enabled),
         approver=approver,
         sleep=lambda _s: None,
     )
+    _OWNERS[id(gate)] = owner
+    return gate
+
+
+_OWNERS: dict[int, RunOwner] = {}
 
 
 def shell(workspace: Path, command: str, **kw: object) -> ToolCallSpec:
@@ -80,7 +87,7 @@ def shell(workspace: Path, command: str, **kw: object) -> ToolCallSpec:
 
 
 def finish(gate: ToolOrchestrator) -> dict[str, object]:
-    gate.recorder.finish("succeeded", 0)
+    _OWNERS.pop(id(gate)).finish("succeeded", 0)
     gate.sessions.close_all()
     validate_events(gate.recorder.paths.events)
     return validate_manifest(gate.recorder.paths.manifest)
@@ -230,8 +237,9 @@ def test_edit_step_and_secret_redaction(workspace: Path) -> None:
     call = gate.run(shell(workspace, "echo token=hunter2-secret", env={"TOKEN": "hunter2-secret"}))
     assert "token=***" in call.output_tail
     finish(gate)
-    for path in gate.recorder.paths.run_dir.iterdir():
-        assert "hunter2-secret" not in path.read_text(), path.name
+    for path in gate.recorder.paths.run_dir.rglob("*"):
+        if path.is_file():
+            assert "hunter2-secret" not in path.read_text(), path.name
 
 
 @pytest.mark.parametrize("policy", list(ApprovalPolicy))
@@ -370,10 +378,11 @@ def test_every_approval_ends_in_one_resolved_event(workspace: Path) -> None:
         events = read_events(gate.recorder.paths.events)
         asked = [e["approval_id"] for e in events if e["type"] == "approval.requested"]
         resolved = [e for e in events if e["type"] == "approval.resolved"]
-        assert asked == ["ap-0001", "ap-0002"]
+        call_id = call_id_for("exec", "s")
+        assert asked == [f"{call_id}.ap1", f"{call_id}.ap2"]  # deterministic: the n-th question of the call
         assert [(e["approval_id"], e["outcome"], e["source"]) for e in resolved] == [
-            ("ap-0001", "approved", "human"),
-            ("ap-0002", "denied", "human"),
+            (f"{call_id}.ap1", "approved", "human"),
+            (f"{call_id}.ap2", "denied", "human"),
         ]
     finally:
         outside.unlink(missing_ok=True)

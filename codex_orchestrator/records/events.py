@@ -234,11 +234,15 @@ class EventLog:
                     fcntl.flock(fd, fcntl.LOCK_EX)
                     try:
                         size = os.fstat(fd).st_size
+                        torn = False
                         if size != self._size:
                             self._seq = last_seq_in(fd, size)
+                            torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
                         event.seq = self._seq + 1
                         data = (self._redact(event.model_dump_json()) + "\n").encode("utf-8")
-                        os.write(fd, data)
+                        # After a writer killed mid-line, start on a line of our own (readers skip the torn one).
+                        os.write(fd, b"\n" + data if torn else data)
+                        size += 1 if torn else 0
                         self._seq, self._size = event.seq, size + len(data)
                     finally:
                         fcntl.flock(fd, fcntl.LOCK_UN)
@@ -291,7 +295,7 @@ def last_seq_in(fd: int, size: int) -> int:
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
-    """Parse an event log (tests and the SDK); a torn last line from a killed writer is ignored."""
+    """Parse an event log (tests and the SDK); a line torn by a killed writer is passed over."""
     import json
 
     events: list[dict[str, Any]] = []
@@ -299,5 +303,8 @@ def read_events(path: Path) -> list[dict[str, Any]]:
         for line in handle:
             if not line.endswith("\n"):
                 break
-            events.append(json.loads(line))
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                continue
     return events

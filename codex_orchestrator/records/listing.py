@@ -5,11 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from codex_orchestrator.errors import RequestError
+from codex_orchestrator.errors import OrchestratorError, RequestError
 from codex_orchestrator.records.manifest import ApprovalRecord
 from codex_orchestrator.records.paths import find_run_dir
 from codex_orchestrator.records.store import RUN_FILENAME, RunRef, RunStore
 from codex_orchestrator.run import effective_status
+
+
+class NothingPending(OrchestratorError):
+    """``approve`` found nothing to answer (exit 1: not a usage error, the run is simply not waiting)."""
 
 
 def run_store(runs_dir: Path, run_id: str) -> RunStore:
@@ -70,9 +74,7 @@ def choose_pending(runs_dir: Path, run_id: str, approval_id: str | None) -> tupl
             field="--approval",
         )
     if not pending:
-        raise RequestError(
-            f"run {run_id} has no pending approval (status: {store.read_run().status})", field="run_id"
-        )
+        raise NothingPending(f"run {run_id} has no pending approval (status: {store.read_run().status})")
     if len(pending) > 1:
         listed = "; ".join(f"{a.approval_id} (step {a.step}: {a.reason})" for a in pending)
         raise RequestError(

@@ -23,6 +23,8 @@ import fcntl
 import hashlib
 import json
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,9 @@ APPROVALS_DIRNAME = "approvals"
 CACHE_DIRNAME = "cache"
 _LOCK_FILENAME = ".manifest.lock"
 _RUN_LOCK_FILENAME = ".run.lock"
+# The folder spends at most ~1/PACING_FACTOR of wall time rewriting a run's manifest for call progress.
+PACING_FACTOR = 20.0
+MIN_REWRITE_INTERVAL_S = 0.0
 
 
 class RunRef(BaseModel):
@@ -231,7 +236,10 @@ class ManifestFolder:
     def __init__(self, store: RunStore) -> None:
         self.store = store
         self._calls: dict[str, tuple[tuple[int, int, int], bytes, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+        self._next_allowed = 0.0
         self.writes = 0
+        self.deferred = False  # a paced write was skipped: the next forced or due one catches up
 
     def _scan_calls(self) -> list[tuple[bytes, dict[str, Any]]]:
         seen: set[str] = set()
@@ -292,10 +300,41 @@ class ManifestFolder:
     def manifest(self) -> Manifest:
         return Manifest.model_validate_json(self.render())
 
-    def write(self, *, durable: bool = True) -> bytes:
-        """Fold and replace manifest.json, under the run's manifest lock."""
-        with self.store.manifest_lock():
-            data = self.render()
-            write_atomic(self.store.paths.manifest, data, durable=durable)
-        self.writes += 1
-        return data
+    def write(self, *, durable: bool = True, paced: bool = False) -> bytes | None:
+        """Fold and replace manifest.json under the run's manifest lock; returns what was written.
+
+        ``paced`` writes (tool-call progress) are skipped while a rewrite would make this process spend more
+        than ~1/PACING_FACTOR of its time on the manifest: a run of 10,000 calls must not rewrite 10,000
+        growing documents. Run state changes and the final fold are never paced."""
+        with self._lock:
+            now = time.monotonic()
+            if paced and now < self._next_allowed:
+                self.deferred = True
+                return None
+            with self.store.manifest_lock():
+                data = self.render()
+                write_atomic(self.store.paths.manifest, data, durable=durable)
+            cost = time.monotonic() - now
+            self._next_allowed = time.monotonic() + max(MIN_REWRITE_INTERVAL_S, cost * PACING_FACTOR)
+            self.deferred = False
+            self.writes += 1
+            return data
+
+
+_FOLDERS: dict[Path, ManifestFolder] = {}
+_FOLDERS_LOCK = threading.Lock()
+
+
+def shared_folder(store: RunStore) -> ManifestFolder:
+    """This process's folder for a run: its cache of parsed call files and its pacing outlive one call.
+    (A cache only: any process may fold from the files alone.)"""
+    with _FOLDERS_LOCK:
+        folder = _FOLDERS.get(store.run_dir)
+        if folder is None:
+            folder = _FOLDERS[store.run_dir] = ManifestFolder(store)
+        return folder
+
+
+def forget_folder(store: RunStore) -> None:
+    with _FOLDERS_LOCK:
+        _FOLDERS.pop(store.run_dir, None)

@@ -31,6 +31,7 @@ def _request(workspace: Path, steps: list[dict[str, Any]], **extra: Any) -> RunR
         "approval_policy": "on-request",
         "profile": ["read", "edit", "run"],
         "sandbox": "workspace-write",
+        "max_parallel": 1,  # these tests are about approvals, in order; the graph has tests of its own
         "steps": steps,
         "guardrails": [
             {"name": "tests", "command": [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]}
@@ -71,7 +72,9 @@ def _run(
     thread = threading.Thread(target=answerer, daemon=True) if answer else None
     if thread:
         thread.start()
-    code, manifest_path = run_request(request, run_id=run_id, say=lambda _t: None)
+    request_file = Path(request.workspace).parent / f"request-{run_id}.json"
+    request_file.write_text(request.model_dump_json())
+    code, manifest_path = run_request(request_file, run_id=run_id, say=lambda _t: None)
     if thread:
         thread.join(timeout=60)
     assert not errors, errors
@@ -161,7 +164,8 @@ def test_denial_fails_the_run_and_skips_verification(prefect_server: str, worksp
     steps = [NETWORK_STEP, {"name": "after", "command": "touch after"}]
     code, data, _ = _run(_request(workspace, steps), _answer_from_code(Decision.DENY, "not today"))
     assert code == 1 and data["status"] == "denied"
-    assert data["tool_calls"][0]["status"] == "denied" and len(data["tool_calls"]) == 1
+    assert [c["status"] for c in data["tool_calls"]] == ["denied", "skipped"]
+    assert "on_failure: stop" in data["tool_calls"][1]["error"]
     assert data["approvals"][0]["answer_reason"] == "not today"
     assert [m["status"] for m in data["milestones"]] == ["succeeded", "failed", "succeeded", "skipped"]
     assert not (workspace / "after").exists()
