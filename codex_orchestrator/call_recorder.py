@@ -34,6 +34,23 @@ def host_label() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def process_gone(label: str | None) -> bool:
+    """Whether the process ``host_label`` named is provably dead: on this host, and its pid is not alive.
+    (A process on another host cannot be checked from here: it is presumed alive.)"""
+    if not label:
+        return False
+    host, _, pid = label.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 class CallRecorder:
     """Records one tool call of a run. Not shared between threads: one call, one recorder."""
 
@@ -99,8 +116,9 @@ class CallRecorder:
 
     # -- approvals ----------------------------------------------------------------------------------------
     def new_approval_id(self, call: ToolCallRecord) -> str:
-        """Deterministic per call: the n-th question this call asks (a rerun asks under the same ids)."""
-        return f"{call.id}.ap{len(call.approval_ids) + 1}"
+        """Deterministic per call: the n-th question of this call's k-th run (``.r2`` on after a resume)."""
+        rerun = f".r{len(call.lineage) + 1}" if call.lineage else ""
+        return f"{call.id}{rerun}.ap{len(call.approval_ids) + 1}"
 
     def cache_check(self, call: ToolCallRecord, key: str) -> bool:
         hit = self.store.cache_has(key)
@@ -115,6 +133,7 @@ class CallRecorder:
     ) -> None:
         """A question waits (under Prefect its flow run is about to pause): record it and tell the listeners."""
         call.updated_at = utc_now()
+        record.asked_by = host_label()
         self.store.write_call(call)
         self.store.write_approval(record)
         self.refresh(paced=False)  # a person is about to be asked: the manifest shows it now

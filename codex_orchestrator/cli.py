@@ -19,7 +19,7 @@ from typing import Any
 
 from codex_orchestrator import __version__
 from codex_orchestrator.errors import OrchestratorError, RequestError
-from codex_orchestrator.run import EXIT_FAILED, EXIT_USAGE
+from codex_orchestrator.run import EXIT_FAILED, EXIT_USAGE, Interrupted, interrupt_exit_code
 
 EPILOG = """\
 examples:
@@ -190,13 +190,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _interrupt_on_sigterm() -> None:
-    """SIGTERM takes the same road as Ctrl-C: runs are recorded as failed and process trees are ended."""
+    """SIGTERM takes the same road as Ctrl-C: the run is recorded interrupted and process trees are ended.
+    (Commands that run flows replace this with flows/interrupt.py's immediate shutdown.)"""
 
-    def handler(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
+    def handler(signum: int, _frame: object) -> None:
+        raise Interrupted(signum)
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -223,9 +225,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OrchestratorError as exc:
         print(f"codex-orchestrator {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(f"codex-orchestrator {args.command}: interrupted", file=sys.stderr)
+        return interrupt_exit_code(exc)
 
 
 def freeze_startup_heap() -> None:
@@ -279,8 +281,10 @@ def _start_run(
 
     _prefect_env()
     import flows.autonomy  # noqa: F401  (import Prefect and the flows before freezing the heap)
+    from flows import interrupt
     from flows.runner import run_request, terminal_reviewer
 
+    interrupt.install()
     freeze_startup_heap()
     reviewer = terminal_reviewer if (stdin_is_tty() and not args.no_prompt) else None
     if reviewer is None and not args.json:
@@ -423,8 +427,10 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     _prefect_env()
     import flows.autonomy  # noqa: F401
+    from flows import interrupt
     from flows.demo import run_demo
 
+    interrupt.install()
     freeze_startup_heap()
     return run_demo(args.dir)
 

@@ -234,8 +234,10 @@ def run_exec_command(args: argparse.Namespace) -> int:
         return run_exec(call, approver, attachments=attachments).exit_code
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from flows import interrupt
     from flows.exec_flow import exec_tool_call
 
+    interrupt.install()
     freeze_startup_heap()
     print(
         f"run {call.run.run_id} needs an approval: answer in the Prefect UI or with "

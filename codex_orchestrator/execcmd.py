@@ -27,7 +27,7 @@ from codex_orchestrator.records.manifest import ToolCallRecord
 from codex_orchestrator.records.paths import RUNS_DIRNAME, new_run_id, validate_run_id, validate_task_id
 from codex_orchestrator.records.store import RunRef
 from codex_orchestrator.request import RetrySettings, Step
-from codex_orchestrator.run import EXIT_FAILED, RunOwner
+from codex_orchestrator.run import EXIT_FAILED, RunOwner, interrupt_exit_code
 from codex_orchestrator.sandbox import SandboxMode
 from codex_orchestrator.toolcall import call_id_for, spec_from_step
 
@@ -188,6 +188,9 @@ def run_exec(
             record = execute_call(
                 call, approver, listeners=local.listeners, on_session=local.on_session, backend=local.backend
             )
+    except KeyboardInterrupt as exc:
+        owner.finish("interrupted", interrupt_exit_code(exc), error=str(exc) or "interrupted")
+        raise
     except BaseException as exc:
         owner.finish("failed", EXIT_FAILED, error=f"{type(exc).__name__}: {exc}")
         raise

@@ -17,6 +17,7 @@ from codex_orchestrator.errors import RecordError, RequestError
 from codex_orchestrator.records import events as ev
 from codex_orchestrator.records.events import EventLog
 from codex_orchestrator.records.manifest import (
+    ApprovalRecord,
     InstructionRecord,
     Manifest,
     MilestoneRecord,
@@ -39,6 +40,41 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 FINAL_RUN_STATUSES = frozenset({"succeeded", "failed", "denied", "cancelled", "interrupted"})
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived: the run ends ``interrupted`` with exit code 128 + the signal number."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"interrupted by signal {signum}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+def interrupt_exit_code(exc: BaseException) -> int:
+    return exc.exit_code if isinstance(exc, Interrupted) else EXIT_INTERRUPTED
+
+
+# Runs this process has started and not finished: what an interrupt must mark before the process ends.
+_ACTIVE: dict[str, RunOwner] = {}
+_ACTIVE_LOCK = threading.Lock()
+
+
+def active_runs() -> list[RunOwner]:
+    with _ACTIVE_LOCK:
+        return list(_ACTIVE.values())
+
+
+def interrupt_active_runs(exit_code: int, reason: str) -> list[RunOwner]:
+    """Finish every run this process owns as ``interrupted``; returns them (their pending approvals are
+    closed in their records too)."""
+    owners = active_runs()
+    for owner in owners:
+        owner.finish("interrupted", exit_code, error=reason)
+    return owners
 
 
 class RunOwner:
@@ -140,6 +176,7 @@ class RunOwner:
                     record.status = "pending"
 
         owner.update(reopen)
+        owner.close_pending_approvals("the process that asked was gone before an answer came")
         return owner
 
     # -- properties -----------------------------------------------------------------------------------------
@@ -179,6 +216,8 @@ class RunOwner:
             state.heartbeat_at = utc_now()
 
         mode = self.update(running).mode
+        with _ACTIVE_LOCK:
+            _ACTIVE[self.run_id] = self
         self.events.emit(ev.RunStarted(task_id=self.ref.task_id, manifest=self.manifest_rel, mode=mode))
         self._heartbeat = threading.Thread(target=self._beat, name=f"heartbeat-{self.run_id}", daemon=True)
         self._heartbeat.start()
@@ -257,6 +296,8 @@ class RunOwner:
             if self._finished:
                 return
             self._finished = True
+        with _ACTIVE_LOCK:
+            _ACTIVE.pop(self.run_id, None)
         self._stop.set()
         if self._heartbeat is not None and self._heartbeat is not threading.current_thread():
             self._heartbeat.join(timeout=HEARTBEAT_INTERVAL_S)
@@ -273,6 +314,8 @@ class RunOwner:
             state.status = status
 
         self.update(change)
+        # A question still open when the run ends can no longer be answered: its waiter is gone.
+        self.close_pending_approvals(f"the run ended {status} before an answer came")
         self.compute_metrics()
         self.events.emit(ev.RunFinished(status=status, exit_code=exit_code))
         if last is not None:
@@ -282,6 +325,18 @@ class RunOwner:
             self.folder.write(durable=True)
         forget_folder(self.store)
         self.tracer.shutdown()
+
+    def close_pending_approvals(self, reason: str) -> list[ApprovalRecord]:
+        """Mark every question still waiting as cancelled (the asking process is going away); returns them."""
+        closed: list[ApprovalRecord] = []
+        for record in self.store.approvals():
+            if record.outcome == "pending":
+                record.outcome = "cancelled"
+                record.answer_reason = reason
+                record.resolved_at = utc_now()
+                self.store.write_approval(record)
+                closed.append(record)
+        return closed
 
     def close(self) -> None:
         """Release this handle's files without finishing the run (a milestone flow is done with it)."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from prefect import State, flow
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
+from prefect.exceptions import TerminationSignal
 from prefect.states import Completed, Failed
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,7 +20,8 @@ from codex_orchestrator.execute import close_run_sessions, read_secrets
 from codex_orchestrator.records.paths import RUNS_DIRNAME, new_run_id, validate_run_id
 from codex_orchestrator.records.store import RunRef
 from codex_orchestrator.request import RunRequest, load_request, parse_request
-from codex_orchestrator.run import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, RunOwner, run_outcome
+from codex_orchestrator.run import EXIT_FAILED, EXIT_OK, RunOwner, interrupt_exit_code, run_outcome
+from flows.interrupt import shutdown
 from flows.milestones import MilestoneParams, exec_milestone, foundation, telemetry, verification
 from tasks import artifacts
 
@@ -101,8 +103,11 @@ def autonomy(
         verify_ok = verification(params, exec_succeeded=exec_ok, return_state=True).is_completed()
         status = run_outcome(owner.manifest(), required_ok=exec_ok and verify_ok)
         owner.finish(status, EXIT_OK if status == "succeeded" else EXIT_FAILED)
-    except KeyboardInterrupt:
-        owner.finish("interrupted", EXIT_INTERRUPTED, error="interrupted")
+    except KeyboardInterrupt as exc:
+        owner.finish("interrupted", interrupt_exit_code(exc), error=str(exc) or "interrupted")
+        raise
+    except TerminationSignal as exc:  # Prefect's own SIGTERM bridge during a flow run
+        shutdown(exc.signal)
         raise
     except BaseException as exc:
         owner.finish("failed", EXIT_FAILED, error=f"{type(exc).__name__}: {exc}")

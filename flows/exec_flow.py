@@ -6,9 +6,11 @@ from __future__ import annotations
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
+from prefect.exceptions import TerminationSignal
 
 from codex_orchestrator.execcmd import run_exec
 from codex_orchestrator.execute import CallInput
+from flows.interrupt import shutdown
 from tasks.approval import PrefectPauseApprover
 
 
@@ -19,4 +21,8 @@ def exec_tool_call(call: CallInput) -> int:
     with get_client(sync_client=True) as client:
         api_url = str(client.api_url)
     flow_run_id = str(ctx.flow_run.id) if ctx and ctx.flow_run else None
-    return run_exec(call, PrefectPauseApprover(), prefect=(api_url, flow_run_id)).exit_code
+    try:
+        return run_exec(call, PrefectPauseApprover(), prefect=(api_url, flow_run_id)).exit_code
+    except TerminationSignal as exc:  # Prefect's SIGTERM bridge: end now, as Ctrl-C does
+        shutdown(exc.signal)
+        raise

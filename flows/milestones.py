@@ -62,15 +62,11 @@ def exec_milestone(params: MilestoneParams) -> State[str]:
     try:
         owner.begin_milestone("exec", _flow_run_id())
         run = gated_run_from_request(params.run, request, "exec")
-        try:
-            ok = run.run_steps(
-                request.steps,
-                max_parallel=request.max_parallel,
-                on_failure=request.on_failure,
-                milestone="exec",
-            )
-        finally:
-            run.close()
+        # No `finally: close()`: after an interrupt, a call paused for approval would be waited for forever.
+        ok = run.run_steps(
+            request.steps, max_parallel=request.max_parallel, on_failure=request.on_failure, milestone="exec"
+        )
+        run.close()
         owner.end_milestone("exec", "succeeded" if ok else "failed")
         artifacts.publish(owner, "exec")
     finally:
@@ -104,15 +100,13 @@ def verification(params: MilestoneParams, exec_succeeded: bool = True) -> State[
             artifacts.publish(owner, "verification")
             return Completed(message="skipped: exec did not succeed")
         run = gated_run_from_request(params.run, request, "verification")
-        try:
-            ok = run.run_steps(
-                request.guardrails,
-                max_parallel=request.max_parallel,
-                on_failure=OnFailure.CONTINUE,  # every guardrail reports, whatever another found
-                milestone="verification",
-            )
-        finally:
-            run.close()
+        ok = run.run_steps(
+            request.guardrails,
+            max_parallel=request.max_parallel,
+            on_failure=OnFailure.CONTINUE,  # every guardrail reports, whatever another found
+            milestone="verification",
+        )
+        run.close()
         owner.end_milestone("verification", "succeeded" if ok else "failed")
         artifacts.publish(owner, "verification")
     finally:

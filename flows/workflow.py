@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from prefect.exceptions import TerminationSignal
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -40,6 +41,7 @@ from codex_orchestrator.request import RetrySettings, RunRequest, Step
 from codex_orchestrator.run import EXIT_FAILED, EXIT_OK, RunOwner, run_outcome
 from codex_orchestrator.sandbox import SandboxMode
 from codex_orchestrator.toolcall import call_id_for
+from flows.interrupt import shutdown
 from tasks.tool_call import tool_call
 
 # How often the step loop looks at its futures' states besides being woken by their done-callbacks.
@@ -166,6 +168,15 @@ class GatedRun:
             prior = store.read_call(call_id_for(milestone, step.name))
             if prior is not None and prior.status == "succeeded":
                 self._skip_all(scheduler.mark(step.name, StepState.SUCCEEDED), by_name, milestone)
+        try:
+            return self._drive(scheduler, by_name, milestone)
+        except TerminationSignal as exc:
+            # Prefect turned SIGTERM into an exception here; unwinding its engine would wait forever for a
+            # call paused on an approval. End the process as a Ctrl-C does.
+            shutdown(exc.signal)
+            raise
+
+    def _drive(self, scheduler: GraphScheduler, by_name: dict[str, Step], milestone: str) -> bool:
         done: queue.Queue[str] = queue.Queue()
         running: dict[str, PrefectFuture[Any]] = {}
         lock = threading.Lock()

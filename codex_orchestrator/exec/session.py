@@ -13,6 +13,7 @@ import re
 import secrets
 import threading
 import time
+import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -358,6 +359,16 @@ class ExecSession:
             log.exception("on_guard_switch callback of exec session %s raised", self.id)
 
 
+_MANAGERS: weakref.WeakSet[ExecSessionManager] = weakref.WeakSet()
+
+
+def close_every_session(grace_s: float = DEFAULT_KILL_GRACE_S) -> None:
+    """End every session this process still has, whatever manager holds it: the last thing an interrupted
+    process does, so no command's process tree outlives it."""
+    for manager in list(_MANAGERS):
+        manager.close_all(grace_s)
+
+
 class ExecSessionManager:
     """Opens sessions on any backend and keeps up to ``max_sessions`` of them, addressable by id.
 
@@ -384,6 +395,7 @@ class ExecSessionManager:
         # Ids whose spawn is under way: they hold a slot, but spawning happens outside the lock.
         self._reserved: set[str] = set()
         self._lock = threading.Lock()
+        _MANAGERS.add(self)
 
     def __enter__(self) -> ExecSessionManager:
         return self

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from codex_orchestrator.call_recorder import process_gone
 from codex_orchestrator.errors import OrchestratorError, RequestError
 from codex_orchestrator.records.manifest import ApprovalRecord
 from codex_orchestrator.records.paths import find_run_dir
@@ -54,7 +55,12 @@ def pending_approvals(runs_dir: Path, run_id: str | None = None) -> list[Approva
         stores = [run_store(runs_dir, run_id)]
     else:
         stores = [run_store(runs_dir, str(row["run_id"])) for row in list_runs(runs_dir)]
-    return [a for store in stores for a in store.approvals() if a.outcome == "pending"]
+    return [a for store in stores for a in live_pending(store)]
+
+
+def live_pending(store: RunStore) -> list[ApprovalRecord]:
+    """Pending approvals whose asking process may still be waiting (one killed on this host is not)."""
+    return [a for a in store.approvals() if a.outcome == "pending" and not process_gone(a.asked_by)]
 
 
 def choose_pending(runs_dir: Path, run_id: str, approval_id: str | None) -> tuple[ApprovalRecord, str | None]:
@@ -62,7 +68,7 @@ def choose_pending(runs_dir: Path, run_id: str, approval_id: str | None) -> tupl
 
     Without ``approval_id`` the run must have exactly one pending approval; otherwise the error lists them."""
     store = run_store(runs_dir, run_id)
-    pending = [a for a in store.approvals() if a.outcome == "pending" and a.flow_run_id]
+    pending = [a for a in live_pending(store) if a.flow_run_id]
     api_url = store.read_run().prefect.api_url
     if approval_id is not None:
         for record in pending:

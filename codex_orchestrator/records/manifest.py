@@ -47,7 +47,7 @@ class ApprovalRecord(_Model):
     needs: list[str] = Field(default_factory=list)
     requested_at: str
     resolved_at: str | None = None
-    outcome: Literal["pending", "approved", "denied"] = "pending"
+    outcome: Literal["pending", "approved", "denied", "cancelled"] = "pending"
     for_session: bool = False
     source: Literal["human", "policy"] | None = None
     answered_by: str | None = Field(
@@ -66,6 +66,9 @@ class ApprovalRecord(_Model):
     sandbox: str = "none"
     timeout_s: int = 3600
     reviewer: str | None = Field(default=None, description="the name a reviewer gave, if any")
+    asked_by: str | None = Field(
+        default=None, description="hostname:pid of the process waiting for the answer"
+    )
 
     @classmethod
     def for_request(cls, request: ApprovalRequest, *, requested_at: str) -> ApprovalRecord:

@@ -281,9 +281,11 @@ class ManifestFolder:
         misses = sum(1 for _raw, c in calls if c.get("approval_cache") == "miss")
         updated = max([state.updated_at, *(c.get("updated_at") or "" for _raw, c in calls)])
         fields = {name: getattr(state, name) for name in RunState.model_fields}
+        status = "awaiting-approval" if state.status == "running" and pending else state.status
         head = Manifest(
             **{
                 **fields,
+                "status": status,
                 "updated_at": updated,
                 "approvals": approvals,
                 "approval_cache": CacheCounters(hits=hits, misses=misses),

@@ -1,0 +1,100 @@
+"""Ending a process that runs flows at once on SIGINT/SIGTERM: records first, Prefect best-effort, then exit.
+
+Unwinding a KeyboardInterrupt through Prefect's engine can take minutes when the embedded server got the
+same Ctrl-C (its client retries a dead server), and a paused approval keeps a worker thread that the
+interpreter would wait for at exit. So the handler marks this process's runs ``interrupted`` in their records,
+ends every command's process tree, tells Prefect within a short bound (the parent flow run Crashed, paused
+approval flow runs Cancelled), and exits with 128 + the signal number.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+from uuid import UUID
+
+from codex_orchestrator.exec.session import close_every_session
+from codex_orchestrator.run import RunOwner, interrupt_active_runs
+
+# Prefect is told within this long, or not at all (its server may be gone with the same signal).
+PREFECT_CLEANUP_S = 3.0
+# Command trees get this long between SIGTERM and SIGKILL.
+KILL_GRACE_S = 1.0
+
+
+def install() -> None:
+    """Make SIGINT and SIGTERM end this process as ``shutdown`` says (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _handler)
+
+
+def _handler(signum: int, _frame: FrameType | None) -> None:
+    shutdown(signum)
+
+
+def shutdown(signum: int) -> None:
+    name = signal.Signals(signum).name
+    code = 128 + signum
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the shutdown itself
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    owners: list[RunOwner] = []
+    try:
+        owners = interrupt_active_runs(code, f"interrupted by {name}")
+    finally:
+        close_every_session(KILL_GRACE_S)
+        _tell_prefect(owners, name)
+        for owner in owners:
+            print(f"run {owner.run_id} interrupted by {name}: {owner.paths.manifest}", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        atexit._run_exitfuncs()  # stops Prefect's temporary server, flushes its logs
+        os._exit(code)
+
+
+def _tell_prefect(owners: list[RunOwner], name: str) -> None:
+    jobs: list[tuple[str, str, bool]] = []  # (api url, flow run id, is an approval)
+    for owner in owners:
+        state = owner.state()
+        api_url = state.prefect.api_url
+        if not api_url:
+            continue
+        if state.prefect.parent_flow_run_id:
+            jobs.append((api_url, state.prefect.parent_flow_run_id, False))
+        jobs += [(api_url, m.flow_run_id, False) for m in state.milestones if m.flow_run_id]
+        jobs += [(api_url, a.flow_run_id, True) for a in owner.store.approvals() if a.flow_run_id]
+    if not jobs:
+        return
+    thread = threading.Thread(target=_set_states, args=(jobs, name), daemon=True)
+    thread.start()
+    thread.join(PREFECT_CLEANUP_S)
+
+
+def _set_states(jobs: list[tuple[str, str, bool]], name: str) -> None:
+    from prefect import State
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+    from prefect.states import Cancelled, Crashed
+
+    for api_url, flow_run_id, approval in jobs:
+        try:
+            with (
+                temporary_settings({PREFECT_API_URL: api_url, PREFECT_CLIENT_MAX_RETRIES: 0}),
+                get_client(sync_client=True) as client,
+            ):
+                current = client.read_flow_run(UUID(flow_run_id)).state
+                if current is not None and current.is_final():
+                    continue
+                state: State[object] = (
+                    Cancelled(message=f"the process waiting for this answer was stopped by {name}")
+                    if approval
+                    else Crashed(message=f"stopped by {name}; `codex-orchestrator resume` continues it")
+                )
+                client.set_flow_run_state(UUID(flow_run_id), state, force=True)
+        except Exception:  # the server may have gone with the same signal: records already say what happened
+            continue
