@@ -37,6 +37,18 @@ class RetrySettings(BaseModel):
     retry_on_timeout: bool = False
 
 
+class RunnerSettings(BaseModel):
+    """Where a run's tool-call tasks execute: threads of the flow's process, or a Dask cluster's workers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["thread", "dask"] = Field(default="thread", description="thread (default) or dask")
+    address: str | None = Field(
+        default=None, description="dask: an existing scheduler (tcp://host:8786); default a local cluster"
+    )
+    workers: int = Field(default=2, ge=1, le=64, description="dask: worker processes of the local cluster")
+
+
 class Step(BaseModel):
     """One tool call: a shell command, a file edit, a fetch or an agent invocation."""
 
@@ -114,6 +126,7 @@ class RunRequest(BaseModel):
         le=64,
         description="steps without an edge between them run at once",
     )
+    runner: RunnerSettings = Field(default_factory=RunnerSettings)
     on_failure: OnFailure = Field(
         default=OnFailure.STOP,
         description="stop: running calls finish, nothing new starts; continue: only dependants are skipped",

@@ -13,7 +13,6 @@ from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
 from prefect.exceptions import TerminationSignal
 from prefect.states import Completed, Failed
-from pydantic import BaseModel, ConfigDict, Field
 
 from codex_orchestrator.errors import RequestError
 from codex_orchestrator.execute import close_run_sessions, read_secrets
@@ -23,17 +22,8 @@ from codex_orchestrator.request import RunRequest, load_request, parse_request
 from codex_orchestrator.run import EXIT_FAILED, EXIT_OK, RunOwner, interrupt_exit_code, run_outcome
 from flows.interrupt import shutdown
 from flows.milestones import MilestoneParams, exec_milestone, foundation, telemetry, verification
+from flows.runners import task_runner_for
 from tasks import artifacts
-
-
-class RunTarget(BaseModel):
-    """Which run a flow run is: a new one (``run_id`` optional) or, with ``resume``, an existing one."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    run_id: str | None = Field(default=None, description="default: a fresh sortable id")
-    runs_dir: str | None = Field(default=None, description="default: <workspace>/.runs")
-    resume: bool = Field(default=False, description="re-enter this run: succeeded calls are not run again")
 
 
 def resolve_request(request: RunRequest | None, request_path: str | None) -> RunRequest:
@@ -90,17 +80,20 @@ def autonomy(
     )
     owner.start()
     params = MilestoneParams(run=ref, secret_env=checked.secret_env)
+    # Task runners are chosen by the request: threads here, or Dask worker processes.
+    run_exec = exec_milestone.with_options(task_runner=task_runner_for(checked))
+    run_verification = verification.with_options(task_runner=task_runner_for(checked))
     status = "failed"
     try:
         if owner.milestone_status("foundation") != "succeeded":
             foundation(params)
         exec_ok = (
             owner.milestone_status("exec") == "succeeded"
-            or exec_milestone(params, return_state=True).is_completed()
+            or run_exec(params, return_state=True).is_completed()
         )
         if owner.milestone_status("telemetry") != "succeeded":
             telemetry(params)
-        verify_ok = verification(params, exec_succeeded=exec_ok, return_state=True).is_completed()
+        verify_ok = run_verification(params, exec_succeeded=exec_ok, return_state=True).is_completed()
         status = run_outcome(owner.manifest(), required_ok=exec_ok and verify_ok)
         owner.finish(status, EXIT_OK if status == "succeeded" else EXIT_FAILED)
     except KeyboardInterrupt as exc:

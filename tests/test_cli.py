@@ -352,9 +352,10 @@ def test_sigterm_ends_exec_and_its_tree_and_records_the_run(tmp_path: Path) -> N
         proc.wait(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode == 130
+    assert proc.returncode == 143  # 128 + SIGTERM, recorded as such
     left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True)
     assert left.stdout.strip() == ""
     data = validate_manifest(tmp_path / ".runs/exec/cli/term-run/manifest.json")
-    assert data["status"] == "failed" and "KeyboardInterrupt" in (data["error"] or "")
+    assert data["status"] == "interrupted" and data["exit_code"] == 143
+    assert "interrupted by signal 15" in (data["error"] or "")
     assert data["tool_calls"][0]["attempts"][0]["error"].startswith("interrupted")

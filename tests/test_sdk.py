@@ -93,7 +93,7 @@ def test_kill_interrupts_the_command_and_the_run_is_recorded(tmp_path: Path) -> 
         with pytest.raises(SdkError, match="without a summary"):
             handle.wait(timeout_s=WAIT_S)
     manifest = validate_manifest(handle.manifest_path)
-    assert manifest["status"] == "failed" and manifest["finished_at"]
+    assert manifest["status"] == "interrupted" and manifest["finished_at"]
 
 
 def test_async_client_success_and_stdin_round_trip(tmp_path: Path) -> None:
