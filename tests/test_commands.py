@@ -75,7 +75,7 @@ TABLE: list[tuple[str, str, bool]] = [
     ("ls > /dev/null 2>&1", "r", SAFE),
     ("ls >&2; ls 1>&2 2>/dev/null; cat a 2>>/dev/null", "r", SAFE),
     ("cat < in.txt", "r", SAFE),
-    ("git status > out", "re", UNSAFE),
+    ("git log > out", "re", UNSAFE),
     ("ls >> out", "re", UNSAFE),
     ("ls >| out", "re", UNSAFE),
     ("ls &> out", "re", UNSAFE),
@@ -175,7 +175,7 @@ TABLE: list[tuple[str, str, bool]] = [
     ("/usr/local/bin/ls", "rx", UNSAFE),
     # --- shells: classified by their script
     ("bash -c 'ls; curl x'", "rn", UNSAFE),
-    ("bash -lc 'git status && git diff'", "r", SAFE),
+    ("bash -lc 'git log --oneline && git ls-files'", "r", SAFE),
     ("sh -c 'rm x'", "re", UNSAFE),
     ('sh -c "$X"', "rx", UNSAFE),
     ("bash script.sh", "rx", UNSAFE),
@@ -213,18 +213,16 @@ TABLE: list[tuple[str, str, bool]] = [
     ("sed 's/[0-9]//g; /^[[:space:]]*$/d' f", "r", SAFE),
     ("set -k", "rx", UNSAFE),
     # --- git
-    ("git -C dir status", "r", SAFE),
     ("git log --oneline -5", "r", SAFE),
-    ("git diff HEAD~1 -- src/", "r", SAFE),
     ("git show --stat HEAD", "r", SAFE),
-    ("git blame -L 1,5 f; git describe --tags; git rev-parse --show-toplevel", "r", SAFE),
-    ("git ls-files -m; git grep -n foo", "r", SAFE),
+    ("git describe --tags; git rev-parse --show-toplevel", "r", SAFE),
+    ("git ls-files; git grep -n foo", "r", SAFE),
     ("git branch; git branch -a -v; git branch --list 'feat*'", "r", SAFE),
-    ("git --no-pager log -p", "r", SAFE),
+    ("git --no-pager log -p --no-textconv", "r", SAFE),
     ("git remote -v", "r", SAFE),
     ("git branch newb", "re", UNSAFE),
     ("git branch -D x", "re", UNSAFE),
-    ("git diff --output=patch.txt", "re", UNSAFE),
+    ("git log --output=patch.txt", "re", UNSAFE),
     ("git log --ext-diff", "rx", UNSAFE),
     ("git grep -O foo", "rx", UNSAFE),
     ("git -c core.pager=sh log", "rx", UNSAFE),
@@ -279,7 +277,6 @@ TABLE: list[tuple[str, str, bool]] = [
     ("pytest -q", "rx", UNSAFE),
     ('codex exec "do it"', "rx", UNSAFE),
     ("npm test", "rx", UNSAFE),
-    ("test -f x", "rx", UNSAFE),
     ("export FOO=1", "rx", UNSAFE),
     ("alias ls=rm", "rx", UNSAFE),
     ("pip list", "rx", UNSAFE),
@@ -330,7 +327,7 @@ def test_argv_is_not_interpreted_by_a_shell() -> None:
 
 def test_argv_shell_invocations_are_classified_by_their_script() -> None:
     assert classify_shell(["sh", "-c", "ls; curl x"]).needs == caps("rn")
-    assert classify_shell(["bash", "-lc", "git status"]).read_only_safe
+    assert classify_shell(["bash", "-lc", "git log"]).read_only_safe
     assert classify_shell(["bash", "-c", "rm x", "arg0"]).needs == caps("re")
     assert classify_shell(["/bin/sh", "-c", "echo $(id)"]).needs == caps("rx")
     assert classify_shell(["sh", "script.sh"]).needs == caps("rx")
@@ -371,7 +368,7 @@ def test_hostile_input_never_raises_and_stays_consistent() -> None:
 
 
 def test_call_facts_for_shell_calls() -> None:
-    facts = call_facts(ToolKind.SHELL, "git status")
+    facts = call_facts(ToolKind.SHELL, "ls -la")
     assert (facts.kind, facts.needs, facts.read_only_safe, facts.requests_escalation) == (
         ToolKind.SHELL,
         caps("r"),
