@@ -51,7 +51,7 @@ def call_facts(
             facts = CallFacts(
                 kind, needs, found.read_only_safe and needs == {READ}, requests_escalation, env=found.env
             )
-            if persistent_shell and facts.env:
+            if persistent_shell and facts.read_only_safe and facts.env:
                 return replace(facts, needs=facts.needs | {RUN}, read_only_safe=False, env={})
             return facts
         case ToolKind.EDIT:
