@@ -267,6 +267,10 @@ TABLE: list[tuple[str, str, bool]] = [
     ("git log -- src/*", "r", SAFE),
     ("git log src/*", "r", SAFE),
     ("git log *", "rx", UNSAFE),
+    ("git log -- *.py $X", "r", SAFE),
+    ("git log $X -- *.py", "rx", UNSAFE),
+    ("git tag --contains HEAD; git tag --sort=-creatordate", "r", SAFE),
+    ("git tag -a v1 -m x", "re", UNSAFE),
     # brace and glob expansion in git's options and subcommand
     ("git log --{output,x}=f", "rx", UNSAFE),
     ("git diff --{ext-diff,stat}", "rx", UNSAFE),

@@ -57,8 +57,10 @@ def git(name: str, args: list[Word], f: Findings, depth: int) -> None:
             break
     if i >= len(args):
         return
-    # After the subcommand a glob may stand for paths (`git log -- src/*`), never for an option.
-    if not guard(name, args[i + 1 :], f):
+    # After the subcommand a glob may stand for paths (`git log src/*`), never for an option; after a literal
+    # `--` every word is a path, whatever the shell makes of it (`git log -- *.py`).
+    end = next((j for j in range(i + 1, len(args)) if args[j].literal and args[j].text == "--"), len(args))
+    if not guard(name, args[i + 1 : end], f):
         return
     sub, rest = args[i].text, args[i + 1 :]
     said = f.count
@@ -216,9 +218,13 @@ _TAG_LIST = names(
 )
 
 
+_TAG_IMPLIES_LIST = names("-l --list --contains --no-contains --merged --no-merged --points-at")
+
+
 def _tag(rest: list[Word], f: Findings) -> None:
     opts = [a.text.partition("=")[0] for a in rest if a.text.startswith("-")]
-    listing = not rest or any(o in ("-l", "--list") for o in opts)
+    # Creating or deleting a tag needs a name, so without operands it lists (so do -l and what implies it).
+    listing = len(opts) == len(rest) or any(o in _TAG_IMPLIES_LIST for o in opts)
     if not listing or not all(o in _TAG_LIST or re.fullmatch(r"-n[0-9]*", o) for o in opts):
         f.add(EDIT, "git tag without -l creates or deletes tags")
 
