@@ -51,7 +51,10 @@ def git(name: str, args: list[Word], f: Findings, depth: int) -> None:
             i += 1
         elif text.startswith("-"):
             opt = text.partition("=")[0]
-            f.add(RUN, f"git {opt}: points git at another repository or config, which can name programs")
+            f.add(
+                RUN,
+                f"git {opt}: not a vetted global option (-C, --git-dir, -c name other config and programs)",
+            )
             return
         else:
             break
