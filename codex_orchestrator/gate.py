@@ -19,6 +19,7 @@ from codex_orchestrator.approvals import ApprovalAnswer, ApprovalRequest, Approv
 from codex_orchestrator.attempts import OUTPUT_TAIL_BYTES, AttemptResult, OutputRecorder, run_edit, run_fetch
 from codex_orchestrator.call_recorder import CallRecorder
 from codex_orchestrator.clock import utc_now
+from codex_orchestrator.commands import spawn_env
 from codex_orchestrator.exec.backend import DEFAULT_KILL_GRACE_S, ExecBackend, SpawnRequest
 from codex_orchestrator.exec.errors import ExecError, SpawnError
 from codex_orchestrator.exec.guard import GuardSwitch
@@ -566,7 +567,7 @@ class ToolOrchestrator:
 
         session: ExecSession = self.sessions.open(
             self.backend,
-            SpawnRequest(argv=argv, cwd=cwd, env=dict(spec.env)),
+            SpawnRequest(argv=argv, cwd=cwd, env=spawn_env(spec.env, spec.facts(), call.approval_source)),
             subscribers=[subscriber],
             on_guard_switch=on_switch,
         )

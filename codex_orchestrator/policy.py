@@ -5,8 +5,8 @@ No I/O here. The gate (gate.py) acts on the requirement; the tests enumerate eve
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -61,6 +61,9 @@ class CallFacts:
     confined: bool = (
         False  # it will run in a working sandbox that blocks writes outside the workspace and network
     )
+    # Environment overrides read_only_safe depends on (git's executable config neutralised); the gate applies
+    # them when the call runs unasked because it is read-only.
+    env: Mapping[str, str] = field(default_factory=dict, hash=False)
 
 
 # What a sandbox enforces by itself: under on-failure a call may go beyond the profile in these, sandboxed.

@@ -27,16 +27,31 @@ class Word:
     lead_dynamic: bool = False  # the first character comes from an expansion or a glob
     brace: bool = False  # an unquoted `{`: brace expansion when the word also holds `,` or `..`
     lead_brace: bool = False
+    special: bool = False  # an unquoted `{`, `*`, `?`, `[` or `~`: the shell may expand it (in some shell)
 
     @property
     def static(self) -> bool:
-        """The shell passes exactly ``text``."""
+        """No parameter, command or glob expansion: the text is known up to brace and tilde expansion."""
         return not (self.expands or self.globbed)
 
     @property
+    def literal(self) -> bool:
+        """The shell passes exactly ``text`` as one word, in every shell: no unquoted expansion character at
+        all (``{ * ? [ ~ $`` and backquotes), whatever the characters around it."""
+        return not (self.expands or self.globbed or self.special)
+
+    @property
+    def operand_only(self) -> bool:
+        """Whatever the shell makes of it, every resulting word starts with this word's first character, which
+        is literal and not ``-``: it may become several operands, never an option. Word splitting (an
+        unquoted ``$X``) can start a new word anywhere, so a word that splits is never operand-only."""
+        return bool(self.text) and not (self.splits or self.lead_dynamic) and self.text[0] != "-"
+
+    @property
     def may_be_option(self) -> bool:
-        """The shell could turn this word into one that starts with ``-`` (e.g. ``*`` or ``$X``)."""
-        return self.lead_dynamic or self.splits
+        """The shell could turn this word into one that starts with ``-`` (``*``, ``$X``, ``-{a,b}``), or split
+        it into several words."""
+        return not self.literal and not self.operand_only
 
 
 @dataclass(frozen=True)
@@ -51,6 +66,8 @@ _Token: TypeAlias = Word | Redir | str  # a str is a separator
 _SEPARATORS = (";;&", "&&", "||", "|&", ";;", ";&", ";", "|", "&", "\n")
 _REDIRECTIONS = ("<<<", "<<-", "&>>", "<<", "<>", "<&", ">>", ">|", ">&", "&>", "<", ">")
 _PARAM = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9@*#?$!-]")
+# Unquoted, these may expand: globs, brace expansion (bash, zsh, ksh) and tilde expansion.
+_SPECIAL = frozenset("*?[{~")
 _SIMPLE_BRACED = re.compile(r"#?(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])")
 
 
@@ -120,6 +137,10 @@ class Lexer:
     def _end_word(self) -> None:
         word = self.word
         if word is not None:
+            if word.text in ("[", "{}") and word.literal_len == len(word.text):
+                # A lone `[` is no bracket expression and `{}` no brace expansion: both are passed as they are
+                # (the `[` command, find's `{}`).
+                word.special = word.globbed = word.lead_dynamic = word.brace = False
             if word.brace and ("," in word.text or ".." in word.text):
                 word.globbed = True
                 word.lead_dynamic = word.lead_dynamic or word.lead_brace
@@ -133,9 +154,11 @@ class Lexer:
         else:
             if word.literal_len == len(word.text):
                 word.literal_len += len(text)
+            if text in _SPECIAL:
+                word.special = True
+                word.lead_dynamic = word.lead_dynamic or not word.text
             if text in ("*", "?", "["):
                 word.globbed = True
-                word.lead_dynamic = word.lead_dynamic or not word.text
             elif text == "{":
                 word.brace = True
                 word.lead_brace = word.lead_brace or not word.text

@@ -57,7 +57,8 @@ class ToolCallSpec:
         declared = self.declared
         if self.kind is ToolKind.FETCH and self.path is not None:
             declared = declared | {Capability.EDIT}  # the body is saved into the workspace
-        return call_facts(self.kind, command, declared, self.requests_escalation)
+        persistent = self.session is not None  # a named session's shell keeps the environment it started with
+        return call_facts(self.kind, command, declared, self.requests_escalation, persistent_shell=persistent)
 
     def argv(self) -> tuple[str, ...]:
         if isinstance(self.command, tuple):

@@ -100,3 +100,45 @@ def test_substitutions_deeper_than_the_limit_stop_the_lexer() -> None:
 
 def _all_hazards(lexer: Lexer) -> list[str]:
     return lexer.hazards + [h for sub in lexer.subs for h in _all_hazards(sub)]
+
+
+def test_literal_words_cannot_expand_in_any_shell() -> None:
+    for src in (
+        "-delete",
+        "'-{a,b}'",
+        '"*.py"',
+        "-dele\\?e",
+        "a\\{b,c\\}",
+        "[",
+        "{}",
+        "x]",
+        "a}",
+        "$",
+        "a=b",
+    ):
+        assert only_word(src).literal, src
+    for src in (
+        "-{delete,x}",
+        "-dele?e",
+        "-fprin[t]",
+        "in*",
+        "~",
+        "~/x",
+        "a{b}",
+        "-{a..c}",
+        "$X",
+        '"$X"',
+        "$'-v'",
+    ):
+        assert not only_word(src).literal, src
+
+
+def test_operand_only_words_never_become_options() -> None:
+    # Each expansion keeps the literal first character, which is not `-`: several operands at most.
+    for src in ("src/*", "a{b,c}", "x?", "a[bc]", "a~", '"a$X"', "a/'$'*"):
+        word = only_word(src)
+        assert word.operand_only and not word.may_be_option, src
+    # A leading expansion, a literal leading `-` or word splitting (which starts new words anywhere) can.
+    for src in ("*", "*.py", "{-a,b}", "-{a,b}", "-x*", "~", "$X", "a$X", '"$X"', "`id`", "$'-v'", "[a]"):
+        word = only_word(src)
+        assert not word.operand_only and word.may_be_option, src

@@ -1,0 +1,71 @@
+"""What the classifier has found so far about one command line, and the result it hands back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from codex_orchestrator.policy import Capability
+from codex_orchestrator.shell_syntax import Word
+
+READ, EDIT, RUN, NETWORK = Capability.READ, Capability.EDIT, Capability.RUN, Capability.NETWORK
+
+
+@dataclass(frozen=True)
+class Classification:
+    """What a command needs; ``read_only_safe`` when no part may write, run unvetted code or go online.
+
+    ``env`` holds the environment overrides that read-only-ness depends on (git's executable config
+    neutralised): a read-only-safe command is only safe when it runs with them.
+    """
+
+    needs: frozenset[Capability]
+    read_only_safe: bool
+    reasons: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+
+class Findings:
+    """Capabilities needed so far, with one reason per finding (in order, without repeats).
+
+    Handlers classify nested commands (``env CMD``, ``bash -c SCRIPT``) through ``command`` and ``script``,
+    which the walker (walk.py) provides, so that handler modules need not import it.
+    """
+
+    def __init__(
+        self,
+        command: Callable[[Findings, list[Word], int], None],
+        script: Callable[[Findings, str, int], None],
+    ) -> None:
+        self.needs: set[Capability] = {READ}
+        self.reasons: list[str] = []
+        self.count = 0  # findings so far, repeated ones included
+        self.env: dict[str, str] = {}  # overrides some part relies on (see Classification.env)
+        self._command, self._script = command, script
+
+    def add(self, cap: Capability, reason: str) -> None:
+        self.needs.add(cap)
+        self.count += 1
+        if reason not in self.reasons:
+            self.reasons.append(reason)
+
+    def command(self, words: list[Word], depth: int) -> None:
+        """Classify ``words`` as a command and its arguments (no shell syntax left)."""
+        self._command(self, words, depth)
+
+    def script(self, src: str, depth: int) -> None:
+        """Classify ``src`` as shell code, one nesting level deeper."""
+        self._script(self, src, depth)
+
+    def result(self) -> Classification:
+        safe = self.needs == {READ}
+        return Classification(
+            frozenset(self.needs), safe, tuple(self.reasons), dict(self.env) if safe else {}
+        )
+
+
+Handler = Callable[[str, list[Word], Findings, int], None]
+
+
+def names(text: str) -> frozenset[str]:
+    return frozenset(text.split())
