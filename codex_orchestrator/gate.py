@@ -121,6 +121,7 @@ class ToolOrchestrator:
             needs=sorted(c.value for c in facts.needs),
             status="pending",
             started_at=utc_now(),
+            prefect_task_run_id=spec.prefect_task_run_id,
         )
         rec.events.emit(
             ev.ToolCallStarted(
@@ -419,6 +420,7 @@ class ToolOrchestrator:
             call.output_bytes += result.output_bytes
             call.omitted_bytes += result.omitted_bytes
             call.session_id = result.session_id
+            call.final_url = rec.redact(result.final_url) if result.final_url else call.final_url
             if result.guard is not None:
                 call.guard.switched = True
             call.guard.mode = result.mode  # type: ignore[assignment]

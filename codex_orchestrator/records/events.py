@@ -5,6 +5,7 @@ The same event models are printed by ``exec --json`` and generate ``schemas/even
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Callable
@@ -15,6 +16,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from codex_orchestrator.errors import RecordError
+from codex_orchestrator.redact import Redactor
+
+# A tool call's output kept in the event log: the first and last half of this, the rest counted as omitted.
+DEFAULT_OUTPUT_BUDGET_BYTES = 32 * 1024 * 1024
 
 
 class _Event(BaseModel):
@@ -96,6 +101,16 @@ class Output(_Event):
     data: str
 
 
+class OutputOmitted(_Event):
+    """The call's output went over the event log's budget: the head was logged, then this, then the tail."""
+
+    type: Literal["output.omitted"] = "output.omitted"
+    tool_call_id: str
+    session_id: str
+    omitted_bytes: int = Field(description="bytes of output between the logged head and tail")
+    budget_bytes: int = Field(description="the per-call output budget of the event log")
+
+
 class AttemptFinished(_Event):
     type: Literal["attempt.finished"] = "attempt.finished"
     tool_call_id: str
@@ -164,6 +179,7 @@ Event = Annotated[
     | ApprovalResolved
     | AttemptStarted
     | Output
+    | OutputOmitted
     | AttemptFinished
     | RetryScheduled
     | SandboxDenied
@@ -188,10 +204,19 @@ class EventLog:
     at checkpoints. Listeners (the ``--json`` printer, the SDK) see each event after it is written.
     """
 
-    def __init__(self, path: Path, run_id: str, redact: Callable[[str], str] = lambda s: s) -> None:
+    def __init__(
+        self,
+        path: Path,
+        run_id: str,
+        redact: Redactor | None = None,
+        *,
+        output_budget_bytes: int = DEFAULT_OUTPUT_BUDGET_BYTES,
+    ) -> None:
         self.path = path
         self.run_id = run_id
-        self._redact = redact
+        self._redact = redact or Redactor()
+        # Per tool call, how much output the log keeps (head and tail); attempts.OutputRecorder applies it.
+        self.output_budget_bytes = output_budget_bytes
         self._lock = threading.Lock()
         self._seq = 0
         self._listeners: list[Listener] = []
@@ -214,7 +239,7 @@ class EventLog:
             event.seq = self._seq
             event.ts = utc_now_iso()
             event.run_id = self.run_id
-            line = self._redact(event.model_dump_json()) + "\n"
+            event, line = self._serialise(event)
             if self._fd is not None:
                 try:
                     os.write(self._fd, line.encode("utf-8"))
@@ -223,6 +248,18 @@ class EventLog:
             for listener in self._listeners:
                 listener(event, line)
         return event
+
+    def _serialise(self, event: _Event) -> tuple[_Event, str]:
+        """Redact the event's values (never its JSON text, where a secret may be escaped), then dump it.
+
+        Listeners get the redacted event too: the human output of ``exec`` prints its fields."""
+        if not self._redact.active:
+            return event, event.model_dump_json() + "\n"
+        data = event.model_dump(mode="json")
+        clean = self._redact.tree(data)
+        if clean != data:
+            event = type(event).model_validate(clean)
+        return event, json.dumps(clean, separators=(",", ":"), ensure_ascii=False) + "\n"
 
     def sync(self) -> None:
         with self._lock:
@@ -239,7 +276,6 @@ class EventLog:
 
 def read_events(path: Path) -> list[dict[str, Any]]:
     """Parse an event log (tests and the SDK); a torn last line from a killed writer is ignored."""
-    import json
 
     events: list[dict[str, Any]] = []
     with path.open(encoding="utf-8") as handle:

@@ -13,13 +13,13 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from codex_orchestrator.errors import RecordError
+from codex_orchestrator.redact import Redactor
 
 SCHEMA_VERSION: Literal[1] = 1
 RunStatus = Literal["queued", "running", "awaiting-approval", "succeeded", "failed", "denied", "cancelled"]
@@ -60,8 +60,11 @@ class ApprovalRecord(_Model):
     for_session: bool = False
     source: Literal["human", "policy"] | None = None
     answered_by: str | None = Field(
-        default=None, description="prefect-ui, cli, terminal, sdk, auto-reviewer or timeout"
+        default=None,
+        description="the channel the answer came through: prefect-ui, cli, terminal, sdk, auto-reviewer, "
+        "timeout or none; set by the channel, never typed by the reviewer",
     )
+    reviewer: str | None = Field(default=None, description="the name the reviewer gave, if any (redacted)")
     answer_reason: str | None = None
     flow_run_id: str | None = Field(
         default=None, description="the paused Prefect flow run that waits for the answer"
@@ -112,7 +115,10 @@ class ToolCallRecord(_Model):
     session_id: str | None = None
     guard: GuardRecord = Field(default_factory=GuardRecord)
     error: str | None = None
-    prefect_task_run_id: str | None = None
+    final_url: str | None = Field(
+        default=None, description="fetch: the URL the body came from, after redirects"
+    )
+    prefect_task_run_id: str | None = Field(default=None, description="the Prefect task run of this call")
 
 
 class MilestoneRecord(_Model):
@@ -219,10 +225,10 @@ class ManifestWriter:
     progress until the pacing interval has passed; ``close()`` always writes the final state.
     """
 
-    def __init__(self, path: Path, manifest: Manifest, redact: Callable[[str], str] | None = None) -> None:
+    def __init__(self, path: Path, manifest: Manifest, redact: Redactor | None = None) -> None:
         self.path = path
         self.manifest = manifest
-        self._redact: Callable[[str], str] = redact or (lambda s: s)
+        self._redact = redact or Redactor()
         self._lock = threading.RLock()
         self._fragments: dict[str, str] = {}  # tool call id -> serialised JSON, for finished calls only
         self._finished: set[str] = set()
@@ -233,20 +239,26 @@ class ManifestWriter:
     def mark_finished(self, call: ToolCallRecord) -> None:
         """A finished call no longer changes: serialise it once and reuse the text in later rewrites."""
         with self._lock:
-            self._fragments[call.id] = call.model_dump_json()
+            self._fragments[call.id] = self._dump(call)
             self._finished.add(call.id)
+
+    def _dump(self, model: BaseModel, exclude: set[str] | None = None) -> str:
+        """Compact JSON of ``model`` with its values redacted first (a secret may be escaped in the JSON text)."""
+        if not self._redact.active:
+            return model.model_dump_json(exclude=exclude)
+        data = self._redact.tree(model.model_dump(mode="json", exclude=exclude))
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
     def render(self) -> bytes:
         with self._lock:
-            head = self.manifest.model_dump(mode="json", exclude={"tool_calls"})
+            body = self._dump(self.manifest, exclude={"tool_calls"})
             calls = [
-                self._fragments[c.id] if c.id in self._finished else c.model_dump_json()
+                self._fragments[c.id] if c.id in self._finished else self._dump(c)
                 for c in self.manifest.tool_calls
             ]
-        body = json.dumps(head, indent=None, separators=(",", ":"))
         # Splice the cached call fragments in as the last key; the result is the same document model_dump gives.
         text = body[:-1] + ',"tool_calls":[' + ",".join(calls) + "]}"
-        return self._redact(text).encode("utf-8")
+        return text.encode("utf-8")
 
     def save(self, *, force: bool = False) -> bool:
         """Write if forced or the pacing interval has passed; returns whether it wrote."""
