@@ -43,6 +43,7 @@ def _choice_list(values: Sequence[str]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     from codex_orchestrator.policy import ApprovalPolicy, Capability
+    from codex_orchestrator.records.events import DEFAULT_OUTPUT_BUDGET_BYTES
     from codex_orchestrator.sandbox import SandboxMode
 
     parser = _Parser(
@@ -136,6 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument(
         "--no-gate", action="store_true", help="feature flag: run directly (recorded not-required)"
     )
+    ex.add_argument(
+        "--event-output-budget",
+        type=int,
+        default=DEFAULT_OUTPUT_BUDGET_BYTES,
+        metavar="BYTES",
+        help="output kept in events.jsonl (head and tail; the rest is counted in an output.omitted event)",
+    )
     ex.add_argument("--json", action="store_true", help="JSON Lines on stdout: begin, output, ..., summary")
     ex.add_argument("argv", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
 
@@ -143,7 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("run_id")
     ap.add_argument("--deny", action="store_true", help="deny instead of approving")
     ap.add_argument("--for-session", action="store_true", help="approve this call for the rest of the run")
-    ap.add_argument("--reason", default=None, help="recorded with the answer")
+    ap.add_argument("--reason", default=None, help="recorded with the answer (secrets of the run redacted)")
+    ap.add_argument(
+        "--reviewer", default=None, help="your name, recorded with the answer (default: login name)"
+    )
+    ap.add_argument(
+        "--channel", default="cli", choices=["cli", "sdk"], help=argparse.SUPPRESS
+    )  # set by the SDK
     ap.add_argument(
         "--runs-dir", type=Path, default=None, help="where the run's records are (default ./.runs)"
     )
@@ -232,6 +246,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _prefect_env()
     import flows.autonomy  # noqa: F401  (import Prefect and the flows before freezing the heap)
     from flows.runner import run_request, terminal_reviewer
+    from flows.server import start_embedded_server
+
+    start_embedded_server()
 
     freeze_startup_heap()
     reviewer = terminal_reviewer if (stdin_is_tty() and not args.no_prompt) else None
@@ -282,10 +299,21 @@ def _cmd_approve(args: argparse.Namespace) -> int:
         else (Decision.APPROVE_FOR_SESSION if args.for_session else Decision.APPROVE)
     )
     _prefect_env()
+    from codex_orchestrator.redact import Redactor
+    from codex_orchestrator.terminal import login_name
     from tasks.approval import answer_approval
 
+    # The values of the run's secret variables, as far as this shell has them: a reason must not carry one.
+    names = manifest.request.get("secret_env") or []
+    redact = Redactor(os.environ[n] for n in names if isinstance(n, str) and os.environ.get(n))
     answer_approval(
-        pending.flow_run_id, decision, reason=args.reason, answered_by="cli", api_url=manifest.prefect.api_url
+        pending.flow_run_id,
+        decision,
+        reason=args.reason,
+        reviewer=args.reviewer or login_name(),
+        answered_by=args.channel,
+        api_url=manifest.prefect.api_url,
+        redact=redact,
     )
     print(f"{decision.value}: approval {pending.approval_id} of run {args.run_id} ({pending.reason})")
     return 0
@@ -332,6 +360,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     _prefect_env()
     import flows.autonomy  # noqa: F401
     from flows.demo import run_demo
+    from flows.server import start_embedded_server
+
+    start_embedded_server()
 
     freeze_startup_heap()
     return run_demo(args.dir)

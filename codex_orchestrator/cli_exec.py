@@ -54,6 +54,8 @@ def options_from_args(args: argparse.Namespace) -> ExecOptions:
         raise RequestError(f"{workspace} does not exist or is not a directory", field="--workspace")
     if args.timeout <= 0:
         raise RequestError("must be a positive number of seconds", field="--timeout")
+    if args.event_output_budget < 1024:
+        raise RequestError("must be at least 1024 bytes", field="--event-output-budget")
     if args.retries < 0 or args.retries > 20:
         raise RequestError("must be between 0 and 20", field="--retries")
     env: dict[str, str] = {}
@@ -212,6 +214,11 @@ def run_exec_command(args: argparse.Namespace) -> int:
         )
 
     def run(approver_: Approver, on_recorder: Any = None) -> ExecResult:
+        def prepare(recorder: Any) -> None:
+            recorder.events.output_budget_bytes = args.event_output_budget
+            if on_recorder is not None:
+                on_recorder(recorder)
+
         return run_exec(
             options,
             approver_,
@@ -219,7 +226,7 @@ def run_exec_command(args: argparse.Namespace) -> int:
             sandbox_prefix=sandbox_prefix,
             listeners=[listener],
             on_session=on_session,
-            on_recorder=on_recorder,
+            on_recorder=prepare,
         )
 
     from codex_orchestrator.cli import freeze_startup_heap
@@ -230,7 +237,10 @@ def run_exec_command(args: argparse.Namespace) -> int:
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.exec_flow import PrefectInfo, submit
+    from flows.server import start_embedded_server
     from tasks.approval import PrefectPauseApprover
+
+    start_embedded_server()
 
     freeze_startup_heap()
     assert options.run_id is not None

@@ -302,6 +302,7 @@ class ToolOrchestrator:
         record.source = "policy" if answer.source == "policy" else "human"
         record.answered_by = answer.answered_by
         record.answer_reason = rec.redact(answer.reason) if answer.reason else None
+        record.reviewer = rec.redact(answer.reviewer) if answer.reviewer else None
         if record not in rec.manifest.approvals:
             rec.approval_pending(
                 record, request
@@ -316,6 +317,7 @@ class ToolOrchestrator:
                 for_session=record.for_session,
                 answered_by=answer.answered_by,
                 reason=record.answer_reason,
+                reviewer=record.reviewer,
             )
         )
         call.status = "pending"

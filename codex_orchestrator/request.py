@@ -6,12 +6,13 @@ import json
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from codex_orchestrator.errors import RequestError
-from codex_orchestrator.fetch import DEFAULT_FETCH_MAX_BYTES, DEFAULT_FETCH_MAX_REDIRECTS
+from codex_orchestrator.fetch import ALLOWED_SCHEMES, DEFAULT_FETCH_MAX_BYTES, DEFAULT_FETCH_MAX_REDIRECTS
 from codex_orchestrator.instructions import load_instructions
 from codex_orchestrator.policy import ApprovalPolicy, Capability, ToolKind
 from codex_orchestrator.records.events import DEFAULT_OUTPUT_BUDGET_BYTES
@@ -95,6 +96,8 @@ class Step(BaseModel):
             raise ValueError("an edit step needs 'path' and 'content'")
         if self.kind is ToolKind.FETCH and not self.url:
             raise ValueError("a fetch step needs 'url'")
+        if self.url is not None and urlsplit(self.url).scheme.lower() not in ALLOWED_SCHEMES:
+            raise ValueError(f"url {self.url!r}: only {' and '.join(ALLOWED_SCHEMES)} URLs can be fetched")
         for rel in (self.cwd, self.path):
             if rel is not None and (Path(rel).is_absolute() or ".." in Path(rel).parts):
                 raise ValueError(f"{rel!r} must be a path inside the workspace (relative, no '..')")

@@ -12,7 +12,7 @@ from codex_orchestrator.records.manifest import ApprovalRecord, load_manifest
 from codex_orchestrator.records.paths import RUNS_DIRNAME, RunPaths, new_run_id, validate_run_id
 from codex_orchestrator.request import RunRequest
 from codex_orchestrator.run import EXIT_FAILED
-from codex_orchestrator.terminal import prompt_decision
+from codex_orchestrator.terminal import login_name, prompt_decision
 from tasks import context
 from tasks.approval import answer_approval
 
@@ -27,8 +27,10 @@ def terminal_reviewer(live: context.LiveRun, record: ApprovalRecord, request: Ap
         record.flow_run_id or "",
         answer.decision,
         reason=answer.reason,
+        reviewer=login_name(),
         answered_by="terminal",
         api_url=live.recorder.manifest.prefect.api_url,
+        redact=live.recorder.redact,
     )
 
 
@@ -46,6 +48,7 @@ def auto_reviewer(decision: Decision, say: Callable[[str], None]) -> Reviewer:
             reason="scripted reviewer (no TTY)",
             answered_by="auto-reviewer",
             api_url=live.recorder.manifest.prefect.api_url,
+            redact=live.recorder.redact,
         )
 
     return review

@@ -40,6 +40,7 @@ def create_run(request: RunRequest, run_id: str, runs_dir: str | None) -> str:
         gate_enabled=request.gate_enabled(),
         secrets=[os.environ[name] for name in request.secret_env if os.environ.get(name)],
     )
+    recorder.events.output_budget_bytes = request.event_output_budget_bytes
     gate = ToolOrchestrator(
         recorder=recorder,
         config=GateConfig(

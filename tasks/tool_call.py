@@ -20,17 +20,18 @@ def tool_call(run_id: str, step_name: str, milestone: str) -> State[str]:
     request = live.request
     step = _find_step(request.steps + request.guardrails, step_name)
     secret_env = {name: os.environ[name] for name in request.secret_env if name in os.environ}
+    task_ctx = TaskRunContext.get()
     spec = spec_from_step(
         step,
         workspace=live.recorder.workspace,
         milestone=milestone,
         default_retry=request.retry,
         extra_env=secret_env,
+        fetch=request.fetch,
+        # In the record from its creation: a finished call's JSON is cached, so setting it afterwards was lost.
+        prefect_task_run_id=str(task_ctx.task_run.id) if task_ctx is not None else None,
     )
     record = live.gate.run(spec)
-    task_ctx = TaskRunContext.get()
-    if task_ctx is not None:
-        record.prefect_task_run_id = str(task_ctx.task_run.id)
     summary = (
         f"{record.id} {step_name}: {record.status} (exit {record.exit_code}, {len(record.attempts)} attempt(s), "
         f"approval {record.approval_source}, sandbox {record.sandbox.state})"

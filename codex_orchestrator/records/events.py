@@ -81,8 +81,9 @@ class ApprovalResolved(_Event):
     outcome: Literal["approved", "denied", "forbidden", "not-required"]
     source: Literal["not-required", "cache", "human", "policy"]
     for_session: bool = False
-    answered_by: str | None = None
+    answered_by: str | None = Field(default=None, description="the channel the answer came through")
     reason: str | None = None
+    reviewer: str | None = Field(default=None, description="the name the reviewer gave, if any")
 
 
 class AttemptStarted(_Event):
