@@ -223,6 +223,7 @@ def parse_request(data: Any, *, base_dir: Path | None = None) -> RunRequest:
 
 def check_strings(data: Any) -> None:
     """Refuse NUL bytes anywhere and strings over their field's limit (``FIELD_LIMIT_BYTES``), naming the field."""
+    _walk_strings(data, (), None)  # first: a field over its own limit is named
     try:
         size = len(json.dumps(data, ensure_ascii=False).encode("utf-8"))
     except (TypeError, ValueError):
@@ -231,7 +232,6 @@ def check_strings(data: Any) -> None:
         raise RequestError(
             f"the request is {size} bytes; the limit is {MAX_REQUEST_BYTES} bytes", field="request"
         )
-    _walk_strings(data, (), None)
 
 
 def _walk_strings(value: Any, loc: tuple[str, ...], field: str | None) -> None:
