@@ -418,7 +418,7 @@ class ToolOrchestrator:
             )
             call.attempts.append(attempt)
             call.exit_code = result.exit_code
-            call.output_tail = rec.redact(result.output)
+            call.output_tail = rec.redact.tail(result.output)  # the tail's cut may fall inside a secret
             call.output_bytes += result.output_bytes
             call.omitted_bytes += result.omitted_bytes
             call.session_id = result.session_id

@@ -56,6 +56,18 @@ class Redactor:
             return value
         return _walk(value, self)
 
+    def tail(self, text: str) -> str:
+        """Redact the end of a longer text: where the cut fell inside a secret, its remaining end is hidden too
+        (when at least ``MIN_SECRET_LEN`` characters of it are left)."""
+        text = self(text)
+        longest = 0
+        for secret in self._values:
+            for size in range(len(secret) - 1, max(MIN_SECRET_LEN, longest + 1) - 1, -1):
+                if text.startswith(secret[-size:]):
+                    longest = size
+                    break
+        return REDACTED + text[longest:] if longest else text
+
     def held_prefix_len(self, text: str) -> int:
         """Length of the longest end of ``text`` that is the start (not the whole) of a secret."""
         longest = 0

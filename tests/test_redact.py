@@ -72,3 +72,9 @@ def test_stream_never_splits_a_whole_secret_at_the_hold_point() -> None:
     stream = StreamRedactor(Redactor(["abcd", "cdxy"]))
     out = stream.feed("zzabcdx") + stream.feed("q") + stream.flush()
     assert out == "zz***xq"
+
+
+def test_a_tail_cut_inside_a_secret_hides_its_remaining_end() -> None:
+    redact = Redactor(["abcdefghij"])
+    assert redact.tail("efghij and abcdefghij") == "*** and ***"
+    assert redact.tail("hij stays: too short to tell") == "hij stays: too short to tell"
