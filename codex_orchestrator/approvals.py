@@ -13,6 +13,10 @@ from codex_orchestrator.policy import Capability
 
 # ``answered_by`` values that mean no person answered.
 NOBODY = frozenset({"none", "timeout"})
+# The channels an answer can come through. The Prefect UI is the one that cannot name itself: an answer that
+# arrives without a channel came from its form. The others are our own code (tasks.approval.answer_approval).
+UI_CHANNEL = "prefect-ui"
+ANSWER_CHANNELS = ("cli", "terminal", "sdk", "auto-reviewer")
 
 
 class Decision(StrEnum):
@@ -63,8 +67,9 @@ class ApprovalRequest:
 class ApprovalAnswer:
     decision: Decision
     reason: str | None = None
-    answered_by: str = "unknown"  # prefect-ui, cli, terminal, sdk, auto-reviewer, timeout
+    answered_by: str = "unknown"  # the channel: prefect-ui, cli, terminal, sdk, auto-reviewer, timeout, none
     timed_out: bool = False
+    reviewer: str | None = None  # the name the person gave, if any; never the channel
 
     @property
     def approved(self) -> bool:

@@ -64,6 +64,7 @@ class CallRecorder:
         folder: ManifestFolder | None = None,
     ) -> None:
         self.store = store
+        store.redact = redact
         self.events = events
         self.tracer = tracer
         self.redact = redact

@@ -43,6 +43,7 @@ def _choice_list(values: Sequence[str]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     from codex_orchestrator.policy import ApprovalPolicy, Capability
+    from codex_orchestrator.records.events import DEFAULT_OUTPUT_BUDGET_BYTES
     from codex_orchestrator.sandbox import SandboxMode
 
     parser = _Parser(
@@ -136,6 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument(
         "--no-gate", action="store_true", help="feature flag: run directly (recorded not-required)"
     )
+    ex.add_argument(
+        "--event-output-budget",
+        type=int,
+        default=DEFAULT_OUTPUT_BUDGET_BYTES,
+        metavar="BYTES",
+        help="output kept in events.jsonl (head and tail; the rest is counted in an output.omitted event)",
+    )
     ex.add_argument("--json", action="store_true", help="JSON Lines on stdout: begin, output, ..., summary")
     ex.add_argument("argv", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
 
@@ -170,7 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--deny", action="store_true", help="deny instead of approving")
     ap.add_argument("--for-session", action="store_true", help="approve this call for the rest of the run")
-    ap.add_argument("--reason", default=None, help="recorded with the answer")
+    ap.add_argument("--reason", default=None, help="recorded with the answer (secrets of the run redacted)")
+    ap.add_argument(
+        "--reviewer", default=None, help="your name, recorded with the answer (default: login name)"
+    )
+    ap.add_argument(
+        "--channel", default="cli", choices=["cli", "sdk"], help=argparse.SUPPRESS
+    )  # set by the SDK
     ap.add_argument(
         "--runs-dir", type=Path, default=None, help="where the run's records are (default ./.runs)"
     )
@@ -283,6 +297,9 @@ def _start_run(
     import flows.autonomy  # noqa: F401  (import Prefect and the flows before freezing the heap)
     from flows import interrupt
     from flows.runner import run_request, terminal_reviewer
+    from flows.server import start_embedded_server
+
+    start_embedded_server()
 
     interrupt.install()
     freeze_startup_heap()
@@ -329,21 +346,33 @@ def _runs_dir(value: Path | None) -> Path:
 
 def _cmd_approve(args: argparse.Namespace) -> int:
     from codex_orchestrator.approvals import Decision
-    from codex_orchestrator.records.listing import choose_pending
+    from codex_orchestrator.records.listing import choose_pending, run_store
 
     if args.deny and args.for_session:
         raise RequestError("--deny and --for-session exclude each other", field="--for-session")
-    pending, api_url = choose_pending(_runs_dir(args.runs_dir), args.run_id, args.approval)
+    store = run_store(_runs_dir(args.runs_dir), args.run_id)
+    pending, api_url = choose_pending(store, args.approval)
     decision = (
         Decision.DENY
         if args.deny
         else (Decision.APPROVE_FOR_SESSION if args.for_session else Decision.APPROVE)
     )
     _prefect_env()
+    from codex_orchestrator.redact import Redactor
+    from codex_orchestrator.terminal import login_name
     from tasks.approval import answer_approval
 
+    # The values of the run's secret variables, as far as this shell has them: a reason must not carry one.
+    names = store.read_run().request.get("secret_env") or []
+    redact = Redactor(os.environ[n] for n in names if isinstance(n, str) and os.environ.get(n))
     answer_approval(
-        pending.flow_run_id or "", decision, reason=args.reason, answered_by="cli", api_url=api_url
+        pending.flow_run_id or "",
+        decision,
+        reason=args.reason,
+        reviewer=args.reviewer or login_name(),
+        answered_by=args.channel,
+        api_url=api_url,
+        redact=redact,
     )
     print(f"{decision.value}: approval {pending.approval_id} of run {args.run_id} ({pending.reason})")
     return 0
@@ -429,6 +458,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     import flows.autonomy  # noqa: F401
     from flows import interrupt
     from flows.demo import run_demo
+    from flows.server import start_embedded_server
+
+    start_embedded_server()
 
     interrupt.install()
     freeze_startup_heap()

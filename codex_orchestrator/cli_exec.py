@@ -61,6 +61,8 @@ def options_from_args(args: argparse.Namespace) -> ExecOptions:
         raise RequestError(f"{workspace} does not exist or is not a directory", field="--workspace")
     if args.timeout <= 0:
         raise RequestError("must be a positive number of seconds", field="--timeout")
+    if args.event_output_budget < 1024:
+        raise RequestError("must be at least 1024 bytes", field="--event-output-budget")
     if args.retries < 0 or args.retries > 20:
         raise RequestError("must be between 0 and 20", field="--retries")
     env: dict[str, str] = {}
@@ -98,6 +100,7 @@ def options_from_args(args: argparse.Namespace) -> ExecOptions:
         remote_cwd=str(args.cwd) if (args.ssh or args.host) and args.cwd else None,
         kind=ToolKind.SHELL,
         secret_env=tuple(secret_names),
+        event_output_budget=args.event_output_budget,
     )
 
 
@@ -236,7 +239,9 @@ def run_exec_command(args: argparse.Namespace) -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows import interrupt
     from flows.exec_flow import exec_tool_call
+    from flows.server import start_embedded_server
 
+    start_embedded_server()
     interrupt.install()
     freeze_startup_heap()
     print(

@@ -9,6 +9,8 @@ OrchestratorError
 ├── ExecError               exec layer (see ``codex_orchestrator.exec.errors``)
 ├── SandboxError            the sandbox cannot be used as asked
 │   └── SandboxUnavailable  bubblewrap missing or user namespaces disabled
+├── FetchError              a fetch step could not get its URL (network, HTTP, size, time)
+│   └── FetchRefused        the URL is outside the fence: scheme, or an address that is not public
 └── RecordError             a manifest/event/metrics file could not be written or read
 """
 
@@ -75,6 +77,19 @@ class SandboxUnavailable(SandboxError):
     def __init__(self, detail: str) -> None:
         self.detail = detail
         super().__init__(f"sandbox unavailable: {detail}")
+
+
+class FetchError(OrchestratorError):
+    """A fetch did not complete; ``url`` is the URL it was at (after any redirects)."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"fetch {url}: {reason}")
+
+
+class FetchRefused(FetchError):
+    """The URL (or a redirect's target) is not allowed: only http(s) to public addresses or allowed hosts."""
 
 
 class RecordError(OrchestratorError):

@@ -22,7 +22,7 @@ from codex_orchestrator.execute import CallInput, GateSettings, execute_call, re
 from codex_orchestrator.gate import initial_requirement
 from codex_orchestrator.policy import ApprovalPolicy, Capability, Outcome, ToolKind
 from codex_orchestrator.records import events as ev
-from codex_orchestrator.records.events import Listener
+from codex_orchestrator.records.events import DEFAULT_OUTPUT_BUDGET_BYTES, Listener
 from codex_orchestrator.records.manifest import ToolCallRecord
 from codex_orchestrator.records.paths import RUNS_DIRNAME, new_run_id, validate_run_id, validate_task_id
 from codex_orchestrator.records.store import RunRef
@@ -59,6 +59,7 @@ class ExecOptions:
     remote_cwd: str | None = None
     kind: ToolKind = ToolKind.SHELL
     secret_env: Sequence[str] = ()  # names; their values are read from the environment where the call runs
+    event_output_budget: int = DEFAULT_OUTPUT_BUDGET_BYTES
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,7 @@ def call_input(options: ExecOptions) -> CallInput:
         ),
         secret_env=secret_names,
         backend_cwd=options.remote_cwd,
+        output_budget_bytes=options.event_output_budget,
     )
 
 

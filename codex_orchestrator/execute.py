@@ -28,11 +28,11 @@ from codex_orchestrator.exec.session import ExecSession, ExecSessionManager
 from codex_orchestrator.gate import GateConfig, ToolOrchestrator
 from codex_orchestrator.policy import ApprovalPolicy, Capability
 from codex_orchestrator.records import events as ev
-from codex_orchestrator.records.events import EventLog, Listener
+from codex_orchestrator.records.events import DEFAULT_OUTPUT_BUDGET_BYTES, EventLog, Listener
 from codex_orchestrator.records.manifest import ToolCallRecord
 from codex_orchestrator.records.store import RunRef, RunStore
 from codex_orchestrator.redact import Redactor
-from codex_orchestrator.request import RetrySettings, RunRequest, Step
+from codex_orchestrator.request import FetchSettings, RetrySettings, RunRequest, Step
 from codex_orchestrator.sandbox import SandboxMode
 from codex_orchestrator.telemetry import RunTracer
 from codex_orchestrator.toolcall import spec_from_step
@@ -116,6 +116,10 @@ class CallInput(BaseModel):
     secret_env: list[str] = Field(default_factory=list)
     instance: Instance = LOCAL
     backend_cwd: str | None = Field(default=None, description="working directory on an SSH host")
+    fetch: FetchSettings = Field(default_factory=FetchSettings)
+    output_budget_bytes: int = Field(
+        default=DEFAULT_OUTPUT_BUDGET_BYTES, description="how much output the event log keeps of this call"
+    )
 
 
 def read_secrets(names: Sequence[str], environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -188,7 +192,9 @@ def execute_call(
         return prior  # a resumed run: this call's effects already happened
     secrets = read_secrets(call.secret_env)
     redact = Redactor(secrets.values())
-    events = EventLog(store.paths.events, call.run.run_id, redact)
+    events = EventLog(
+        store.paths.events, call.run.run_id, redact, output_budget_bytes=call.output_budget_bytes
+    )
     for listener in listeners:
         events.add_listener(listener)
     tracer = RunTracer(store.paths.traces, run_id=call.run.run_id, task_id=call.run.task_id, redact=redact)
@@ -202,6 +208,7 @@ def execute_call(
                 milestone=call.milestone,
                 default_retry=call.default_retry,
                 extra_env=secrets,
+                fetch=call.fetch,
             )
         except RequestError as exc:
             return _refused(recorder, call, prior, str(exc))

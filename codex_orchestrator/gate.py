@@ -134,7 +134,7 @@ class ToolOrchestrator:
             status="pending",
             started_at=utc_now(),
             depends_on=list(spec.depends_on),
-            prefect_task_run_id=prefect_task_run_id,
+            prefect_task_run_id=prefect_task_run_id or spec.prefect_task_run_id,
         )
         if prior is not None:  # a resumed run reruns this call: keep its place and what happened before
             call.order = prior.order
@@ -319,6 +319,7 @@ class ToolOrchestrator:
         record.source = "policy" if answer.source == "policy" else "human"
         record.answered_by = answer.answered_by
         record.answer_reason = rec.redact(answer.reason) if answer.reason else None
+        record.reviewer = rec.redact(answer.reviewer) if answer.reviewer else None
         if not announced:
             announce(None)  # the approver answered without announcing (e.g. nobody to ask)
         rec.approval_resolved(record)
@@ -331,6 +332,7 @@ class ToolOrchestrator:
                 for_session=record.for_session,
                 answered_by=answer.answered_by,
                 reason=record.answer_reason,
+                reviewer=record.reviewer,
             )
         )
         call.status = "pending"
@@ -431,10 +433,11 @@ class ToolOrchestrator:
             )
             call.attempts.append(attempt)
             call.exit_code = result.exit_code
-            call.output_tail = rec.redact(result.output)
+            call.output_tail = rec.redact.tail(result.output)  # the tail's cut may fall inside a secret
             call.output_bytes += result.output_bytes
             call.omitted_bytes += result.omitted_bytes
             call.session_id = result.session_id
+            call.final_url = rec.redact(result.final_url) if result.final_url else call.final_url
             if result.guard is not None:
                 call.guard.switched = True
             call.guard.mode = result.mode  # type: ignore[assignment]

@@ -6,19 +6,37 @@ import json
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from codex_orchestrator.errors import RequestError
+from codex_orchestrator.fetch import ALLOWED_SCHEMES, DEFAULT_FETCH_MAX_BYTES, DEFAULT_FETCH_MAX_REDIRECTS
 from codex_orchestrator.graph import GraphError, OnFailure, check_graph
+from codex_orchestrator.instructions import load_instructions
 from codex_orchestrator.policy import ApprovalPolicy, Capability, ToolKind
+from codex_orchestrator.records.events import DEFAULT_OUTPUT_BUDGET_BYTES
 from codex_orchestrator.records.paths import TASK_ID_ALLOWED, validate_task_id
 from codex_orchestrator.sandbox import SandboxMode
 
 # Environment switch for the gate rollout (the seed's risk table: "gate ToolOrchestrator behind a feature flag").
 GATE_ENV_VAR = "CODEX_ORCHESTRATOR_GATE"
 DEFAULT_MAX_PARALLEL = 4
+
+# Size limits per field, in UTF-8 bytes (README "The request file"), checked before anything runs. A command is
+# bounded by Linux's limit on one exec argument (MAX_ARG_STRLEN, 128 KiB); the whole request by Prefect's
+# 512 KiB limit on a flow run's parameters, with room for the rest of them.
+FIELD_LIMIT_BYTES: dict[str, int] = {
+    "goal": 16 * 1024,
+    "command": 128 * 1024,
+    "content": 256 * 1024,
+    "url": 8 * 1024,
+    "env": 32 * 1024,  # each name and each value
+    "path": 4096,
+    "cwd": 4096,
+}
+MAX_REQUEST_BYTES = 384 * 1024
 
 
 class RetrySettings(BaseModel):
@@ -47,6 +65,19 @@ class RunnerSettings(BaseModel):
         default=None, description="dask: an existing scheduler (tcp://host:8786); default a local cluster"
     )
     workers: int = Field(default=2, ge=1, le=64, description="dask: worker processes of the local cluster")
+
+
+class FetchSettings(BaseModel):
+    """The fence around fetch steps (codex_orchestrator/fetch.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    allow_hosts: list[str] = Field(
+        default_factory=list,
+        description="hosts a fetch may reach although they resolve to a loopback, private or link-local address",
+    )
+    max_bytes: int = Field(default=DEFAULT_FETCH_MAX_BYTES, ge=1, le=1024**3, description="body size limit")
+    max_redirects: int = Field(default=DEFAULT_FETCH_MAX_REDIRECTS, ge=0, le=20)
 
 
 class Step(BaseModel):
@@ -82,6 +113,8 @@ class Step(BaseModel):
             raise ValueError("an edit step needs 'path' and 'content'")
         if self.kind is ToolKind.FETCH and not self.url:
             raise ValueError("a fetch step needs 'url'")
+        if self.url is not None and urlsplit(self.url).scheme.lower() not in ALLOWED_SCHEMES:
+            raise ValueError(f"url {self.url!r}: only {' and '.join(ALLOWED_SCHEMES)} URLs can be fetched")
         for rel in (self.cwd, self.path):
             if rel is not None and (Path(rel).is_absolute() or ".." in Path(rel).parts):
                 raise ValueError(f"{rel!r} must be a path inside the workspace (relative, no '..')")
@@ -130,6 +163,12 @@ class RunRequest(BaseModel):
     on_failure: OnFailure = Field(
         default=OnFailure.STOP,
         description="stop: running calls finish, nothing new starts; continue: only dependants are skipped",
+    )
+    fetch: FetchSettings = Field(default_factory=FetchSettings)
+    event_output_budget_bytes: int = Field(
+        default=DEFAULT_OUTPUT_BUDGET_BYTES,
+        ge=1024,
+        description="per tool call, how much output events.jsonl keeps (head and tail; the rest is counted)",
     )
 
     @field_validator("task")
@@ -201,6 +240,7 @@ def parse_request(data: Any, *, base_dir: Path | None = None) -> RunRequest:
     """Validate a decoded request document; resolve and check the workspace."""
     if not isinstance(data, dict):
         raise RequestError("the request must be a mapping of fields", field="request")
+    check_strings(data)
     try:
         request = RunRequest.model_validate(data)
     except ValidationError as exc:
@@ -211,7 +251,46 @@ def parse_request(data: Any, *, base_dir: Path | None = None) -> RunRequest:
     workspace = workspace.resolve()
     if not workspace.is_dir():
         raise RequestError(f"{workspace} does not exist or is not a directory", field="workspace")
+    load_instructions(workspace, request.instructions)  # refused here, before a run directory exists
     return request.model_copy(update={"workspace": str(workspace)})
+
+
+def check_strings(data: Any) -> None:
+    """Refuse NUL bytes anywhere and strings over their field's limit (``FIELD_LIMIT_BYTES``), naming the field."""
+    _walk_strings(data, (), None)  # first: a field over its own limit is named
+    try:
+        size = len(json.dumps(data, ensure_ascii=False).encode("utf-8"))
+    except (TypeError, ValueError):
+        size = 0  # not JSON-able: the model's validation names what is wrong
+    if size > MAX_REQUEST_BYTES:
+        raise RequestError(
+            f"the request is {size} bytes; the limit is {MAX_REQUEST_BYTES} bytes", field="request"
+        )
+
+
+def _walk_strings(value: Any, loc: tuple[str, ...], field: str | None) -> None:
+    where = ".".join(loc) or "request"
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise RequestError("contains a NUL byte", field=where)
+        limit = FIELD_LIMIT_BYTES.get(field or "")
+        size = len(value.encode("utf-8"))
+        if limit is not None and size > limit:
+            raise RequestError(f"is {size} bytes; the limit is {limit} bytes", field=where)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and "\x00" in key:
+                raise RequestError("a name contains a NUL byte", field=where)
+            if field == "env" and isinstance(key, str):
+                _walk_strings(key, (*loc, key), "env")
+                _walk_strings(item, (*loc, key), "env")
+            else:
+                _walk_strings(item, (*loc, str(key)), str(key))
+    elif isinstance(value, list):
+        if field == "command":  # an argv list: its whole length counts, as one exec would see it
+            _walk_strings(" ".join(v for v in value if isinstance(v, str)), loc, field)
+        for index, item in enumerate(value):
+            _walk_strings(item, (*loc, str(index)), field if field == "command" else None)
 
 
 def load_request(path: Path) -> RunRequest:

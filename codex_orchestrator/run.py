@@ -86,6 +86,7 @@ class RunOwner:
 
     def __init__(self, store: RunStore, redact: Redactor, *, trace: bool = True) -> None:
         self.store = store
+        store.redact = redact
         self.ref = store.ref
         self.paths = store.paths
         self.redact = redact

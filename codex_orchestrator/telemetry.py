@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,20 +22,25 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, Sp
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
 from codex_orchestrator import __version__
+from codex_orchestrator.redact import Redactor
 
 AttributeValue = str | bool | int | float
 
 
 class JsonLinesSpanExporter(SpanExporter):
-    """Appends each finished span as one JSON line; secrets are scrubbed by ``redact`` before writing."""
+    """Appends each finished span as one JSON line; secrets are scrubbed from its values before serialising
+    (exception messages and stack traces that OpenTelemetry records included)."""
 
-    def __init__(self, path: Path, redact: Callable[[str], str] = lambda s: s) -> None:
+    def __init__(self, path: Path, redact: Redactor | None = None) -> None:
         self._path = path
-        self._redact = redact
+        self._redact = redact or Redactor()
         self._lock = threading.Lock()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        lines = [self._redact(json.dumps(_span_dict(s), separators=(",", ":"))) + "\n" for s in spans]
+        lines = [
+            json.dumps(self._redact.tree(_span_dict(s)), separators=(",", ":"), ensure_ascii=False) + "\n"
+            for s in spans
+        ]
         with self._lock, self._path.open("a", encoding="utf-8") as handle:
             handle.writelines(lines)
         return SpanExportResult.SUCCESS
@@ -63,9 +68,7 @@ def _span_dict(span: ReadableSpan) -> dict[str, Any]:
 class RunTracer:
     """The tracer of one run. ``span(...)`` is a context manager that records errors and sets the status."""
 
-    def __init__(
-        self, traces_path: Path | None, *, run_id: str, task_id: str, redact: Callable[[str], str]
-    ) -> None:
+    def __init__(self, traces_path: Path | None, *, run_id: str, task_id: str, redact: Redactor) -> None:
         resource = Resource.create(
             {"service.name": "codex-orchestrator", "service.version": __version__, "codex.run_id": run_id}
         )

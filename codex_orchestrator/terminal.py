@@ -64,3 +64,13 @@ class TerminalApprover:
     def ask(self, request: ApprovalRequest, announce: Announce) -> ApprovalAnswer:
         announce(None)
         return prompt_decision(request, console=self._console)
+
+
+def login_name() -> str | None:
+    """The name of the person at this terminal, recorded as an approval's reviewer (None when unknown)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None

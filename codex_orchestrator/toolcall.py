@@ -11,8 +11,9 @@ from pathlib import Path
 
 from codex_orchestrator.commands import call_facts
 from codex_orchestrator.errors import RequestError
+from codex_orchestrator.fetch import FetchPolicy
 from codex_orchestrator.policy import CallFacts, Capability, ToolKind
-from codex_orchestrator.request import RetrySettings, Step
+from codex_orchestrator.request import FetchSettings, RetrySettings, Step
 from codex_orchestrator.retry import RetryPolicy
 
 
@@ -36,6 +37,8 @@ class ToolCallSpec:
     backend_cwd: str | None = None  # working directory on a remote backend (SSH); local calls use cwd
     depends_on: tuple[str, ...] = ()  # the steps this call waited for (recorded)
     call_id: str = ""  # default: ``call_id_for(milestone, step)``
+    fetch_policy: FetchPolicy = field(default_factory=FetchPolicy)  # what a fetch may reach
+    prefect_task_run_id: str | None = None  # the Prefect task run the call runs in, recorded from the start
 
     @property
     def id(self) -> str:
@@ -88,6 +91,14 @@ def retry_policy(settings: RetrySettings) -> RetryPolicy:
     )
 
 
+def fetch_policy(settings: FetchSettings) -> FetchPolicy:
+    return FetchPolicy(
+        allow_hosts=frozenset(h.lower().rstrip(".") for h in settings.allow_hosts),
+        max_bytes=settings.max_bytes,
+        max_redirects=settings.max_redirects,
+    )
+
+
 def inside(workspace: Path, rel: str, what: str) -> Path:
     """Resolve ``rel`` under the workspace, following symlinks, and refuse anything that escapes it."""
     root = workspace.resolve()
@@ -105,6 +116,8 @@ def spec_from_step(
     milestone: str,
     default_retry: RetrySettings,
     extra_env: Mapping[str, str] = {},
+    fetch: FetchSettings | None = None,
+    prefect_task_run_id: str | None = None,
 ) -> ToolCallSpec:
     cwd = inside(workspace, step.cwd, f"{step.name}.cwd")
     command: str | tuple[str, ...] | None
@@ -127,4 +140,6 @@ def spec_from_step(
         append=step.append,
         url=step.url,
         depends_on=tuple(step.needs),
+        fetch_policy=fetch_policy(fetch) if fetch is not None else FetchPolicy(),
+        prefect_task_run_id=prefect_task_run_id,
     )

@@ -10,39 +10,53 @@ import json
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from codex_orchestrator.approvals import ApprovalRequest, Decision
+from codex_orchestrator.execute import read_secrets
 from codex_orchestrator.records.manifest import ApprovalRecord, load_manifest
 from codex_orchestrator.records.paths import RUNS_DIRNAME, RunPaths, new_run_id, validate_run_id
 from codex_orchestrator.records.store import RunStore
 from codex_orchestrator.records.tail import LogFollower
+from codex_orchestrator.redact import Redactor
 from codex_orchestrator.request import load_request
 from codex_orchestrator.run import EXIT_FAILED
-from codex_orchestrator.terminal import prompt_decision
+from codex_orchestrator.terminal import login_name, prompt_decision
 from flows.autonomy import run_ref
 from tasks.approval import answer_approval
 
-# Who answers approvals raised by a run started from the CLI: told the record, the question and the API URL.
-Reviewer = Callable[[ApprovalRecord, ApprovalRequest, "str | None"], None]
+
+@dataclass(frozen=True)
+class AnswerVia:
+    """How a reviewer in this process answers: the run's Prefect API, and a redactor knowing its secrets."""
+
+    api_url: str | None
+    redact: Redactor
 
 
-def terminal_reviewer(record: ApprovalRecord, request: ApprovalRequest, api_url: str | None) -> None:
+# Who answers approvals raised by a run started from the CLI: told the record, the question and the way.
+Reviewer = Callable[[ApprovalRecord, ApprovalRequest, AnswerVia], None]
+
+
+def terminal_reviewer(record: ApprovalRecord, request: ApprovalRequest, where: AnswerVia) -> None:
     """Ask the person at this terminal, then answer through the same API the UI/CLI use."""
     answer = prompt_decision(request)
     answer_approval(
         record.flow_run_id or "",
         answer.decision,
         reason=answer.reason,
+        reviewer=login_name(),
         answered_by="terminal",
-        api_url=api_url,
+        api_url=where.api_url,
+        redact=where.redact,
     )
 
 
 def auto_reviewer(decision: Decision, say: Callable[[str], None]) -> Reviewer:
     """A scripted reviewer (the demo without a TTY): answers through the public API and says so."""
 
-    def review(record: ApprovalRecord, _request: ApprovalRequest, api_url: str | None) -> None:
+    def review(record: ApprovalRecord, _request: ApprovalRequest, where: AnswerVia) -> None:
         say(
             f"no TTY: answering approval {record.approval_id} ({record.reason}) with '{decision.value}' through "
             f"the public approval API, as `codex-orchestrator approve {record.run_id}` would"
@@ -52,7 +66,8 @@ def auto_reviewer(decision: Decision, say: Callable[[str], None]) -> Reviewer:
             decision,
             reason="scripted reviewer (no TTY)",
             answered_by="auto-reviewer",
-            api_url=api_url,
+            api_url=where.api_url,
+            redact=where.redact,
         )
 
     return review
@@ -88,9 +103,11 @@ class _Dispatcher:
         reviewer = self.reviewer
 
         def answer() -> None:
-            api_url = self.store.read_run().prefect.api_url
+            state = self.store.read_run()
+            names = [str(n) for n in state.request.get("secret_env") or []]
+            where = AnswerVia(state.prefect.api_url, Redactor(read_secrets(names).values()))
             try:
-                reviewer(record, record.to_request(), api_url)
+                reviewer(record, record.to_request(), where)
             except Exception as exc:  # the run goes on waiting; the UI/CLI can still answer
                 self.say(f"could not answer approval {record.approval_id}: {exc}")
 

@@ -35,9 +35,10 @@ from codex_orchestrator.execute import (
 )
 from codex_orchestrator.graph import GraphScheduler, StepState
 from codex_orchestrator.policy import ApprovalPolicy, Capability, ToolKind
+from codex_orchestrator.records.events import DEFAULT_OUTPUT_BUDGET_BYTES
 from codex_orchestrator.records.paths import RUNS_DIRNAME, new_run_id, validate_task_id
 from codex_orchestrator.records.store import RunRef, RunStore
-from codex_orchestrator.request import RetrySettings, RunRequest, Step
+from codex_orchestrator.request import FetchSettings, RetrySettings, RunRequest, Step
 from codex_orchestrator.run import EXIT_FAILED, EXIT_OK, RunOwner, run_outcome
 from codex_orchestrator.sandbox import SandboxMode
 from codex_orchestrator.toolcall import call_id_for
@@ -60,12 +61,16 @@ class GatedRun:
         retry: RetrySettings | None = None,
         secret_env: Sequence[str] = (),
         milestone: str = "exec",
+        fetch: FetchSettings | None = None,
+        output_budget_bytes: int = DEFAULT_OUTPUT_BUDGET_BYTES,
     ) -> None:
         self.ref = ref
         self.gate = gate
         self.retry = retry or RetrySettings()
         self.secret_env = list(secret_env)
         self.milestone = milestone
+        self.fetch_settings = fetch or FetchSettings()
+        self.output_budget_bytes = output_budget_bytes
         self.futures: dict[str, PrefectFuture[Any]] = {}
         self._local_runner: ThreadPoolTaskRunner[Any] | None = None
 
@@ -80,6 +85,8 @@ class GatedRun:
             gate=self.gate,
             default_retry=self.retry,
             secret_env=self.secret_env,
+            fetch=self.fetch_settings,
+            output_budget_bytes=self.output_budget_bytes,
         )
 
     def submit(
@@ -224,6 +231,8 @@ def gated_run_from_request(ref: RunRef, request: RunRequest, milestone: str = "e
         retry=request.retry,
         secret_env=request.secret_env,
         milestone=milestone,
+        fetch=request.fetch,
+        output_budget_bytes=request.event_output_budget_bytes,
     )
 
 

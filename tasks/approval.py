@@ -1,26 +1,46 @@
-"""The approval pause: a RunInput form in the Prefect UI, and the public API that answers it from code or the CLI."""
+"""The approval pause: a RunInput form in the Prefect UI, and the public API that answers it from code or the CLI.
+
+Who answered (``answered_by``) is established by the channel, never typed: the UI form has only ``decision``,
+``reason`` and a ``reviewer`` name; ``answer_approval`` (CLI, SDK, terminal, scripted reviewer) writes its channel
+under a second flow-run input key before it resumes, which a form submission cannot do; without that key the
+answer came from the Prefect UI. Once read, the answer and the channel key are deleted from Prefect's database:
+the records keep the reason, redacted.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from enum import StrEnum
+from typing import cast
 from uuid import UUID
 
+import httpx
 from prefect import flow, get_run_logger, tags
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.responses import SetStateStatus
 from prefect.context import FlowRunContext
-from prefect.exceptions import FlowPauseTimeout, ObjectNotFound
-from prefect.flow_runs import pause_flow_run, resume_flow_run
-from prefect.input import RunInput
-from prefect.states import Running
+from prefect.exceptions import FlowPauseTimeout, ObjectNotFound, PrefectHTTPStatusError
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput, keyset_from_paused_state
+from prefect.input.run_input import Keyset
+from prefect.states import Paused, Running
 from pydantic import BaseModel, ConfigDict, Field
 
-from codex_orchestrator.approvals import Announce, ApprovalAnswer, ApprovalRequest, Decision
+from codex_orchestrator.approvals import (
+    ANSWER_CHANNELS,
+    UI_CHANNEL,
+    Announce,
+    ApprovalAnswer,
+    ApprovalRequest,
+    Decision,
+)
 from codex_orchestrator.errors import OrchestratorError, RequestError
 
 # Approval must resolve within ~2 s of the answer; Prefect's default poll is 10 s.
@@ -41,8 +61,8 @@ class ApprovalInput(RunInput):
     decision: ApprovalChoice = Field(
         default=ApprovalChoice.deny, description="approve, approve-for-session (cache for this run) or deny"
     )
-    reason: str = Field(default="", description="optional: why (recorded in the manifest)")
-    answered_by: str = Field(default="prefect-ui", description="who answers: prefect-ui, cli, terminal, sdk")
+    reason: str = Field(default="", description="optional: why (recorded in the manifest, secrets redacted)")
+    reviewer: str = Field(default="", description="optional: your name, recorded with the answer")
 
 
 class ApprovalWait(BaseModel):
@@ -89,6 +109,7 @@ class PrefectPauseApprover:
             Decision(str(result["decision"])),
             reason=str(result.get("reason") or "") or None,
             answered_by=str(result.get("answered_by") or "prefect-ui"),
+            reviewer=str(result.get("reviewer") or "") or None,
             timed_out=bool(result.get("timed_out")),
         )
 
@@ -128,10 +149,13 @@ def approval(params: ApprovalWait) -> dict[str, object]:
             "answered_by": "timeout",
             "timed_out": True,
         }
+    # The channel is what our own answerers wrote beside the form; the stored answer is then deleted.
+    channel = _take_answer(flow_run_id, keyset_from_paused_state(Paused(pause_key=params.pause_key)))
     return {
         "decision": answer.decision.value,
         "reason": answer.reason or None,
-        "answered_by": answer.answered_by or "prefect-ui",
+        "answered_by": channel,
+        "reviewer": answer.reviewer or None,
     }
 
 
@@ -146,6 +170,45 @@ def run_tags(run_id: str) -> tuple[str, ...]:
 def pause_key(request: ApprovalRequest) -> str:
     """Prefect input keys allow only lowercase letters, digits and dashes."""
     return re.sub(r"[^a-z0-9-]+", "-", f"{request.run_id}-{request.approval_id}".lower())
+
+
+def channel_key(keyset: Keyset) -> str:
+    """The flow-run input key next to the answer's where ``answer_approval`` names its channel."""
+    return keyset["response"].removesuffix("-response") + "-channel"
+
+
+def _take_answer(flow_run_id: UUID, keyset: Keyset) -> str:
+    """Read the answer's channel, then delete the answer and the channel key from Prefect's database."""
+    with get_client(sync_client=True) as client:
+        written = _read_input(client, flow_run_id, channel_key(keyset))
+        for key in (keyset["response"], channel_key(keyset)):
+            _delete_input(client, flow_run_id, key)
+    channel = json.loads(written) if written else None
+    return channel if channel in ANSWER_CHANNELS else UI_CHANNEL
+
+
+def _read_input(client: SyncPrefectClient, flow_run_id: UUID, key: str) -> str | None:
+    try:
+        return client.read_flow_run_input(flow_run_id, key)
+    except (ObjectNotFound, PrefectHTTPStatusError) as exc:
+        if _not_found(exc):
+            return None
+        raise
+
+
+def _delete_input(client: SyncPrefectClient, flow_run_id: UUID, key: str) -> None:
+    try:
+        client.delete_flow_run_input(flow_run_id, key)
+    except (ObjectNotFound, PrefectHTTPStatusError) as exc:
+        if not _not_found(exc):
+            raise
+
+
+def _not_found(exc: Exception) -> bool:
+    """The input API answers a missing key with a plain 404, not ``ObjectNotFound``."""
+    return isinstance(exc, ObjectNotFound) or (
+        isinstance(exc, PrefectHTTPStatusError) and exc.response.status_code == 404
+    )
 
 
 def _resume_after_timeout(flow_run_id: UUID) -> None:
@@ -171,26 +234,63 @@ def answer_approval(
     decision: Decision,
     *,
     reason: str | None = None,
+    reviewer: str | None = None,
     answered_by: str = "sdk",
     api_url: str | None = None,
     wait_s: float = RESUME_WAIT_S,
+    redact: Callable[[str], str] = lambda text: text,
 ) -> None:
-    """Answer a paused approval. Waits up to ``wait_s`` for the flow run to finish pausing."""
-    run_input = {"decision": decision.value, "reason": reason or "", "answered_by": answered_by}
+    """Answer a paused approval through ``answered_by`` (cli, terminal, sdk, auto-reviewer).
+
+    ``redact`` scrubs the reason and reviewer before they are sent (the run's redactor, where it is known).
+    Waits up to ``wait_s`` for the flow run to finish pausing."""
+    if answered_by not in ANSWER_CHANNELS:
+        raise RequestError(
+            f"unknown channel {answered_by!r}", field="answered_by", allowed=", ".join(ANSWER_CHANNELS)
+        )
+    run_input = {
+        "decision": decision.value,
+        "reason": redact(reason or ""),
+        "reviewer": redact(reviewer or ""),
+    }
+    run_uuid = UUID(flow_run_id)
     deadline = time.monotonic() + wait_s
-    with _api_url(api_url):
+    with _api_url(api_url), get_client(sync_client=True) as client:
         while True:
             try:
-                resume_flow_run(UUID(flow_run_id), run_input=run_input)
-                return
+                problem = _try_resume(client, run_uuid, answered_by, run_input)
             except ObjectNotFound as exc:
                 raise RequestError(
                     f"no flow run {flow_run_id} on this Prefect server", field="run_id"
                 ) from exc
-            except Exception as exc:  # Prefect raises NotPausedError/RuntimeError while the pause settles
-                if time.monotonic() >= deadline:
-                    raise ApprovalAnswerError(flow_run_id, str(exc)) from exc
-                time.sleep(0.2)
+            except httpx.HTTPError as exc:  # the server is busy or restarting: try again until the deadline
+                problem = f"{type(exc).__name__}: {exc}"
+            if problem is None:
+                return
+            if time.monotonic() >= deadline:
+                raise ApprovalAnswerError(flow_run_id, problem)
+            time.sleep(0.2)
+
+
+def _try_resume(
+    client: SyncPrefectClient, flow_run_id: UUID, channel: str, run_input: dict[str, str]
+) -> str | None:
+    """One try: name the channel next to the answer, then resume. Returns what stood in the way, or None."""
+    flow_run = client.read_flow_run(flow_run_id)
+    state = flow_run.state
+    keyset = state.state_details.run_input_keyset if state is not None and state.is_paused() else None
+    if keyset is None:
+        return f"the flow run is not paused for input (state: {state.type.value if state else 'none'})"
+    key = channel_key(cast(Keyset, keyset))
+    _delete_input(client, flow_run_id, key)  # left by an earlier try whose resume was refused
+    client.create_flow_run_input(flow_run_id, key, json.dumps(channel))
+    response = client.resume_flow_run(flow_run_id, run_input=run_input)
+    if response.status == SetStateStatus.ACCEPT:
+        return None
+    reason = getattr(response.details, "reason", None) or response.status.value
+    if response.state is not None and response.state.type == StateType.FAILED:
+        raise ApprovalAnswerError(str(flow_run_id), f"the flow run can no longer be resumed: {reason}")
+    return f"resume refused: {reason}"
 
 
 class ApprovalAnswerError(OrchestratorError):

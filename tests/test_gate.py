@@ -16,6 +16,7 @@ import pytest
 
 from codex_orchestrator.approvals import Announce, ApprovalAnswer, ApprovalRequest, Decision
 from codex_orchestrator.call_recorder import CallRecorder
+from codex_orchestrator.fetch import FetchPolicy
 from codex_orchestrator.gate import GateConfig, ToolOrchestrator
 from codex_orchestrator.policy import ApprovalPolicy, Capability, ToolKind
 from codex_orchestrator.records.events import read_events
@@ -354,9 +355,11 @@ def test_fetch_needs_network_and_saves_the_body(workspace: Path) -> None:
             cwd=workspace,
             url=f"{base}/ok",
             path=workspace / "downloads" / "body.txt",
+            fetch_policy=FetchPolicy(allow_hosts=frozenset({"127.0.0.1"})),  # loopback only when allowed
         )
         call = gate.run(fetch)
-        assert call.status == "succeeded" and call.needs == ["edit", "network", "read"]
+        assert call.status == "succeeded" and call.needs == ["edit", "network", "read"], call.output_tail
+        assert call.final_url == f"{base}/ok"
         assert approver.asked[0].needs == ("network",)
         assert (workspace / "downloads" / "body.txt").read_text() == "fetched-body\n"
         missing = gate.run(replace(fetch, step="missing", url=f"{base}/missing", path=None))

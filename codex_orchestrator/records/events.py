@@ -6,6 +6,7 @@ The same event models are printed by ``exec --json`` and generate ``schemas/even
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import re
 import threading
@@ -17,6 +18,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from codex_orchestrator.errors import RecordError
+from codex_orchestrator.redact import Redactor
+
+# A tool call's output kept in the event log: the first and last half of this, the rest counted as omitted.
+DEFAULT_OUTPUT_BUDGET_BYTES = 32 * 1024 * 1024
 
 
 class _Event(BaseModel):
@@ -81,8 +86,9 @@ class ApprovalResolved(_Event):
     outcome: Literal["approved", "denied", "forbidden", "not-required"]
     source: Literal["not-required", "cache", "human", "policy"]
     for_session: bool = False
-    answered_by: str | None = None
+    answered_by: str | None = Field(default=None, description="the channel the answer came through")
     reason: str | None = None
+    reviewer: str | None = Field(default=None, description="the name the reviewer gave, if any")
 
 
 class AttemptStarted(_Event):
@@ -99,6 +105,16 @@ class Output(_Event):
     stream: str
     chunk_seq: int = Field(description="the session's own output sequence number")
     data: str
+
+
+class OutputOmitted(_Event):
+    """The call's output went over the event log's budget: the head was logged, then this, then the tail."""
+
+    type: Literal["output.omitted"] = "output.omitted"
+    tool_call_id: str
+    session_id: str
+    omitted_bytes: int = Field(description="bytes of output between the logged head and tail")
+    budget_bytes: int = Field(description="the per-call output budget of the event log")
 
 
 class AttemptFinished(_Event):
@@ -176,6 +192,7 @@ Event = Annotated[
     | ApprovalResolved
     | AttemptStarted
     | Output
+    | OutputOmitted
     | AttemptFinished
     | RetryScheduled
     | SandboxDenied
@@ -203,10 +220,19 @@ class EventLog:
     Listeners (the ``--json`` printer, the SDK) see each event this process writes, after it is written.
     """
 
-    def __init__(self, path: Path, run_id: str, redact: Callable[[str], str] = lambda s: s) -> None:
+    def __init__(
+        self,
+        path: Path,
+        run_id: str,
+        redact: Redactor | None = None,
+        *,
+        output_budget_bytes: int = DEFAULT_OUTPUT_BUDGET_BYTES,
+    ) -> None:
         self.path = path
         self.run_id = run_id
-        self._redact = redact
+        self._redact = redact or Redactor()
+        # Per tool call, how much output the log keeps (head and tail); attempts.OutputRecorder applies it.
+        self.output_budget_bytes = output_budget_bytes
         self._lock = threading.Lock()
         self._seq = 0
         self._size = -1  # the log's size after our last append; another size means another writer appended
@@ -228,34 +254,49 @@ class EventLog:
         with self._lock:
             event.ts = utc_now_iso()
             event.run_id = self.run_id
-            if self._fd is not None:
-                fd = self._fd
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX)
-                    try:
-                        size = os.fstat(fd).st_size
-                        torn = False
-                        if size != self._size:
-                            self._seq = last_seq_in(fd, size)
-                            torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
-                        event.seq = self._seq + 1
-                        data = (self._redact(event.model_dump_json()) + "\n").encode("utf-8")
-                        # After a writer killed mid-line, start on a line of our own (readers skip the torn one).
-                        os.write(fd, b"\n" + data if torn else data)
-                        size += 1 if torn else 0
-                        self._seq, self._size = event.seq, size + len(data)
-                    finally:
-                        fcntl.flock(fd, fcntl.LOCK_UN)
-                except OSError as exc:
-                    raise RecordError(f"cannot append event: {exc.strerror}", path=str(self.path)) from exc
-                line = data.decode("utf-8")
-            else:
+            if self._fd is None:
                 self._seq += 1
                 event.seq = self._seq
-                line = self._redact(event.model_dump_json()) + "\n"
+                event, line = self._serialise(event)
+            else:
+                event, line = self._append(self._fd, event)
             for listener in self._listeners:
                 listener(event, line)
         return event
+
+    def _append(self, fd: int, event: _Event) -> tuple[_Event, str]:
+        """Allocate the next ``seq`` under the log's flock (whichever process last wrote) and append."""
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                size = os.fstat(fd).st_size
+                torn = False
+                if size != self._size:
+                    self._seq = last_seq_in(fd, size)
+                    torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+                event.seq = self._seq + 1
+                event, line = self._serialise(event)
+                data = line.encode("utf-8")
+                # After a writer killed mid-line, start on a line of our own (readers pass the torn one over).
+                os.write(fd, b"\n" + data if torn else data)
+                self._seq, self._size = event.seq, size + len(data) + (1 if torn else 0)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        except OSError as exc:
+            raise RecordError(f"cannot append event: {exc.strerror}", path=str(self.path)) from exc
+        return event, line
+
+    def _serialise(self, event: _Event) -> tuple[_Event, str]:
+        """Redact the event's values (never its JSON text, where a secret may be escaped), then dump it.
+
+        Listeners get the redacted event too: the human output of ``exec`` prints its fields."""
+        if not self._redact.active:
+            return event, event.model_dump_json() + "\n"
+        data = event.model_dump(mode="json")
+        clean = self._redact.tree(data)
+        if clean != data:
+            event = type(event).model_validate(clean)
+        return event, json.dumps(clean, separators=(",", ":"), ensure_ascii=False) + "\n"
 
     def sync(self) -> None:
         with self._lock:
@@ -296,7 +337,6 @@ def last_seq_in(fd: int, size: int) -> int:
 
 def read_events(path: Path) -> list[dict[str, Any]]:
     """Parse an event log (tests and the SDK); a line torn by a killed writer is passed over."""
-    import json
 
     events: list[dict[str, Any]] = []
     with path.open(encoding="utf-8") as handle:

@@ -63,11 +63,11 @@ def live_pending(store: RunStore) -> list[ApprovalRecord]:
     return [a for a in store.approvals() if a.outcome == "pending" and not process_gone(a.asked_by)]
 
 
-def choose_pending(runs_dir: Path, run_id: str, approval_id: str | None) -> tuple[ApprovalRecord, str | None]:
+def choose_pending(store: RunStore, approval_id: str | None) -> tuple[ApprovalRecord, str | None]:
     """The approval ``approve`` answers, and the Prefect API URL of its run.
 
     Without ``approval_id`` the run must have exactly one pending approval; otherwise the error lists them."""
-    store = run_store(runs_dir, run_id)
+    run_id = store.ref.run_id
     pending = [a for a in live_pending(store) if a.flow_run_id]
     api_url = store.read_run().prefect.api_url
     if approval_id is not None:

@@ -51,8 +51,11 @@ class ApprovalRecord(_Model):
     for_session: bool = False
     source: Literal["human", "policy"] | None = None
     answered_by: str | None = Field(
-        default=None, description="prefect-ui, cli, terminal, sdk, auto-reviewer or timeout"
+        default=None,
+        description="the channel the answer came through: prefect-ui, cli, terminal, sdk, auto-reviewer, "
+        "timeout or none; set by the channel, never typed by the reviewer",
     )
+    reviewer: str | None = Field(default=None, description="the name the reviewer gave, if any (redacted)")
     answer_reason: str | None = None
     flow_run_id: str | None = Field(
         default=None, description="the paused Prefect flow run that waits for the answer"
@@ -65,7 +68,6 @@ class ApprovalRecord(_Model):
     cwd: str = "."
     sandbox: str = "none"
     timeout_s: int = 3600
-    reviewer: str | None = Field(default=None, description="the name a reviewer gave, if any")
     asked_by: str | None = Field(
         default=None, description="hostname:pid of the process waiting for the answer"
     )
@@ -161,7 +163,10 @@ class ToolCallRecord(_Model):
     session_id: str | None = None
     guard: GuardRecord = Field(default_factory=GuardRecord)
     error: str | None = None
-    prefect_task_run_id: str | None = None
+    final_url: str | None = Field(
+        default=None, description="fetch: the URL the body came from, after redirects"
+    )
+    prefect_task_run_id: str | None = Field(default=None, description="the Prefect task run of this call")
     order: int = Field(default=0, description="seq of the call's first event: the manifest lists calls by it")
     updated_at: str | None = None
     depends_on: list[str] = Field(default_factory=list, description="steps this one waited for (step graph)")

@@ -41,6 +41,7 @@ from codex_orchestrator.records.manifest import (
     ToolCallRecord,
 )
 from codex_orchestrator.records.paths import RunPaths, validate_run_id, validate_task_id
+from codex_orchestrator.redact import Redactor
 
 RUN_FILENAME = "run.json"
 REQUEST_FILENAME = "request.json"
@@ -80,8 +81,10 @@ def cache_file_name(key: str) -> str:
 class RunStore:
     """Reads and writes the record files of one run. Holds no run state of its own: any process may open one."""
 
-    def __init__(self, ref: RunRef) -> None:
+    def __init__(self, ref: RunRef, redact: Redactor | None = None) -> None:
         self.ref = ref
+        # Every record passes it value by value before it is written (a secret may be escaped in JSON text).
+        self.redact = redact or Redactor()
         self.paths = ref.paths
         self.run_dir = self.paths.run_dir
         self.calls_dir = self.run_dir / CALLS_DIRNAME
@@ -112,8 +115,17 @@ class RunStore:
         for folder in (self.calls_dir, self.approvals_dir, self.cache_dir):
             folder.mkdir(exist_ok=True)
 
+    def _dump(self, record: BaseModel) -> bytes:
+        if not self.redact.active:
+            return record.model_dump_json().encode("utf-8")
+        data = record.model_dump(mode="json")
+        clean = self.redact.tree(data)
+        if clean == data:
+            return record.model_dump_json().encode("utf-8")
+        return type(record).model_validate(clean).model_dump_json().encode("utf-8")
+
     def write_run(self, state: RunState, *, durable: bool = True) -> None:
-        write_atomic(self.run_file, state.model_dump_json().encode("utf-8"), durable=durable)
+        write_atomic(self.run_file, self._dump(state), durable=durable)
 
     def read_run(self) -> RunState:
         return self.read_run_file(self.run_file)
@@ -155,7 +167,7 @@ class RunStore:
         return self.calls_dir / f"{call_id}.json"
 
     def write_call(self, call: ToolCallRecord, *, durable: bool = False) -> None:
-        write_atomic(self.call_file(call.id), call.model_dump_json().encode("utf-8"), durable=durable)
+        write_atomic(self.call_file(call.id), self._dump(call), durable=durable)
 
     def read_call(self, call_id: str) -> ToolCallRecord | None:
         path = self.call_file(call_id)
@@ -168,7 +180,7 @@ class RunStore:
         return self.approvals_dir / f"{approval_id}.json"
 
     def write_approval(self, record: ApprovalRecord) -> None:
-        write_atomic(self.approval_file(record.approval_id), record.model_dump_json().encode("utf-8"))
+        write_atomic(self.approval_file(record.approval_id), self._dump(record))
 
     def read_approval(self, approval_id: str) -> ApprovalRecord | None:
         path = self.approval_file(approval_id)

@@ -407,7 +407,7 @@ class ClientBase:
     def _approve_launch(
         self, run_id: str, deny: bool, for_session: bool, reason: str | None, runs_dir: str | Path | None
     ) -> Launch:
-        args = ["approve", run_id]
+        args = ["approve", run_id, "--channel", "sdk"]
         if deny:
             args.append("--deny")
         if for_session:

@@ -107,10 +107,22 @@ def test_approval_answered_from_code_runs_all_milestones(prefect_server: str, wo
     assert approval["outcome"] == "approved" and approval["answered_by"] == "sdk"
     assert data["instructions"][0]["path"] == "AGENTS.md" and len(data["instructions"][0]["sha256"]) == 64
     assert data["metrics"]["approvals_by_source"] == {"human": 1, "not-required": 2}
+    _check_task_runs(data)
     assert (manifest.parent / "traces.jsonl").read_text().count('"name":"tool_call"') == 3
     metrics = json.loads((manifest.parents[2] / "metrics.json").read_text())
     assert metrics["runs"][-1]["run_id"] == data["run_id"]
     _check_artifacts(data)
+
+
+def _check_task_runs(data: dict[str, Any]) -> None:
+    """Every call names the Prefect task run it ran in (it used to be null once the call's JSON was cached)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        for call in data["tool_calls"]:
+            assert call["prefect_task_run_id"], call["id"]
+            task_run = client.read_task_run(uuid.UUID(call["prefect_task_run_id"]))
+            assert task_run.name == f"{call['milestone']}:{call['step']}"
 
 
 def _check_artifacts(data: dict[str, Any]) -> None:
