@@ -21,6 +21,7 @@ from codex_orchestrator.execcmd import (
     LocalAttachments,
     call_input,
     may_ask_up_front,
+    open_exec_run,
     run_exec,
 )
 from codex_orchestrator.policy import ApprovalPolicy, ToolKind, parse_profile
@@ -250,9 +251,10 @@ def run_exec_command(args: argparse.Namespace) -> int:
         f"(--approval-timeout), or rerun with --policy never to fail at once instead",
         file=sys.stderr,
     )
+    open_exec_run(call).close()  # the records hold the call; the flow run's parameters only name the run
     token = ATTACHMENTS.set(attachments)
     try:
-        state = exec_tool_call(call, return_state=True)
+        state = exec_tool_call(run=call.run, return_state=True)
     finally:
         ATTACHMENTS.reset(token)
     result = state.result(raise_on_failure=False)

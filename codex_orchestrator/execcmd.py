@@ -25,7 +25,7 @@ from codex_orchestrator.records import events as ev
 from codex_orchestrator.records.events import DEFAULT_OUTPUT_BUDGET_BYTES, Listener
 from codex_orchestrator.records.manifest import ToolCallRecord
 from codex_orchestrator.records.paths import RUNS_DIRNAME, new_run_id, validate_run_id, validate_task_id
-from codex_orchestrator.records.store import RunRef
+from codex_orchestrator.records.store import RunRef, RunStore
 from codex_orchestrator.request import RetrySettings, Step
 from codex_orchestrator.run import EXIT_FAILED, RunOwner, interrupt_exit_code
 from codex_orchestrator.sandbox import SandboxMode
@@ -163,23 +163,36 @@ def request_record(call: CallInput) -> dict[str, object]:
     }
 
 
-def run_exec(
-    call: CallInput,
-    approver: Approver,
-    *,
-    attachments: LocalAttachments | None = None,
-    prefect: tuple[str, str | None] | None = None,
-) -> ExecResult:
-    """Open the exec run, run its one call through the gate, finish the run with the summary event last."""
-    local = attachments or ATTACHMENTS.get() or LocalAttachments()
-    owner = RunOwner.create(
+def open_exec_run(call: CallInput) -> RunOwner:
+    """Create the exec run's records; the call itself is kept in them (``stored_call``), not in Prefect."""
+    return RunOwner.create(
         call.run,
         request=request_record(call),
+        private=call.model_dump(mode="json"),
         mode="exec",
         gate_enabled=call.gate.enabled,
         secrets=read_secrets(call.secret_env, os.environ).values(),
         with_milestones=False,
     )
+
+
+def stored_call(ref: RunRef) -> CallInput:
+    """The call an exec run was opened with, from its records (a flow gets only the run's reference)."""
+    return CallInput.model_validate(RunStore(ref).read_request())
+
+
+def run_exec(
+    call: CallInput,
+    approver: Approver,
+    *,
+    owner: RunOwner | None = None,
+    attachments: LocalAttachments | None = None,
+    prefect: tuple[str, str | None] | None = None,
+) -> ExecResult:
+    """Run the exec run's one call through the gate (opening the run unless ``owner`` is given) and finish the
+    run with the summary event last."""
+    local = attachments or ATTACHMENTS.get() or LocalAttachments()
+    owner = owner or open_exec_run(call)
     for listener in local.listeners:
         owner.events.add_listener(listener)
     if prefect is not None:

@@ -117,8 +117,12 @@ class RunOwner:
         secrets: Iterable[str] = (),
         with_milestones: bool = True,
         trace: bool = True,
+        private: dict[str, Any] | None = None,
     ) -> RunOwner:
-        """A new run: its directory must not exist yet (a run id is used once)."""
+        """A new run: its directory must not exist yet (a run id is used once).
+
+        ``request`` is shown, redacted, in the manifest; ``private`` (default: ``request``) is kept as given in
+        ``request.json`` (mode 0600) for the run's other processes, and never sent to Prefect."""
         store = RunStore(ref)
         try:
             store.create_dirs()
@@ -145,7 +149,7 @@ class RunOwner:
             gate_enabled=gate_enabled,
             milestones=[MilestoneRecord(name=m) for m in MILESTONES] if with_milestones else [],
         )
-        store.write_request(request)
+        store.write_request(request if private is None else private)
         store.write_run(state)
         owner = cls(store, redact, trace=trace)
         owner.refresh()
