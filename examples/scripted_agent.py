@@ -35,7 +35,9 @@ def main() -> int:
     if f"def {name}(" in source:
         print(f"agent: calc.{name} already exists; nothing to do")
         return 0
-    module.write_text(source.rstrip("\n") + f"\n\n\ndef {name}(a: float, b: float) -> float:\n    return {expr}\n")
+    module.write_text(
+        source.rstrip("\n") + f"\n\n\ndef {name}(a: float, b: float) -> float:\n    return {expr}\n"
+    )
     print(f"agent: edited calc.py: added {name}()")
     test = root / "tests" / f"test_{name}.py"
     test.write_text(f"from calc import {name}\n\n\ndef test_{name}() -> None:\n    assert {name}{check}\n")
