@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
+import type { Writable } from "node:stream";
 import type { Event, Summary } from "./events.js";
 import type { ApprovalRecord, Manifest } from "./manifest.js";
 import {
@@ -259,7 +260,7 @@ export class ExecHandle extends CliHandle<ExecSummary> {
     await new Promise<void>((settle) => pipe.end(() => settle()));
   }
 
-  private requireStdin(): NodeJS.WritableStream & { write: NonNullable<ChildProcess["stdin"]>["write"] } {
+  private requireStdin(): Writable {
     if (!this.plan.stdin || !this.child.stdin) {
       throw new SdkError(`exec ${this.runId} was started without stdin: true: nothing to write to`);
     }

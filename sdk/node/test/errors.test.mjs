@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import {
   ApprovalError,
   CliCrashedError,
@@ -38,13 +38,23 @@ test("a missing CLI is a CliNotFoundError, for exec, run, approve and show", asy
   await assert.rejects(missing.show("some-run"), CliNotFoundError);
 });
 
-test("the CLI is found through CODEX_ORCHESTRATOR_CLI when no cli option is given", async (t) => {
+test("without a cli option the CLI is CODEX_ORCHESTRATOR_CLI, else codex-orchestrator on PATH", async (t) => {
   const saved = process.env.CODEX_ORCHESTRATOR_CLI;
+  t.after(() => {
+    if (saved === undefined) delete process.env.CODEX_ORCHESTRATOR_CLI;
+    else process.env.CODEX_ORCHESTRATOR_CLI = saved;
+  });
   process.env.CODEX_ORCHESTRATOR_CLI = CLI;
-  t.after(() => (saved === undefined ? delete process.env.CODEX_ORCHESTRATOR_CLI : (process.env.CODEX_ORCHESTRATOR_CLI = saved)));
-  const client = new Client({ cwd: scratch(t) });
-  assert.deepEqual(client.command, [CLI]);
-  assert.equal((await client.exec(["true"]).wait()).ok, true);
+  const fromEnv = new Client({ cwd: scratch(t) });
+  assert.deepEqual(fromEnv.command, [CLI]);
+  assert.equal((await fromEnv.exec(["true"]).wait()).ok, true);
+
+  delete process.env.CODEX_ORCHESTRATOR_CLI;
+  const onPath = new Client({ cwd: scratch(t), env: { PATH: `${dirname(CLI)}:${process.env.PATH}` } });
+  assert.deepEqual(onPath.command, ["codex-orchestrator"]);
+  assert.equal((await onPath.exec(["true"]).wait()).ok, true);
+  const nowhere = new Client({ cwd: scratch(t), env: { PATH: scratch(t) } });
+  await assert.rejects(nowhere.exec(["true"]).wait(), CliNotFoundError);
 });
 
 test("exit 2 on a bad option is a UsageError with the CLI's message and stderr tail; nothing is written", async (t) => {
