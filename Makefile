@@ -7,7 +7,13 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 # apt-get needs root; use sudo when we are not root and it exists.
 SUDO := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null && echo sudo)
 
-.PHONY: demo test install system-deps lint typecheck schemas bench clean
+NODE_SDK := sdk/node
+# node --test runs test files one at a time on a 2-core machine; two at once lets the Prefect-backed approval test
+# overlap the rest. The flag exists from node 20.10; older nodes run them one by one.
+NODE_TEST_FLAGS := $(shell node -e 'const [a, b] = process.versions.node.split(".").map(Number); \
+  console.log(a > 20 || (a === 20 && b >= 10) ? "--test-concurrency=2" : "")' 2>/dev/null)
+
+.PHONY: demo test node-test install system-deps lint typecheck schemas bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(SYSTEM_PYTHON) -m venv $(VENV)
@@ -17,13 +23,15 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# bubblewrap (sandbox), OpenSSH server and client (the SSH tests start their own sshd), git (demo, tests).
+# bubblewrap (sandbox), OpenSSH server and client (the SSH tests start their own sshd), git (demo, tests),
+# node and npm (the Node.js SDK in sdk/node).
 system-deps:
 	@if ! command -v bwrap >/dev/null || [ ! -x /usr/sbin/sshd ] || ! command -v ssh-keygen >/dev/null \
-	   || ! command -v git >/dev/null; then \
-	  echo "installing bubblewrap, openssh-server, openssh-client, git"; \
+	   || ! command -v git >/dev/null || ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+	  echo "installing bubblewrap, openssh-server, openssh-client, git, nodejs, npm"; \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq bubblewrap openssh-server openssh-client git >/dev/null; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq bubblewrap openssh-server openssh-client git \
+	    $$(command -v node >/dev/null || echo nodejs) $$(command -v npm >/dev/null || echo npm) >/dev/null; \
 	fi
 
 demo: install system-deps
@@ -38,13 +46,24 @@ typecheck: install
 
 schemas: install
 	$(VENV)/bin/codex-orchestrator schema --out schemas
+	cd $(NODE_SDK) && ([ -d node_modules ] || npm ci --no-audit --no-fund) && npm run generate
 
 test: install system-deps lint typecheck
 	PREFECT_HOME=$$(mktemp -d) $(PY) -m pytest
+	$(MAKE) --no-print-directory node-test
+
+# The Node.js SDK: install from the lock file (its `prepare` builds dist/), fail if the generated types are stale
+# against schemas/, type-check, then node's test runner against this checkout's CLI.
+node-test: install system-deps
+	cd $(NODE_SDK) && npm ci --no-audit --no-fund
+	cd $(NODE_SDK) && npm run --silent check-generated
+	cd $(NODE_SDK) && npm run --silent typecheck
+	cd $(NODE_SDK) && CODEX_ORCHESTRATOR_CLI=$(CURDIR)/$(VENV)/bin/codex-orchestrator \
+	  node --test $(NODE_TEST_FLAGS) test/*.test.mjs
 
 bench: install system-deps
 	PREFECT_HOME=$$(mktemp -d) $(PY) bench/gate_overhead.py
 	PREFECT_HOME=$$(mktemp -d) $(PY) bench/exec_latency.py
 
 clean:
-	rm -rf $(VENV) .demo .runs .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .demo .runs .mypy_cache .ruff_cache .pytest_cache $(NODE_SDK)/node_modules $(NODE_SDK)/dist

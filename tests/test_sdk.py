@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from codex_orchestrator.execcmd import EXIT_DENIED
+from codex_orchestrator.records.events import EVENTS_SCHEMA_VERSION
 from codex_orchestrator.sdk import AsyncClient, Client, ExecSummary, SdkError
 from tests.conftest import ROOT, validate_event_lines, validate_manifest
 
@@ -43,6 +44,7 @@ def test_exec_succeeds_and_passes_the_exit_code_through(tmp_path: Path) -> None:
     assert events[0]["type"] == "run.started" and events[-2]["type"] == "run.finished"
     assert events[-1]["type"] == "summary" and events[-1]["exit_code"] == 3
     assert "hi" in _output(events)
+    assert {e["schema_version"] for e in events} == {EVENTS_SCHEMA_VERSION}
     assert summary.run_id == handle.run_id == events[0]["run_id"]
     assert (
         summary.manifest
@@ -128,6 +130,40 @@ def test_approve_and_run_errors_are_sdk_errors(tmp_path: Path) -> None:
     with pytest.raises(SdkError, match="approval_policy"):
         Client().run(request)
     assert not (tmp_path / ".runs").exists()
+
+
+# A real CLI cannot print another major version, so this one stand-in prints a run.started of version 2.0.
+FUTURE_CLI = """\
+import json, sys
+print(json.dumps({"seq": 1, "ts": "2030-01-01T00:00:00.000Z", "run_id": "r", "schema_version": "2.0",
+                  "type": "run.started", "task_id": "exec", "manifest": "m", "mode": "exec"}), flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("version", "accepted"), [("1.0", True), ("1.7", True), ("2.0", False), (None, False)]
+)
+def test_event_stream_refuses_another_major_schema_version(version: str | None, accepted: bool) -> None:
+    from codex_orchestrator.sdk._shared import EventStream
+
+    event: dict[str, Any] = {"seq": 1, "ts": "t", "run_id": "r", "type": "run.finished", "status": "x"}
+    if version is not None:
+        event["schema_version"] = version
+    stream = EventStream()
+    stream.feed(json.dumps(event).encode() + b"\n")
+    assert (stream.failure is None) is accepted
+    if not accepted:
+        assert stream.failure is not None and "this SDK reads 1.x" in str(stream.failure)
+
+
+def test_a_cli_of_another_major_version_is_refused(tmp_path: Path) -> None:
+    script = tmp_path / "future_cli.py"
+    script.write_text(FUTURE_CLI)
+    with Client(executable=[sys.executable, str(script)]).exec(["true"], cwd=tmp_path) as handle:
+        with pytest.raises(SdkError, match=r"schema version 2\.0, but this SDK reads 1\.x"):
+            list(handle.events())
+        with pytest.raises(SdkError, match="same major version"):
+            handle.wait(timeout_s=WAIT_S)
 
 
 def test_importing_the_sdk_does_not_import_prefect() -> None:

@@ -1,6 +1,8 @@
 """The append-only event log: ordered (``seq``) JSON lines, one event a line, O(1) to append.
 
-The same event models are printed by ``exec --json`` and generate ``schemas/events.schema.json``.
+The same event models are printed by ``exec --json`` and generate ``schemas/events.schema.json``. Every event
+carries ``schema_version`` (``MAJOR.MINOR``): readers check the major, so a listener that attaches late or reads
+only the last line (``tail -n 1``) can still tell whether it understands the stream.
 """
 
 from __future__ import annotations
@@ -23,13 +25,28 @@ from codex_orchestrator.redact import Redactor
 # A tool call's output kept in the event log: the first and last half of this, the rest counted as omitted.
 DEFAULT_OUTPUT_BUDGET_BYTES = 32 * 1024 * 1024
 
+# MAJOR changes when a reader of the old stream could misread the new one (a field removed, renamed or retyped);
+# MINOR when something is only added (a field, an event type). Readers refuse another MAJOR.
+EVENTS_SCHEMA_VERSION = "1.0"
+
 
 class _Event(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # The schema describes the lines as written, where every field is present: defaults count as required, so
+    # generated types (sdk/node) get `seq: number` and a required `type` to narrow on, not optional ones.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_mode_override="serialization",
+        json_schema_serialization_defaults_required=True,
+    )
 
     seq: int = Field(default=0, description="position in the run's log, from 1, no gaps")
     ts: str = Field(default="", description="UTC time the event was recorded (ISO 8601)")
     run_id: str = ""
+    schema_version: str = Field(
+        default=EVENTS_SCHEMA_VERSION,
+        pattern=r"^[0-9]+\.[0-9]+$",
+        description="MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know",
+    )
 
 
 class RunStarted(_Event):

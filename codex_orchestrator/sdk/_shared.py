@@ -4,6 +4,7 @@ event stream (``EventStream``), summaries read from events or the manifest, ``Sd
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -228,9 +229,30 @@ def _parse_event(raw: bytes, *, expected_seq: int) -> Event | None:
         or type(event.get("seq")) is not int
     ):
         raise SdkError(f"malformed event (every event has type, seq and ts): {text[:200]!r}")
+    _check_schema_version(event.get("schema_version"))
     if event["seq"] != expected_seq:
         raise SdkError(f"event out of order: seq {event['seq']} arrived where {expected_seq} was due")
     return event
+
+
+@functools.cache
+def _known_schema_version() -> str:
+    from codex_orchestrator.records.events import EVENTS_SCHEMA_VERSION  # pydantic: only once events flow
+
+    return EVENTS_SCHEMA_VERSION
+
+
+def _check_schema_version(found: object) -> None:
+    """Refuse a stream of another major version: its fields may mean something else (docs/events.md)."""
+    known = _known_schema_version()
+    major = known.split(".", 1)[0]
+    if isinstance(found, str) and found.split(".", 1)[0] == major:
+        return
+    what = f"schema version {found}" if isinstance(found, str) else "no schema_version (older than 1.0)"
+    raise SdkError(
+        f"the CLI's events have {what}, but this SDK reads {major}.x ({known}): "
+        "use a codex-orchestrator CLI and SDK of the same major version"
+    )
 
 
 def _headline(stderr: str) -> str:

@@ -1,0 +1,345 @@
+// GENERATED from schemas/events.schema.json by scripts/generate-types.mjs (npm run generate). Do not edit.
+
+/** MAJOR.MINOR of the event schema these types were generated from; see docs/events.md. */
+export const EVENTS_SCHEMA_VERSION = "1.0";
+export type Event =
+  | RunStarted
+  | RunFinished
+  | MilestoneStarted
+  | MilestoneFinished
+  | ToolCallStarted
+  | ApprovalRequested
+  | ApprovalResolved
+  | AttemptStarted
+  | Output
+  | AttemptFinished
+  | RetryScheduled
+  | SandboxDenied
+  | GuardSwitched
+  | ToolCallFinished
+  | Summary;
+
+export interface RunStarted {
+  /**
+   * manifest path, relative to the workspace
+   */
+  manifest: string;
+  mode: "run" | "exec";
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  task_id: string;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  type: "run.started";
+}
+export interface RunFinished {
+  exit_code: number;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  status: string;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  type: "run.finished";
+}
+export interface MilestoneStarted {
+  flow_run_id: string | null;
+  milestone: string;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  type: "milestone.started";
+}
+export interface MilestoneFinished {
+  milestone: string;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  status: string;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  type: "milestone.finished";
+}
+export interface ToolCallStarted {
+  backend: string;
+  command: string;
+  cwd: string;
+  kind: string;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  step: string;
+  tool_call_id: string;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  type: "tool_call.started";
+}
+export interface ApprovalRequested {
+  approval_id: string;
+  needs: string[];
+  purpose: "capability" | "escalation";
+  reason: string;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  tool_call_id: string;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  type: "approval.requested";
+}
+export interface ApprovalResolved {
+  answered_by: string | null;
+  approval_id: string | null;
+  for_session: boolean;
+  outcome: "approved" | "denied" | "forbidden" | "not-required";
+  reason: string | null;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  source: "not-required" | "cache" | "human" | "policy";
+  tool_call_id: string;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  type: "approval.resolved";
+}
+export interface AttemptStarted {
+  attempt: number;
+  run_id: string;
+  sandboxed: boolean;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  tool_call_id: string;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  type: "attempt.started";
+}
+export interface Output {
+  /**
+   * the session's own output sequence number
+   */
+  chunk_seq: number;
+  data: string;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  session_id: string;
+  stream: string;
+  tool_call_id: string;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  type: "output";
+}
+export interface AttemptFinished {
+  attempt: number;
+  duration_ms: number;
+  error: string | null;
+  exit_code: number | null;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  /**
+   * the exec session the attempt ran in, if any
+   */
+  session_id: string | null;
+  tool_call_id: string;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  type: "attempt.finished";
+}
+export interface RetryScheduled {
+  /**
+   * the attempt that failed
+   */
+  attempt: number;
+  delay_s: number;
+  reason: string;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  tool_call_id: string;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  type: "retry.scheduled";
+}
+export interface SandboxDenied {
+  denial: string;
+  evidence: string;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  tool_call_id: string;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  type: "sandbox.denied";
+}
+export interface GuardSwitched {
+  p50_ms: number;
+  p95_ms: number;
+  p99_ms: number;
+  run_id: string;
+  samples: number;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  session_id: string;
+  threshold_ms: number;
+  tool_call_id: string | null;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  type: "guard.switched";
+}
+export interface ToolCallFinished {
+  approval_source: string;
+  attempts: number;
+  duration_ms: number;
+  exit_code: number | null;
+  run_id: string;
+  sandbox_state: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  status: string;
+  tool_call_id: string;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  type: "tool_call.finished";
+}
+export interface Summary {
+  approval_source: string;
+  attempts: number;
+  duration_ms: number;
+  /**
+   * the command's own exit code when it ran
+   */
+  exit_code: number | null;
+  manifest: string;
+  run_id: string;
+  sandbox_state: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  status: string;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  type: "summary";
+}
