@@ -12,11 +12,13 @@ export type Event =
   | ApprovalResolved
   | AttemptStarted
   | Output
+  | OutputOmitted
   | AttemptFinished
   | RetryScheduled
   | SandboxDenied
   | GuardSwitched
   | ToolCallFinished
+  | ToolCallSkipped
   | Summary;
 
 export interface RunStarted {
@@ -119,6 +121,10 @@ export interface ToolCallStarted {
 }
 export interface ApprovalRequested {
   approval_id: string;
+  /**
+   * the paused Prefect flow run that waits for the answer, if any
+   */
+  flow_run_id: string | null;
   needs: string[];
   purpose: "capability" | "escalation";
   reason: string;
@@ -139,11 +145,18 @@ export interface ApprovalRequested {
   type: "approval.requested";
 }
 export interface ApprovalResolved {
+  /**
+   * the channel the answer came through
+   */
   answered_by: string | null;
   approval_id: string | null;
   for_session: boolean;
   outcome: "approved" | "denied" | "forbidden" | "not-required";
   reason: string | null;
+  /**
+   * the name the reviewer gave, if any
+   */
+  reviewer: string | null;
   run_id: string;
   /**
    * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
@@ -203,6 +216,35 @@ export interface Output {
    */
   ts: string;
   type: "output";
+}
+/**
+ * The call's output went over the event log's budget: the head was logged, then this, then the tail.
+ */
+export interface OutputOmitted {
+  /**
+   * the per-call output budget of the event log
+   */
+  budget_bytes: number;
+  /**
+   * bytes of output between the logged head and tail
+   */
+  omitted_bytes: number;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  session_id: string;
+  tool_call_id: string;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  type: "output.omitted";
 }
 export interface AttemptFinished {
   attempt: number;
@@ -316,6 +358,25 @@ export interface ToolCallFinished {
    */
   ts: string;
   type: "tool_call.finished";
+}
+export interface ToolCallSkipped {
+  reason: string;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  step: string;
+  tool_call_id: string;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  type: "tool_call.skipped";
 }
 export interface Summary {
   approval_source: string;

@@ -1,7 +1,7 @@
 // GENERATED from schemas/manifest.schema.json by scripts/generate-types.mjs (npm run generate). Do not edit.
 
 /**
- * One run, as recorded in ``.runs/<task>/cli/<run-id>/manifest.json``.
+ * One run, as recorded in ``.runs/<task>/cli/<run-id>/manifest.json``: folded from the run's records.
  */
 export interface Manifest {
   approval_cache?: CacheCounters;
@@ -18,7 +18,11 @@ export interface Manifest {
   metrics?: RunMetrics;
   milestones?: MilestoneRecord[];
   mode?: "run" | "exec";
+  /**
+   * the oldest pending approval
+   */
   pending_approval?: ApprovalRecord | null;
+  pending_approvals?: ApprovalRecord[];
   prefect?: PrefectRecord;
   /**
    * the request, secrets redacted
@@ -27,12 +31,24 @@ export interface Manifest {
     [k: string]: unknown;
   };
   /**
+   * when the run was resumed, oldest first
+   */
+  resumed_at?: string[];
+  /**
    * this run's directory, workspace-relative
    */
   run_dir: string;
   run_id: string;
   schema_version?: 1;
-  status?: "queued" | "running" | "awaiting-approval" | "succeeded" | "failed" | "denied" | "cancelled";
+  status?:
+    | "queued"
+    | "running"
+    | "awaiting-approval"
+    | "succeeded"
+    | "failed"
+    | "denied"
+    | "cancelled"
+    | "interrupted";
   task_id: string;
   tool_calls?: ToolCallRecord[];
   traces_file?: string;
@@ -49,22 +65,41 @@ export interface CacheCounters {
 export interface ApprovalRecord {
   answer_reason?: string | null;
   /**
-   * prefect-ui, cli, terminal, sdk, auto-reviewer or timeout
+   * the channel the answer came through: prefect-ui, cli, terminal, sdk, auto-reviewer, timeout or none; set by the channel, never typed by the reviewer
    */
   answered_by?: string | null;
   approval_id: string;
+  /**
+   * hostname:pid of the process waiting for the answer
+   */
+  asked_by?: string | null;
+  /**
+   * the redacted command asked about
+   */
+  command?: string;
+  cwd?: string;
   /**
    * the paused Prefect flow run that waits for the answer
    */
   flow_run_id?: string | null;
   for_session?: boolean;
   needs?: string[];
-  outcome?: "pending" | "approved" | "denied";
+  outcome?: "pending" | "approved" | "denied" | "cancelled";
   purpose: "capability" | "escalation";
   reason: string;
   requested_at: string;
   resolved_at?: string | null;
+  /**
+   * the name the reviewer gave, if any (redacted)
+   */
+  reviewer?: string | null;
+  run_id?: string;
+  sandbox?: string;
   source?: ("human" | "policy") | null;
+  step?: string;
+  task_id?: string;
+  timeout_s?: number;
+  tool?: string;
   tool_call_id: string;
 }
 export interface InstructionRecord {
@@ -105,6 +140,10 @@ export interface PrefectRecord {
   parent_flow_run_id?: string | null;
 }
 export interface ToolCallRecord {
+  /**
+   * whether an approve-for-session grant was looked up, and found
+   */
+  approval_cache?: ("hit" | "miss") | null;
   approval_ids?: string[];
   approval_outcome?: ("skip" | "forbid" | "ask") | null;
   approval_reason?: string | null;
@@ -119,24 +158,49 @@ export interface ToolCallRecord {
    * workspace-relative working directory
    */
   cwd: string;
+  /**
+   * steps this one waited for (step graph)
+   */
+  depends_on?: string[];
   duration_ms?: number | null;
   error?: string | null;
   exit_code?: number | null;
+  /**
+   * fetch: the URL the body came from, after redirects
+   */
+  final_url?: string | null;
   finished_at?: string | null;
   guard?: GuardRecord;
+  /**
+   * hostname and pid of the process that ran the call
+   */
+  host?: string | null;
   id: string;
   kind: string;
+  /**
+   * earlier runs of this call (a resumed run reruns unfinished calls)
+   */
+  lineage?: CallRun[];
   milestone: string;
   needs?: string[];
   omitted_bytes?: number;
+  /**
+   * seq of the call's first event: the manifest lists calls by it
+   */
+  order?: number;
   output_bytes?: number;
   output_tail?: string;
+  /**
+   * the Prefect task run of this call
+   */
   prefect_task_run_id?: string | null;
   sandbox?: SandboxRecord;
   session_id?: string | null;
   started_at?: string | null;
-  status?: "pending" | "awaiting-approval" | "running" | "succeeded" | "failed" | "denied" | "timed-out";
+  status?:
+    "pending" | "awaiting-approval" | "running" | "succeeded" | "failed" | "denied" | "timed-out" | "skipped";
   step: string;
+  updated_at?: string | null;
 }
 export interface AttemptRecord {
   attempt: number;
@@ -158,6 +222,15 @@ export interface GuardRecord {
   samples?: number;
   switched?: boolean;
   threshold_ms?: number | null;
+}
+/**
+ * One earlier, unfinished or failed run of a call that a resume started again.
+ */
+export interface CallRun {
+  attempts?: number;
+  error?: string | null;
+  started_at?: string | null;
+  status: string;
 }
 export interface SandboxRecord {
   denial?: string | null;
