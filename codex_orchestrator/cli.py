@@ -229,6 +229,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from codex_orchestrator.terminal import stdin_is_tty
 
     request = load_request(args.request_file)  # validation errors: exit 2 before anything is written
+    if args.run_id:
+        from codex_orchestrator.records.paths import RUNS_DIRNAME, RunPaths, ensure_new_run, validate_run_id
+
+        runs_root = args.runs_dir or Path(request.workspace) / RUNS_DIRNAME
+        # Before Prefect starts: an existing run's records are never touched, and the refusal is one line.
+        ensure_new_run(RunPaths(runs_root, request.task, validate_run_id(args.run_id)))
     _prefect_env()
     import flows.autonomy  # noqa: F401  (import Prefect and the flows before freezing the heap)
     from flows.runner import run_request, terminal_reviewer

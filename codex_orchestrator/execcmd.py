@@ -8,6 +8,7 @@ from pathlib import Path
 
 from codex_orchestrator.approvals import Approver
 from codex_orchestrator.exec.backend import ExecBackend
+from codex_orchestrator.exec.errors import SSH_FAILURES
 from codex_orchestrator.exec.local import LocalPtyBackend
 from codex_orchestrator.exec.session import ExecSession, ExecSessionManager
 from codex_orchestrator.gate import GateConfig, ToolOrchestrator, initial_requirement
@@ -31,6 +32,7 @@ from codex_orchestrator.toolcall import ToolCallSpec
 EXIT_TIMED_OUT = 124
 EXIT_DENIED = 125
 EXIT_NOT_STARTED = 127
+EXIT_SSH = 255  # connecting, authenticating, the host key, or the connection lost mid-call (as OpenSSH's ssh)
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,8 @@ def exit_code_for(record: ToolCallRecord) -> int:
         return EXIT_TIMED_OUT
     if record.exit_code is not None:
         return record.exit_code
+    if record.failure in SSH_FAILURES:
+        return EXIT_SSH
     return EXIT_NOT_STARTED if record.status == "failed" else EXIT_FAILED
 
 
@@ -179,6 +183,7 @@ def run_exec(
         sandbox_state=record.sandbox.state,
         manifest=recorder.manifest_rel,
         duration_ms=record.duration_ms or 0.0,
+        error=record.error,
     )
     recorder.finish(status, code, error=record.error, last=summary)  # type: ignore[arg-type]
     recorder.write_task_metrics()

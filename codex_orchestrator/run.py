@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_orchestrator.approvals import ApprovalRequest, SessionApprovalCache
-from codex_orchestrator.errors import RecordError, RequestError
+from codex_orchestrator.errors import RecordError
 from codex_orchestrator.records import events as ev
 from codex_orchestrator.records.events import EventLog
 from codex_orchestrator.records.manifest import (
@@ -26,7 +26,7 @@ from codex_orchestrator.records.manifest import (
     ToolCallRecord,
 )
 from codex_orchestrator.records.metrics import compute_run_metrics, update_task_metrics
-from codex_orchestrator.records.paths import RunPaths, relative_to_workspace
+from codex_orchestrator.records.paths import RunPaths, ensure_new_run, ensure_runs_dir, relative_to_workspace
 from codex_orchestrator.redact import REDACTED, Redactor
 from codex_orchestrator.telemetry import RunTracer
 
@@ -64,9 +64,9 @@ class RunRecorder:
         self.paths = paths
         self.workspace = workspace.resolve()
         self.redact = Redactor(secrets or [])
-        if paths.run_dir.exists():
-            raise RequestError(f"run {paths.run_id!r} already exists at {paths.run_dir}", field="run_id")
+        ensure_new_run(paths)
         try:
+            ensure_runs_dir(paths.runs_dir)
             paths.run_dir.mkdir(parents=True)
         except OSError as exc:
             raise RecordError(

@@ -112,6 +112,11 @@ class ToolCallRecord(_Model):
     session_id: str | None = None
     guard: GuardRecord = Field(default_factory=GuardRecord)
     error: str | None = None
+    failure: Literal["not-started", "ssh-connect", "ssh-host-key", "ssh-connection-lost"] | None = Field(
+        default=None,
+        description="why a call without an exit code of its own failed: the command could not start, or the "
+        "SSH connection failed (connect or authenticate, host key) or was lost while it ran",
+    )
     prefect_task_run_id: str | None = None
 
 
