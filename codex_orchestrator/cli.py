@@ -34,7 +34,32 @@ examples:
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # usage errors: one clear line and exit 2
         self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{self._option_hint(message)}\n")
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        # A mistyped subcommand or choice: name the closest one before listing them all.
+        if action.choices is not None and value not in action.choices:
+            from codex_orchestrator.suggest import did_you_mean
+
+            hint = did_you_mean(str(value), [str(c) for c in action.choices])
+            choices = ", ".join(repr(c) for c in action.choices)
+            raise argparse.ArgumentError(action, f"invalid choice: {value!r}{hint}; choose from {choices}")
+        super()._check_value(action, value)
+
+    def _option_hint(self, message: str) -> str:
+        """`` (did you mean '--policy'?)`` for the first unrecognised option, from every subcommand's options."""
+        prefix = "unrecognized arguments: "
+        if not message.startswith(prefix):
+            return ""
+        from codex_orchestrator.suggest import did_you_mean
+
+        options: set[str] = set(self._option_string_actions)
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for parser in action.choices.values():
+                    options.update(parser._option_string_actions)
+        unknown = [arg for arg in message.removeprefix(prefix).split() if arg.startswith("-")]
+        return did_you_mean(unknown[0].split("=")[0], options) if unknown else ""
 
 
 def _choice_list(values: Sequence[str]) -> str:
@@ -53,7 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        parser_class=_Parser,
+        help="`codex-orchestrator COMMAND --help` for its options",
+    )
 
     run = sub.add_parser("run", help="run a request file (YAML or JSON) as the four milestone flows")
     run.add_argument("request_file", type=Path, help="the request: see README 'The request file'")
@@ -114,7 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
         "when the call needs approval up front; prefect = always pause (answer in the UI or with "
         "`approve`); none = deny",
     )
-    ex.add_argument("--approval-timeout", type=int, default=3600, metavar="SECONDS")
+    ex.add_argument(
+        "--approval-timeout",
+        type=int,
+        default=3600,
+        metavar="SECONDS",
+        help="an approval still unanswered after this long counts as a denial (default 3600)",
+    )
     ex.add_argument("--ssh", metavar="[USER@]HOST[:PORT]", help="run on this SSH host")
     ex.add_argument("--identity-file", type=Path, help="SSH private key")
     ex.add_argument("--known-hosts", type=Path, help="known_hosts file (default ~/.ssh/known_hosts)")
@@ -140,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("argv", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
 
     ap = sub.add_parser("approve", help="answer the pending approval of a run (approves unless --deny)")
-    ap.add_argument("run_id")
+    ap.add_argument("run_id", help="the run waiting for an answer (printed by `run`/`exec`, or see `show`)")
     ap.add_argument("--deny", action="store_true", help="deny instead of approving")
     ap.add_argument("--for-session", action="store_true", help="approve this call for the rest of the run")
     ap.add_argument("--reason", default=None, help="recorded with the answer")
@@ -149,12 +186,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     show = sub.add_parser("show", help="print a run's manifest summary")
-    show.add_argument("run_id")
-    show.add_argument("--runs-dir", type=Path, default=None)
+    show.add_argument("run_id", help="the run to show")
+    show.add_argument(
+        "--runs-dir", type=Path, default=None, help="where the run's records are (default ./.runs)"
+    )
     show.add_argument("--json", action="store_true", help="print the manifest itself")
 
     schema = sub.add_parser("schema", help="write or check schemas/*.schema.json from the models")
-    schema.add_argument("--out", type=Path, default=Path("schemas"))
+    schema.add_argument(
+        "--out", type=Path, default=Path("schemas"), help="directory of the schema files (default schemas)"
+    )
     schema.add_argument("--check", action="store_true", help="exit 1 when the files are stale")
 
     demo = sub.add_parser("demo", help="run the demo: a scripted agent edits a scratch repository")

@@ -22,6 +22,7 @@ from codex_orchestrator.records import events as ev
 from codex_orchestrator.records.paths import new_run_id, validate_run_id, validate_task_id
 from codex_orchestrator.retry import RetryPolicy
 from codex_orchestrator.sandbox import SandboxMode
+from codex_orchestrator.suggest import did_you_mean
 from codex_orchestrator.terminal import TerminalApprover, stdin_is_tty
 
 
@@ -29,8 +30,11 @@ def _enum(kind: type[Any], value: str, option: str) -> Any:
     try:
         return kind(value)
     except ValueError:
-        allowed = ", ".join(m.value for m in kind)
-        raise RequestError(f"unknown value {value!r}", field=option, allowed=allowed) from None
+        values = [m.value for m in kind]
+        hint = did_you_mean(value, values)
+        raise RequestError(
+            f"unknown value {value!r}{hint}", field=option, allowed=", ".join(values)
+        ) from None
 
 
 def _caps(value: str, option: str) -> frozenset[Any]:
@@ -150,7 +154,9 @@ class _HumanOutput:
             sys.stdout.write(event.data)
             sys.stdout.flush()
         elif isinstance(event, ev.ToolCallStarted):
-            self.console.print(f"[dim]▶ {escape(event.command)}  ({event.backend}, cwd {escape(event.cwd)})[/]")
+            self.console.print(
+                f"[dim]▶ {escape(event.command)}  ({event.backend}, cwd {escape(event.cwd)})[/]"
+            )
         elif isinstance(event, ev.ApprovalResolved) and event.source != "not-required":
             self.console.print(f"[dim]approval: {event.outcome} ({event.source})[/]")
         elif isinstance(event, ev.RetryScheduled):

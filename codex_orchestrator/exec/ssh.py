@@ -467,7 +467,9 @@ def _connect_errors(target: SshTarget, client: paramiko.SSHClient | None = None)
             cause = paramiko.SSHException("Error reading SSH protocol banner")
         # With no key, agent or default identity, paramiko has nothing to offer: retrying cannot help.
         retryable = "No authentication methods available" not in str(cause)
-        raise SshConnectError(target.label, connect_failure_detail(target, cause), retryable=retryable) from exc
+        raise SshConnectError(
+            target.label, connect_failure_detail(target, cause), retryable=retryable
+        ) from exc
     except (OSError, EOFError) as exc:
         retryable = not isinstance(exc, socket.gaierror)
         raise SshConnectError(target.label, connect_failure_detail(target, exc), retryable=retryable) from exc
@@ -479,7 +481,7 @@ def connect_failure_detail(target: SshTarget, exc: BaseException) -> str:
     if isinstance(exc, socket.gaierror):
         return f"cannot resolve host name {target.host!r} ({exc.strerror or exc}); check the spelling or DNS"
     if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
-        reasons = {err.strerror or str(err) for err in exc.errors.values()}
+        reasons = {getattr(err, "strerror", None) or str(err) for err in exc.errors.values()}
         return (
             f"nothing accepts connections on {where} ({'; '.join(sorted(reasons))}); "
             "is sshd running there and is the port right?"
