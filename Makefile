@@ -27,6 +27,7 @@ system-deps:
 	fi
 
 demo: install system-deps
+	mkdir -p .demo/prefect-home
 	PREFECT_HOME=$(CURDIR)/.demo/prefect-home $(VENV)/bin/codex-orchestrator demo --dir .demo
 
 lint: install

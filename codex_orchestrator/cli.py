@@ -8,6 +8,7 @@ Prefect is imported only by commands that need it (``run``, ``approve``, ``demo`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import signal
@@ -251,6 +252,12 @@ def freeze_startup_heap() -> None:
 def _prefect_env() -> None:
     # The embedded server's telemetry heartbeat only adds SQLite lock noise; users can still opt in.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Prefect warns "Failed to create the Prefect home directory" when PREFECT_HOME's parent is missing (the
+    # Makefile points it into .demo/, which the first demo has yet to create): create it before importing.
+    home = os.environ.get("PREFECT_HOME")
+    if home:
+        with contextlib.suppress(OSError):  # Prefect's own warning then says what is wrong
+            Path(home).expanduser().mkdir(parents=True, exist_ok=True)
 
 
 def _json_printer() -> Any:
@@ -377,6 +384,10 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     _prefect_env()
+    # The embedded server's own log (SQLite "database is locked" retries of its background services, with
+    # SQLAlchemy tracebacks) is not what a person watching the demo needs; a real failure still ends the run
+    # with a message. PREFECT_SERVER_LOGGING_LEVEL=ERROR (or lower) shows it again.
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
     import flows.autonomy  # noqa: F401
     from flows.demo import run_demo
 
