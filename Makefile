@@ -17,13 +17,15 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# bubblewrap (sandbox), OpenSSH server and client (the SSH tests start their own sshd), git (demo, tests).
+# bubblewrap (sandbox), OpenSSH server and client (the SSH tests start their own sshd), git (demo, tests),
+# chromium (the browser test drives Debian's chromium through Playwright; Playwright cannot download one here).
 system-deps:
 	@if ! command -v bwrap >/dev/null || [ ! -x /usr/sbin/sshd ] || ! command -v ssh-keygen >/dev/null \
-	   || ! command -v git >/dev/null; then \
-	  echo "installing bubblewrap, openssh-server, openssh-client, git"; \
+	   || ! command -v git >/dev/null || [ ! -x /usr/bin/chromium ]; then \
+	  echo "installing bubblewrap, openssh-server, openssh-client, git, chromium"; \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq bubblewrap openssh-server openssh-client git >/dev/null; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq bubblewrap openssh-server openssh-client git \
+	    chromium >/dev/null; \
 	fi
 
 demo: install system-deps
@@ -48,4 +50,4 @@ bench: install system-deps
 	PREFECT_HOME=$$(mktemp -d) $(PY) bench/exec_latency.py
 
 clean:
-	rm -rf $(VENV) .demo .runs .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .demo .runs .mypy_cache .ruff_cache .pytest_cache test-artifacts

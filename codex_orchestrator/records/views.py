@@ -32,7 +32,8 @@ METRIC_MEANINGS: dict[str, str] = {
     "guardrails_passed": "verification guardrails that passed",
     "guardrails_failed": "verification guardrails that failed",
 }
-_DURATION_METRICS = frozenset({"duration_ms", "tool_call_ms_total"})
+# Durations are shown as time, so their names lose the unit suffix of the manifest field.
+_DURATION_LABELS = {"duration_ms": "duration", "tool_call_ms_total": "tool_call_time_total"}
 
 
 def format_duration(ms: float | None) -> str:
@@ -138,8 +139,8 @@ def metrics_rows(manifest: Manifest) -> list[dict[str, object]]:
     sources: dict[str, int] = data.pop("approvals_by_source")
     rows: list[dict[str, object]] = [
         {
-            "metric": name,
-            "value": format_duration(value) if name in _DURATION_METRICS else value,
+            "metric": _DURATION_LABELS.get(name, name),
+            "value": format_duration(value) if name in _DURATION_LABELS else value,
             "meaning": METRIC_MEANINGS.get(name, ""),
         }
         for name, value in data.items()
