@@ -32,6 +32,10 @@ examples:
 """
 
 
+# How long `run`, `demo` and `exec` under a pause wait for Prefect's embedded server to come up (seconds).
+EMBEDDED_SERVER_STARTUP_S = "120"
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # usage errors: one clear line and exit 2
         self.print_usage(sys.stderr)
@@ -252,6 +256,9 @@ def freeze_startup_heap() -> None:
 def _prefect_env() -> None:
     # The embedded server's telemetry heartbeat only adds SQLite lock noise; users can still opt in.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The embedded server gets 20 s to start by default; on a busy two-core machine its import and migrations
+    # took longer and the run died with "Timed out while attempting to connect to ephemeral Prefect API server".
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", EMBEDDED_SERVER_STARTUP_S)
     # Prefect warns "Failed to create the Prefect home directory" when PREFECT_HOME's parent is missing (the
     # Makefile points it into .demo/, which the first demo has yet to create): create it before importing.
     home = os.environ.get("PREFECT_HOME")
