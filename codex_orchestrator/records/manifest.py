@@ -92,7 +92,7 @@ class ToolCallRecord(_Model):
     milestone: str
     kind: str
     command: str = Field(description="redacted command line")
-    cwd: str = Field(description="workspace-relative working directory")
+    cwd: str = Field(description="workspace-relative working directory; on an SSH backend the remote one")
     backend: str = "local"
     needs: list[str] = Field(default_factory=list)
     status: ToolCallStatus = "pending"
