@@ -24,17 +24,20 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 # bubblewrap (sandbox), OpenSSH server and client (the SSH tests start their own sshd), git (demo, tests),
-# node and npm (the Node.js SDK in sdk/node).
+# node and npm (the Node.js SDK in sdk/node), chromium (the browser test drives Debian's chromium through
+# Playwright; Playwright cannot download one here).
 system-deps:
 	@if ! command -v bwrap >/dev/null || [ ! -x /usr/sbin/sshd ] || ! command -v ssh-keygen >/dev/null \
-	   || ! command -v git >/dev/null || ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
-	  echo "installing bubblewrap, openssh-server, openssh-client, git, nodejs, npm"; \
+	   || ! command -v git >/dev/null || ! command -v node >/dev/null || ! command -v npm >/dev/null \
+	   || [ ! -x /usr/bin/chromium ]; then \
+	  echo "installing bubblewrap, openssh-server, openssh-client, git, nodejs, npm, chromium"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq bubblewrap openssh-server openssh-client git \
-	    $$(command -v node >/dev/null || echo nodejs) $$(command -v npm >/dev/null || echo npm) >/dev/null; \
+	    $$(command -v node >/dev/null || echo nodejs) $$(command -v npm >/dev/null || echo npm) chromium >/dev/null; \
 	fi
 
 demo: install system-deps
+	mkdir -p .demo/prefect-home
 	PREFECT_HOME=$(CURDIR)/.demo/prefect-home $(VENV)/bin/codex-orchestrator demo --dir .demo
 
 lint: install
@@ -66,4 +69,4 @@ bench: install system-deps
 	PREFECT_HOME=$$(mktemp -d) $(PY) bench/exec_latency.py
 
 clean:
-	rm -rf $(VENV) .demo .runs .mypy_cache .ruff_cache .pytest_cache $(NODE_SDK)/node_modules $(NODE_SDK)/dist
+	rm -rf $(VENV) .demo .runs .mypy_cache .ruff_cache .pytest_cache test-artifacts $(NODE_SDK)/node_modules $(NODE_SDK)/dist

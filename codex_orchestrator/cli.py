@@ -8,6 +8,7 @@ Prefect is imported only by commands that need it (``run``, ``approve``, ``demo`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import signal
@@ -31,10 +32,39 @@ examples:
 """
 
 
+# How long `run`, `demo` and `exec` under a pause wait for Prefect's embedded server to come up (seconds).
+EMBEDDED_SERVER_STARTUP_S = "120"
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # usage errors: one clear line and exit 2
         self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{self._option_hint(message)}\n")
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        # A mistyped subcommand or choice: name the closest one before listing them all.
+        if action.choices is not None and value not in action.choices:
+            from codex_orchestrator.suggest import did_you_mean
+
+            hint = did_you_mean(str(value), [str(c) for c in action.choices])
+            choices = ", ".join(repr(c) for c in action.choices)
+            raise argparse.ArgumentError(action, f"invalid choice: {value!r}{hint}; choose from {choices}")
+        super()._check_value(action, value)
+
+    def _option_hint(self, message: str) -> str:
+        """`` (did you mean '--policy'?)`` for the first unrecognised option, from every subcommand's options."""
+        prefix = "unrecognized arguments: "
+        if not message.startswith(prefix):
+            return ""
+        from codex_orchestrator.suggest import did_you_mean
+
+        options: set[str] = set(self._option_string_actions)
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for parser in action.choices.values():
+                    options.update(parser._option_string_actions)
+        unknown = [arg for arg in message.removeprefix(prefix).split() if arg.startswith("-")]
+        return did_you_mean(unknown[0].split("=")[0], options) if unknown else ""
 
 
 def _choice_list(values: Sequence[str]) -> str:
@@ -54,7 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        parser_class=_Parser,
+        help="`codex-orchestrator COMMAND --help` for its options",
+    )
 
     run = sub.add_parser("run", help="run a request file (YAML or JSON) as the four milestone flows")
     run.add_argument("request_file", type=Path, help="the request: see README 'The request file'")
@@ -115,7 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
         "when the call needs approval up front; prefect = always pause (answer in the UI or with "
         "`approve`); none = deny",
     )
-    ex.add_argument("--approval-timeout", type=int, default=3600, metavar="SECONDS")
+    ex.add_argument(
+        "--approval-timeout",
+        type=int,
+        default=3600,
+        metavar="SECONDS",
+        help="an approval still unanswered after this long counts as a denial (default 3600)",
+    )
     ex.add_argument("--ssh", metavar="[USER@]HOST[:PORT]", help="run on this SSH host")
     ex.add_argument("--identity-file", type=Path, help="SSH private key")
     ex.add_argument("--known-hosts", type=Path, help="known_hosts file (default ~/.ssh/known_hosts)")
@@ -172,7 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     ap = sub.add_parser("approve", help="answer the pending approval of a run (approves unless --deny)")
-    ap.add_argument("run_id")
+    ap.add_argument(
+        "run_id", help="the run waiting for an answer (printed by `run`/`exec`, or see `approvals`)"
+    )
     ap.add_argument(
         "--approval", metavar="ID", help="which pending approval (needed when several are pending)"
     )
@@ -190,12 +234,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     show = sub.add_parser("show", help="print a run's manifest summary")
-    show.add_argument("run_id")
-    show.add_argument("--runs-dir", type=Path, default=None)
+    show.add_argument("run_id", help="the run to show")
+    show.add_argument(
+        "--runs-dir", type=Path, default=None, help="where the run's records are (default ./.runs)"
+    )
     show.add_argument("--json", action="store_true", help="print the manifest itself")
 
     schema = sub.add_parser("schema", help="write or check schemas/*.schema.json from the models")
-    schema.add_argument("--out", type=Path, default=Path("schemas"))
+    schema.add_argument(
+        "--out", type=Path, default=Path("schemas"), help="directory of the schema files (default schemas)"
+    )
     schema.add_argument("--check", action="store_true", help="exit 1 when the files are stale")
 
     demo = sub.add_parser("demo", help="run the demo: a scripted agent edits a scratch repository")
@@ -257,6 +305,15 @@ def freeze_startup_heap() -> None:
 def _prefect_env() -> None:
     # The embedded server's telemetry heartbeat only adds SQLite lock noise; users can still opt in.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The embedded server gets 20 s to start by default; on a busy two-core machine its import and migrations
+    # took longer and the run died with "Timed out while attempting to connect to ephemeral Prefect API server".
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", EMBEDDED_SERVER_STARTUP_S)
+    # Prefect warns "Failed to create the Prefect home directory" when PREFECT_HOME's parent is missing (the
+    # Makefile points it into .demo/, which the first demo has yet to create): create it before importing.
+    home = os.environ.get("PREFECT_HOME")
+    if home:
+        with contextlib.suppress(OSError):  # Prefect's own warning then says what is wrong
+            Path(home).expanduser().mkdir(parents=True, exist_ok=True)
 
 
 def _json_printer() -> Any:
@@ -275,16 +332,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from codex_orchestrator.request import load_request
 
     request = load_request(args.request_file)  # validation errors: exit 2 before anything is written
-    from codex_orchestrator.records.paths import RUNS_DIRNAME, RunPaths, validate_run_id
-
     if args.run_id:
-        runs_dir = args.runs_dir or Path(request.workspace) / RUNS_DIRNAME
-        if RunPaths(runs_dir, request.task, validate_run_id(args.run_id)).run_dir.exists():
-            raise RequestError(
-                f"run {args.run_id!r} already exists; choose another id, or "
-                f"`codex-orchestrator resume {args.run_id}` to continue it",
-                field="--run-id",
-            )
+        from codex_orchestrator.records.paths import RUNS_DIRNAME, RunPaths, ensure_new_run, validate_run_id
+
+        runs_root = args.runs_dir or Path(request.workspace) / RUNS_DIRNAME
+        # Before Prefect starts: an existing run's records are never touched, and the refusal is one line.
+        ensure_new_run(RunPaths(runs_root, request.task, validate_run_id(args.run_id)))
     return _start_run(args, args.request_file, run_id=args.run_id, runs_dir=args.runs_dir, resume=False)
 
 
@@ -455,6 +508,10 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     _prefect_env()
+    # The embedded server's own log (SQLite "database is locked" retries of its background services, with
+    # SQLAlchemy tracebacks) is not what a person watching the demo needs; a real failure still ends the run
+    # with a message. PREFECT_SERVER_LOGGING_LEVEL=ERROR (or lower) shows it again.
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
     import flows.autonomy  # noqa: F401
     from flows import interrupt
     from flows.demo import run_demo

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from rich.console import Console
+from rich.markup import escape
 
 from codex_orchestrator.approvals import Approver, NoApprover
 from codex_orchestrator.errors import RequestError
@@ -29,6 +30,7 @@ from codex_orchestrator.records import events as ev
 from codex_orchestrator.records.paths import new_run_id, validate_run_id, validate_task_id
 from codex_orchestrator.redact import looks_secret
 from codex_orchestrator.sandbox import SandboxMode
+from codex_orchestrator.suggest import did_you_mean
 from codex_orchestrator.terminal import TerminalApprover, stdin_is_tty
 
 
@@ -36,8 +38,11 @@ def _enum(kind: type[Any], value: str, option: str) -> Any:
     try:
         return kind(value)
     except ValueError:
-        allowed = ", ".join(m.value for m in kind)
-        raise RequestError(f"unknown value {value!r}", field=option, allowed=allowed) from None
+        values = [m.value for m in kind]
+        hint = did_you_mean(value, values)
+        raise RequestError(
+            f"unknown value {value!r}{hint}", field=option, allowed=", ".join(values)
+        ) from None
 
 
 def _caps(value: str, option: str) -> frozenset[Any]:
@@ -155,14 +160,17 @@ class _HumanOutput:
     """Live output to the terminal, a status line on stderr, and a one-line summary."""
 
     def __init__(self) -> None:
-        self.console = Console(stderr=True)
+        # soft_wrap: a long path or error stays one line, whatever the terminal width.
+        self.console = Console(stderr=True, soft_wrap=True)
 
     def __call__(self, event: ev._Event, _line: str) -> None:
         if isinstance(event, ev.Output):
             sys.stdout.write(event.data)
             sys.stdout.flush()
         elif isinstance(event, ev.ToolCallStarted):
-            self.console.print(f"[dim]▶ {event.command}  ({event.backend}, cwd {event.cwd})[/]")
+            self.console.print(
+                f"[dim]▶ {escape(event.command)}  ({event.backend}, cwd {escape(event.cwd)})[/]"
+            )
         elif isinstance(event, ev.ApprovalResolved) and event.source != "not-required":
             self.console.print(f"[dim]approval: {event.outcome} ({event.source})[/]")
         elif isinstance(event, ev.RetryScheduled):
@@ -171,6 +179,10 @@ class _HumanOutput:
             self.console.print(f"[yellow]sandbox blocked a {event.denial}: {event.evidence}[/]")
         elif isinstance(event, ev.Summary):
             colour = "green" if event.status == "succeeded" else "red"
+            if event.status != "succeeded":
+                # The cause first, on a line of its own: the manifest holds it too, but nobody should need it.
+                cause = escape(event.error or "no cause recorded")
+                self.console.print(f"[red]✗ {event.status}: {cause}[/]")
             self.console.print(
                 f"[{colour}]■ {event.status}[/] exit={event.exit_code} attempts={event.attempts} "
                 f"approval={event.approval_source} sandbox={event.sandbox_state} "
@@ -195,6 +207,15 @@ def _stdin_pump(session: ExecSession) -> None:
     threading.Thread(target=pump, name=f"stdin-{session.id}", daemon=True).start()
 
 
+def _stdin_closed(session: ExecSession) -> None:
+    """Without ``--stdin`` the command's input is empty: end-of-file at once, as ``</dev/null`` would give.
+
+    The child's stdin is its PTY, which nobody else writes to; the terminal's end-of-file character makes its
+    first read return 0 bytes, locally and over SSH alike, instead of blocking until ``--timeout``.
+    """
+    session.write(b"\x04")
+
+
 def run_exec_command(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     backend, sandbox_prefix = backend_from_args(args)
@@ -210,7 +231,7 @@ def run_exec_command(args: argparse.Namespace) -> int:
     else:
         listener = _HumanOutput()
     forward_stdin = args.stdin or (tty and not args.json)
-    on_session = _stdin_pump if forward_stdin else None
+    on_session = _stdin_pump if forward_stdin else _stdin_closed
 
     approver: Approver
     if args.approver == "terminal" or (args.approver == "auto" and tty):

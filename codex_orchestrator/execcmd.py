@@ -16,6 +16,7 @@ from pathlib import Path
 from codex_orchestrator.approvals import Approver
 from codex_orchestrator.errors import RequestError
 from codex_orchestrator.exec.backend import ExecBackend
+from codex_orchestrator.exec.errors import SSH_FAILURES
 from codex_orchestrator.exec.local import LocalPtyBackend
 from codex_orchestrator.exec.session import ExecSession
 from codex_orchestrator.execute import CallInput, GateSettings, execute_call, read_secrets
@@ -36,6 +37,7 @@ EXIT_TIMED_OUT = 124
 EXIT_DENIED = 125
 EXIT_NOT_STARTED = 127
 EXEC_STEP = "exec"
+EXIT_SSH = 255  # connecting, authenticating, the host key, or the connection lost mid-call (as OpenSSH's ssh)
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,8 @@ def exit_code_for(record: ToolCallRecord) -> int:
         return EXIT_TIMED_OUT
     if record.exit_code is not None:
         return record.exit_code
+    if record.failure in SSH_FAILURES:
+        return EXIT_SSH
     return EXIT_NOT_STARTED if record.status == "failed" else EXIT_FAILED
 
 
@@ -221,6 +225,7 @@ def run_exec(
         sandbox_state=record.sandbox.state,
         manifest=owner.manifest_rel,
         duration_ms=record.duration_ms or 0.0,
+        error=record.error,
     )
     owner.finish(status, code, error=record.error, last=summary)  # type: ignore[arg-type]
     owner.write_task_metrics()

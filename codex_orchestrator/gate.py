@@ -128,6 +128,7 @@ class ToolOrchestrator:
             milestone=spec.milestone,
             kind=spec.kind.value,
             command=rec.redact(spec.display),
+            # On a remote backend the command runs in the remote directory, not in a local one.
             cwd=spec.backend_cwd if spec.backend_cwd is not None else rec.rel(spec.cwd),
             backend=self.backend.name if spec.kind in (ToolKind.SHELL, ToolKind.AGENT) else "orchestrator",
             needs=sorted(c.value for c in facts.needs),
@@ -482,7 +483,8 @@ class ToolOrchestrator:
             if reason is None or failures >= spec.retry.max_attempts:
                 call.status = "timed-out" if result.timed_out else "failed"
                 call.error = attempt.error or f"exit code {result.exit_code}"
-                if reason is not None:
+                call.failure = result.error.failure if isinstance(result.error, ExecError) else None
+                if reason is not None and failures > 1:
                     call.error += f" (gave up after {failures} attempts)"
                 return
             delay = delay_for(spec.retry, failures, self.rng)

@@ -19,6 +19,7 @@ from codex_orchestrator.policy import ApprovalPolicy, Capability, ToolKind
 from codex_orchestrator.records.events import DEFAULT_OUTPUT_BUDGET_BYTES
 from codex_orchestrator.records.paths import TASK_ID_ALLOWED, validate_task_id
 from codex_orchestrator.sandbox import SandboxMode
+from codex_orchestrator.suggest import did_you_mean
 
 # Environment switch for the gate rollout (the seed's risk table: "gate ToolOrchestrator behind a feature flag").
 GATE_ENV_VAR = "CODEX_ORCHESTRATOR_GATE"
@@ -218,16 +219,51 @@ def _allowed_for(loc: tuple[str | int, ...]) -> str | None:
     return choices.get(last)
 
 
-def request_error_from(exc: ValidationError) -> RequestError:
-    """Turn pydantic's report into one message that names each bad field and what is allowed."""
+def _model_at(loc: tuple[str | int, ...]) -> type[BaseModel]:
+    """The model whose fields ``loc`` (without its last part) points into."""
+    model: type[BaseModel] = RunRequest
+    for part in loc[:-1]:
+        if part in ("steps", "guardrails"):
+            model = Step
+        elif part == "retry":
+            model = RetrySettings
+    return model
+
+
+def field_path(loc: tuple[str | int, ...], data: Any = None) -> str:
+    """``steps[build].command``: list items by their step name when the document gives one, else by index."""
+    text = ""
+    node = data
+    for part in loc:
+        if isinstance(part, int):
+            item = node[part] if isinstance(node, list) and 0 <= part < len(node) else None
+            name = item.get("name") if isinstance(item, dict) else None
+            text += f"[{name}]" if isinstance(name, str) and name else f"[{part}]"
+            node = item
+        else:
+            text += f".{part}" if text else part
+            node = node.get(part) if isinstance(node, dict) else None
+    return text or "request"
+
+
+def request_error_from(exc: ValidationError, data: Any = None) -> RequestError:
+    """Turn pydantic's report into one message that names each bad field and what is allowed.
+
+    ``data`` is the document that failed; with it, steps are named by their ``name`` and an unknown field gets
+    the closest known one suggested.
+    """
     problems: list[str] = []
     first_field: str | None = None
     for err in exc.errors():
         loc = tuple(err["loc"])
-        field = ".".join(str(p) for p in loc) or "request"
+        field = field_path(loc, data)
         first_field = first_field or field
         msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
+            msg = "unknown field" + did_you_mean(loc[-1], _model_at(loc).model_fields)
         allowed = _allowed_for(loc)
+        if err["type"] in ("enum", "literal_error") and isinstance(err.get("input"), str) and allowed:
+            msg += did_you_mean(err["input"], allowed.split(", "))
         problems.append(
             f"{field}: {msg}" + (f" (allowed: {allowed})" if allowed and "allowed" not in msg else "")
         )
@@ -244,7 +280,7 @@ def parse_request(data: Any, *, base_dir: Path | None = None) -> RunRequest:
     try:
         request = RunRequest.model_validate(data)
     except ValidationError as exc:
-        raise request_error_from(exc) from None
+        raise request_error_from(exc, data) from None
     workspace = Path(request.workspace).expanduser()
     if not workspace.is_absolute():
         workspace = (base_dir or Path.cwd()) / workspace

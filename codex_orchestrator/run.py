@@ -25,7 +25,7 @@ from codex_orchestrator.records.manifest import (
     RunStatus,
 )
 from codex_orchestrator.records.metrics import compute_run_metrics, update_task_metrics
-from codex_orchestrator.records.paths import relative_to_workspace
+from codex_orchestrator.records.paths import ensure_runs_dir, relative_to_workspace
 from codex_orchestrator.records.store import RunRef, RunStore, forget_folder, shared_folder
 from codex_orchestrator.redact import REDACTED, Redactor, looks_secret
 from codex_orchestrator.telemetry import RunTracer
@@ -124,6 +124,7 @@ class RunOwner:
         ``request`` is shown, redacted, in the manifest; ``private`` (default: ``request``) is kept as given in
         ``request.json`` (mode 0600) for the run's other processes, and never sent to Prefect."""
         store = RunStore(ref)
+        ensure_runs_dir(Path(ref.runs_dir))  # with its own .gitignore: an agent's `git add -A` skips records
         try:
             store.create_dirs()
         except FileExistsError:

@@ -122,4 +122,7 @@ def run_demo(base: Path) -> int:
 
 
 def _say(text: str) -> None:
-    print(text, flush=True)
+    # One write per line: print() writes the text and its newline separately, and a reviewer thread's line
+    # then ran into Prefect's log lines written from other threads in between.
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()

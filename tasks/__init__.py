@@ -5,4 +5,9 @@ context.py    the live runs of this process, by run id, and hooks the CLI attach
 tool_call.py  one tool call through the ToolOrchestrator gate, as a Prefect task
 artifacts.py  the manifest, tool-call and metrics views published as Prefect artifacts
 foundation.py validate the request, create the run, load instructions
+log_hygiene.py  no empty "NoneType: None" traceback under a task that returned a Failed state
 """
+
+from tasks import log_hygiene
+
+log_hygiene.install()

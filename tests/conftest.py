@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = ROOT / "schemas"
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Embedded servers (benchmarks, SDK runs, the demo) start slowly beside busy loops; Prefect's 20 s is too tight.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 def _validator(name: str) -> jsonschema.protocols.Validator:

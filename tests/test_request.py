@@ -41,7 +41,7 @@ def test_relative_workspace_resolves_against_the_request_file(tmp_path: Path, wo
     ("change", "needle"),
     [
         ({"approval_policy": "sometimes"}, "approval_policy"),
-        ({"profile": ["read", "root"]}, "profile.1"),
+        ({"profile": ["read", "root"]}, "profile[1]"),
         ({"task": "../../etc"}, "task"),
         ({"task": "UPPER"}, "task"),
         ({"sandbox": "docker"}, "sandbox"),
@@ -103,3 +103,34 @@ def test_gate_feature_flag_from_environment(workspace: Path, monkeypatch: pytest
     monkeypatch.setenv(GATE_ENV_VAR, "off")
     assert not request.gate_enabled()
     assert not parse_request({**_base(workspace), "gate": False}).gate_enabled()
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        (
+            {"steps": [{"name": "build", "comand": "make"}]},
+            "steps[build].comand: unknown field (did you mean 'command'?)",
+        ),
+        ({"stesp": []}, "stesp: unknown field (did you mean 'steps'?)"),
+        ({"approval_policy": "on-reqest"}, "(did you mean 'on-request'?)"),
+        (
+            {
+                "steps": [
+                    {"name": "a", "command": "x"},
+                    {"name": "lint", "command": "y", "retry": {"max_atempts": 2}},
+                ]
+            },
+            "steps[lint].retry.max_atempts: unknown field (did you mean 'max_attempts'?)",
+        ),
+        ({"steps": [{"name": "build", "kind": "shell"}]}, "steps[build]: a shell step needs 'command'"),
+        ({"steps": [{"command": "make"}]}, "steps[0].name: Field required"),
+    ],
+)
+def test_validation_names_the_step_and_suggests_the_field(
+    workspace: Path, change: dict[str, object], needle: str
+) -> None:
+    with pytest.raises(RequestError) as raised:
+        parse_request({**_base(workspace), **change})
+    assert needle in str(raised.value)
+    assert "steps.0" not in str(raised.value)

@@ -1,5 +1,9 @@
 """Errors of the exec layer (PTY sessions, local and SSH backends).
 
+Each class names its ``failure`` (recorded on the tool call; ``exec`` maps it to an exit code): the command
+could not be started (``not-started``), or the SSH connection failed before it (``ssh-connect``,
+``ssh-host-key``) or under it (``ssh-connection-lost``).
+
 ExecError                 (an OrchestratorError)
 ├── SpawnError            the command could not be started (``argv``, ``cause``)
 ├── SessionNotFound       no live session with that id (``session_id``)
@@ -12,14 +16,19 @@ ExecError                 (an OrchestratorError)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar, Literal
 
 from codex_orchestrator.errors import OrchestratorError
+
+Failure = Literal["not-started", "ssh-connect", "ssh-host-key", "ssh-connection-lost"]
+SSH_FAILURES: frozenset[Failure] = frozenset({"ssh-connect", "ssh-host-key", "ssh-connection-lost"})
 
 
 class ExecError(OrchestratorError):
     """Base of exec-layer errors. ``retryable`` tells the gate's retry loop whether another attempt may help."""
 
     retryable: bool = False
+    failure: ClassVar[Failure] = "not-started"
 
 
 class SpawnError(ExecError):
@@ -43,6 +52,7 @@ class SessionLimitReached(ExecError):
 
 class ConnectionLost(ExecError):
     retryable = True
+    failure: ClassVar[Failure] = "ssh-connection-lost"
 
     def __init__(self, host: str, detail: str) -> None:
         self.host = host
@@ -51,6 +61,8 @@ class ConnectionLost(ExecError):
 
 
 class SshConnectError(ExecError):
+    failure: ClassVar[Failure] = "ssh-connect"
+
     def __init__(self, host: str, detail: str, *, retryable: bool = True) -> None:
         self.host = host
         self.detail = detail
@@ -59,6 +71,8 @@ class SshConnectError(ExecError):
 
 
 class HostKeyError(ExecError):
+    failure: ClassVar[Failure] = "ssh-host-key"
+
     def __init__(self, host: str, fingerprint: str, *, changed: bool, known_hosts: str | None) -> None:
         self.host = host
         self.fingerprint = fingerprint

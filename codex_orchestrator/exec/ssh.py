@@ -16,6 +16,7 @@ import re
 import select
 import shlex
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -35,6 +36,18 @@ from codex_orchestrator.exec.errors import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class _DropTransportTracebacks(logging.Filter):
+    """paramiko's transport thread logs each failure it dies of at ERROR, traceback included, before the
+    caller sees the same exception; ``_connect_errors``/``_channel_errors`` turn that into one clear error,
+    so the thread's copy is noise (a raw traceback on a user's terminal). Other records pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR
+
+
+logging.getLogger("paramiko.transport").addFilter(_DropTransportTracebacks())
 
 DEFAULT_SSH_PORT = 22
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
@@ -400,7 +413,7 @@ def _open_connection(target: SshTarget) -> tuple[paramiko.SSHClient, SshConnecti
     policy = _HostKeyPolicy(target)
     client.set_missing_host_key_policy(policy)
     try:
-        with _connect_errors(target):
+        with _connect_errors(target, client):
             _load_known_hosts(client, target)
             pkey = _load_private_key(target) if target.key_data else None
             key_file = os.path.expanduser(target.key_file) if target.key_file else None
@@ -434,7 +447,7 @@ def _open_connection(target: SshTarget) -> tuple[paramiko.SSHClient, SshConnecti
 
 
 @contextlib.contextmanager
-def _connect_errors(target: SshTarget) -> Iterator[None]:
+def _connect_errors(target: SshTarget, client: paramiko.SSHClient | None = None) -> Iterator[None]:
     """The boundary for connecting: paramiko and socket errors become ``HostKeyError``/``SshConnectError``."""
     try:
         yield
@@ -443,13 +456,66 @@ def _connect_errors(target: SshTarget) -> Iterator[None]:
             target.known_hosts_name, exc.key.fingerprint, changed=True, known_hosts=target.known_hosts_path
         ) from exc
     except paramiko.AuthenticationException as exc:
-        raise SshConnectError(target.label, f"authentication failed: {exc}", retryable=False) from exc
+        raise SshConnectError(target.label, _auth_failure(target, exc), retryable=False) from exc
     except paramiko.SSHException as exc:
+        # The transport thread may have died first (no banner in time) and the caller then sees only the
+        # follow-up "No existing session": report what killed the transport.
+        cause = _transport_failure(client) or exc
+        if _handshake_unfinished(client):
+            # paramiko's start_client() gives up waiting at its timeout without raising; the next call then
+            # fails with "No existing session", which says nothing about the listener that never spoke.
+            cause = paramiko.SSHException("Error reading SSH protocol banner")
         # With no key, agent or default identity, paramiko has nothing to offer: retrying cannot help.
-        retryable = "No authentication methods available" not in str(exc)
-        raise SshConnectError(target.label, str(exc) or type(exc).__name__, retryable=retryable) from exc
+        retryable = "No authentication methods available" not in str(cause)
+        raise SshConnectError(
+            target.label, connect_failure_detail(target, cause), retryable=retryable
+        ) from exc
     except (OSError, EOFError) as exc:
-        raise SshConnectError(target.label, str(exc) or type(exc).__name__, retryable=True) from exc
+        retryable = not isinstance(exc, socket.gaierror)
+        raise SshConnectError(target.label, connect_failure_detail(target, exc), retryable=retryable) from exc
+
+
+def connect_failure_detail(target: SshTarget, exc: BaseException) -> str:
+    """What went wrong while connecting, said for a person: no raw errno, and what to check next."""
+    where = f"{target.host}:{target.port}"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve host name {target.host!r} ({exc.strerror or exc}); check the spelling or DNS"
+    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+        reasons = {getattr(err, "strerror", None) or str(err) for err in exc.errors.values()}
+        return (
+            f"nothing accepts connections on {where} ({'; '.join(sorted(reasons))}); "
+            "is sshd running there and is the port right?"
+        )
+    if isinstance(exc, ConnectionRefusedError):
+        return f"connection refused on {where}; is sshd running there and is the port right?"
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return f"no answer from {where} within {target.connect_timeout_s:g}s (a firewall, or the wrong host?)"
+    text = str(exc) or type(exc).__name__
+    if "protocol banner" in text:
+        return (
+            f"{where} accepted the connection but did not complete an SSH handshake within "
+            f"{target.connect_timeout_s:g}s (no SSH protocol banner); is this an SSH port?"
+        )
+    return text
+
+
+def _auth_failure(target: SshTarget, exc: paramiko.AuthenticationException) -> str:
+    offered = f"key {target.key_file}" if target.key_file else "the keys offered (agent, ~/.ssh/id_*)"
+    return (
+        f"authentication failed: {target.effective_user}@{target.host} refused {offered}; "
+        f"check --identity-file, the user name and the remote authorized_keys ({exc})"
+    )
+
+
+def _handshake_unfinished(client: paramiko.SSHClient | None) -> bool:
+    transport = client.get_transport() if client is not None else None
+    return transport is not None and not getattr(transport, "initial_kex_done", True)
+
+
+def _transport_failure(client: paramiko.SSHClient | None) -> BaseException | None:
+    transport = client.get_transport() if client is not None else None
+    saved = getattr(transport, "saved_exception", None) if transport is not None else None
+    return saved if isinstance(saved, BaseException) else None
 
 
 @contextlib.contextmanager

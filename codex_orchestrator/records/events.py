@@ -197,6 +197,7 @@ class Summary(_Event):
     sandbox_state: str
     manifest: str
     duration_ms: float
+    error: str | None = Field(default=None, description="why the call did not succeed, when it did not")
 
 
 Event = Annotated[

@@ -143,7 +143,7 @@ class ToolCallRecord(_Model):
     milestone: str
     kind: str
     command: str = Field(description="redacted command line")
-    cwd: str = Field(description="workspace-relative working directory")
+    cwd: str = Field(description="workspace-relative working directory; on an SSH backend the remote one")
     backend: str = "local"
     needs: list[str] = Field(default_factory=list)
     status: ToolCallStatus = "pending"
@@ -165,6 +165,11 @@ class ToolCallRecord(_Model):
     error: str | None = None
     final_url: str | None = Field(
         default=None, description="fetch: the URL the body came from, after redirects"
+    )
+    failure: Literal["not-started", "ssh-connect", "ssh-host-key", "ssh-connection-lost"] | None = Field(
+        default=None,
+        description="why a call without an exit code of its own failed: the command could not start, or the "
+        "SSH connection failed (connect or authenticate, host key) or was lost while it ran",
     )
     prefect_task_run_id: str | None = Field(default=None, description="the Prefect task run of this call")
     order: int = Field(default=0, description="seq of the call's first event: the manifest lists calls by it")

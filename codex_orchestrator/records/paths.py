@@ -15,6 +15,10 @@ MANIFEST_FILENAME = "manifest.json"
 EVENTS_FILENAME = "events.jsonl"
 TRACES_FILENAME = "traces.jsonl"
 METRICS_FILENAME = "metrics.json"
+GITIGNORE_FILENAME = ".gitignore"
+# Ignores the whole runs directory, itself included: records never land in the workspace's commits, and an
+# agent's `git add -A` cannot pick them up.
+RUNS_GITIGNORE = "# run records of codex-orchestrator; never committed\n*\n"
 
 # Task ids become directory names and Prefect artifact keys: keep them to a boring, portable alphabet.
 _TASK_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -80,6 +84,27 @@ class RunPaths:
     @property
     def task_metrics(self) -> Path:
         return self.task_dir / METRICS_FILENAME
+
+
+def ensure_runs_dir(runs_dir: Path) -> None:
+    """Create ``runs_dir`` (if needed) with its own ``.gitignore`` holding ``*``; an existing one is kept."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    ignore = runs_dir / GITIGNORE_FILENAME
+    if not ignore.exists():
+        # Written whole into a temp file and renamed, so two runs starting at once never leave half a file.
+        tmp = runs_dir / f"{GITIGNORE_FILENAME}.{secrets.token_hex(4)}.tmp"
+        tmp.write_text(RUNS_GITIGNORE, encoding="utf-8")
+        tmp.replace(ignore)
+
+
+def ensure_new_run(paths: RunPaths) -> None:
+    """Refuse a run id that already has records (exit 2 at the CLI) before anything is started or written."""
+    if paths.run_dir.exists():
+        raise RequestError(
+            f"run {paths.run_id!r} already exists at {paths.run_dir}; pick another --run-id, or "
+            f"`codex-orchestrator resume {paths.run_id}` to continue it",
+            field="--run-id",
+        )
 
 
 def find_run_dir(runs_dir: Path, run_id: str, marker: str = MANIFEST_FILENAME) -> Path:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
 import signal
 import sys
 import threading
@@ -47,6 +49,35 @@ def wait_for_members(pgid: int, count: int) -> list[int]:
         assert time.monotonic() < deadline, f"group {pgid} has {members}, expected {count} members"
         time.sleep(0.01)
     return members
+
+
+def exited(pids: list[int]) -> Callable[[], list[int]]:
+    """Watch ``pids`` from now on; the returned call blocks until each has exited and returns those that had
+    not after ``WAIT_S``. A pidfd taken before the signal cannot be confused with a reused pid, and it
+    becomes readable exactly when the process dies: no polling of /proc, whatever the machine's load.
+    """
+    fds: dict[int, int] = {}
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            fds[os.pidfd_open(pid)] = pid
+
+    def wait() -> list[int]:
+        poller = select.poll()
+        for fd in fds:
+            poller.register(fd, select.POLLIN)
+        deadline = time.monotonic() + WAIT_S
+        pending = dict(fds)
+        try:
+            while pending and (remaining := deadline - time.monotonic()) > 0:
+                for fd, _ in poller.poll(remaining * 1000):
+                    poller.unregister(fd)
+                    del pending[fd]
+        finally:
+            for fd in fds:
+                os.close(fd)
+        return sorted(pending.values())
+
+    return wait
 
 
 def python_child(code: str) -> tuple[str, ...]:
@@ -140,8 +171,13 @@ def test_signal_reaches_the_group(spawn_local: SpawnLocal) -> None:
     child = spawn_local("sh", "-c", "sleep 300 & echo started; wait")
     read_until(child, b"started")
     members = wait_for_members(child.pgid, 2)
+    wait_exited = exited(members)
     child.signal(signal.SIGKILL)
     assert child.wait(WAIT_S) == 128 + signal.SIGKILL
+    # The shell's exit says nothing about its background job: the kernel queues SIGKILL for every member at
+    # once, but each dies only when it next runs, and on a busy machine `sleep` can still be waiting for a CPU
+    # when the shell has been reaped. Wait for each member's own death, not for the shell's.
+    assert wait_exited() == []
     for pid in members:
         assert pid not in session_members(child.pgid)
 

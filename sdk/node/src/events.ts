@@ -383,6 +383,10 @@ export interface Summary {
   attempts: number;
   duration_ms: number;
   /**
+   * why the call did not succeed, when it did not
+   */
+  error: string | null;
+  /**
    * the command's own exit code when it ran
    */
   exit_code: number | null;

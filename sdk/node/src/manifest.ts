@@ -155,7 +155,7 @@ export interface ToolCallRecord {
    */
   command: string;
   /**
-   * workspace-relative working directory
+   * workspace-relative working directory; on an SSH backend the remote one
    */
   cwd: string;
   /**
@@ -165,6 +165,10 @@ export interface ToolCallRecord {
   duration_ms?: number | null;
   error?: string | null;
   exit_code?: number | null;
+  /**
+   * why a call without an exit code of its own failed: the command could not start, or the SSH connection failed (connect or authenticate, host key) or was lost while it ran
+   */
+  failure?: ("not-started" | "ssh-connect" | "ssh-host-key" | "ssh-connection-lost") | null;
   /**
    * fetch: the URL the body came from, after redirects
    */

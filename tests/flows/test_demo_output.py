@@ -1,0 +1,54 @@
+"""What a person sees: `make demo`'s output and a failed run's log carry no noise, and no record is committed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.test_cli import CLI, cli
+
+pytestmark = pytest.mark.prefect
+NOISE = ("Traceback", "NoneType: None", "database is locked", "Failed to create the Prefect home directory")
+
+
+def test_a_failed_task_logs_no_empty_traceback(prefect_server: str, workspace: Path, tmp_path: Path) -> None:
+    request = tmp_path / "request.yaml"
+    request.write_text(
+        f"task: fails\nworkspace: {workspace}\nsandbox: none\nprofile: [read, run]\n"
+        "steps: [{name: breaks, command: 'exit 3'}]\n"
+    )
+    done = cli("run", str(request), env={"PREFECT_API_URL": prefect_server}, timeout=180)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "tc-0001 breaks: failed" in done.stderr
+    assert "NoneType: None" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_demo_prints_only_what_a_person_needs(tmp_path: Path) -> None:
+    # As `make demo` runs it: the embedded server, PREFECT_HOME under a directory that does not exist yet.
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(tmp_path / "demo" / "prefect-home")
+    done = subprocess.run(
+        [*CLI, "demo", "--dir", str(tmp_path / "demo")],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    assert [noise for noise in NOISE if noise in output] == []
+    reviewer_lines = [line for line in done.stdout.splitlines() if "no TTY: answering" in line]
+    assert reviewer_lines and all(line.startswith("no TTY: answering") for line in reviewer_lines)
+    assert all(line.endswith("would") for line in reviewer_lines)  # nothing ran into the end of the line
+    (repo,) = (tmp_path / "demo").glob("*/repo")
+    committed = subprocess.run(
+        ["git", "log", "--name-only", "--format="], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "CHANGELOG.md" in committed  # the demo's commit steps ran `git add -A` and committed
+    assert [path for path in committed if path.startswith(".runs")] == []

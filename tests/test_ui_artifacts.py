@@ -1,0 +1,170 @@
+"""The run's artifacts as a person sees them in the Prefect UI: headless Chromium at 1440 px, screenshots kept.
+
+Starts its own `prefect server start` (the UI is only served by a full server, not the test harness), runs a
+small request against it, then opens the tool-calls table and the manifest summary in the browser.
+Screenshots go to ``test-artifacts/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT
+from tests.test_cli import cli
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = ROOT / "test-artifacts"
+VIEWPORT = {"width": 1440, "height": 900}
+SERVER_START_S = 120.0
+PAGE_WAIT_MS = 60_000
+HUMAN_DURATION = re.compile(r"^(\d+\.\d\ds|\d+\.\ds|\d+m \d\d\.\ds|\d+h \d\dm \d\ds)$")
+
+if not CHROMIUM.exists():
+    pytest.skip(
+        f"{CHROMIUM} is not installed (apt-get install chromium; `make test` does)", allow_module_level=True
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A full Prefect server with its UI on a free port; yields its base URL."""
+    home = tmp_path_factory.mktemp("prefect-ui-home")
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_UI_ENABLED": "true",
+        "PREFECT_UI_API_URL": f"{base}/api",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    env.pop("PREFECT_API_URL", None)
+    log = (home / "server.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        while True:
+            assert server.poll() is None, (home / "server.log").read_text()[-2000:]
+            try:
+                if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the Prefect server did not come up"
+            time.sleep(0.2)
+        yield base
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()
+
+
+def _latest_artifact(base: str, key: str) -> dict[str, object]:
+    response = httpx.post(
+        f"{base}/api/artifacts/filter",
+        json={"artifacts": {"key": {"any_": [key]}}, "sort": "CREATED_DESC", "limit": 1},
+        timeout=30,
+    )
+    response.raise_for_status()
+    (artifact,) = response.json()
+    return artifact  # type: ignore[no-any-return]
+
+
+def test_the_artifacts_read_well_in_the_prefect_ui(ui_server: str, workspace: Path, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    request = tmp_path / "request.yaml"
+    request.write_text(
+        f"task: ui-check\nworkspace: {workspace}\nsandbox: none\nprofile: [read, run]\n"
+        "steps:\n"
+        "  - {name: build, command: 'echo building && sleep 0.2'}\n"
+        "  - {name: list-files, command: 'ls -la'}\n"
+    )
+    done = cli(
+        "run", str(request), "--run-id", "ui-1", env={"PREFECT_API_URL": f"{ui_server}/api"}, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    tool_calls = _latest_artifact(ui_server, "ui-check-tool-calls")
+    summary = _latest_artifact(ui_server, "ui-check-manifest")
+    metrics = _latest_artifact(ui_server, "ui-check-metrics")
+    SCREENSHOTS.mkdir(exist_ok=True)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            page.goto(f"{ui_server}/artifacts/artifact/{tool_calls['id']}")
+            page.wait_for_selector("table tbody tr", timeout=PAGE_WAIT_MS)
+            page.screenshot(path=str(SCREENSHOTS / "ui-tool-calls.png"), full_page=True)
+            headers = [cell.inner_text().strip() for cell in page.locator("table thead th").all()]
+            assert headers[:3] == ["status", "step", "command"]
+            command = page.locator("table thead th", has_text="command").first.bounding_box()
+            assert command is not None and command["x"] + command["width"] <= VIEWPORT["width"]
+            first_row = [
+                cell.inner_text().strip() for cell in page.locator("table tbody tr").first.locator("td").all()
+            ]
+            row = dict(zip(headers, first_row, strict=False))
+            assert row["step"] == "build" and row["status"] == "succeeded"
+            assert HUMAN_DURATION.match(row["duration"]), row
+            assert "run ui-1" in page.inner_text("body") and "as of the end of the run" in page.inner_text(
+                "body"
+            )
+
+            page.goto(f"{ui_server}/artifacts/artifact/{summary['id']}")
+            page.wait_for_selector("text=Manifest:", timeout=PAGE_WAIT_MS)
+            page.screenshot(path=str(SCREENSHOTS / "ui-manifest.png"), full_page=True)
+            manifest_path = str(workspace / ".runs/ui-check/cli/ui-1/manifest.json")
+            assert manifest_path in page.inner_text("body")
+            assert page.locator("a[href^='file:']").count() == 0
+
+            page.goto(f"{ui_server}/artifacts/artifact/{metrics['id']}")
+            page.wait_for_selector("table tbody tr", timeout=PAGE_WAIT_MS)
+            page.screenshot(path=str(SCREENSHOTS / "ui-metrics.png"), full_page=True)
+            body = page.inner_text("body")
+            assert "Counters of run ui-1" in body and "after final" not in body
+            rows = [
+                [cell.inner_text().strip() for cell in tr.locator("td").all()]
+                for tr in page.locator("table tbody tr").all()
+            ]
+            values = {row[0]: row[1] for row in rows if len(row) > 1}
+            assert HUMAN_DURATION.match(values["duration"]), values
+        finally:
+            browser.close()
