@@ -67,6 +67,7 @@ node-test: install system-deps
 bench: install system-deps
 	PREFECT_HOME=$$(mktemp -d) $(PY) bench/gate_overhead.py
 	PREFECT_HOME=$$(mktemp -d) $(PY) bench/exec_latency.py
+	PREFECT_HOME=$$(mktemp -d) $(PY) bench/fanout.py
 
 clean:
 	rm -rf $(VENV) .demo .runs .mypy_cache .ruff_cache .pytest_cache test-artifacts $(NODE_SDK)/node_modules $(NODE_SDK)/dist

@@ -10,6 +10,7 @@ ends, and Prefect may start its server from any thread.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -18,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 TERMINATE_GRACE_S = 5.0
+# How often an idle watchdog checks that its helper still runs (it leaves as soon as the helper ends).
+HELPER_POLL_S = 1.0
 _POLL_S = 0.05
 _WATCHDOGS: list[subprocess.Popen[bytes]] = []  # their stdin pipes must stay open as long as we live
 
@@ -39,6 +42,10 @@ def tie_to_this_process(pid: int) -> subprocess.Popen[bytes] | None:
     started = start_time(pid)
     if started is None:
         return None
+    for done in [w for w in _WATCHDOGS if w.poll() is not None]:  # their helper ended: let them go
+        _WATCHDOGS.remove(done)
+        if done.stdin is not None:
+            done.stdin.close()
     watchdog = subprocess.Popen(
         [sys.executable, "-m", "codex_orchestrator.reaper", str(pid), started],
         stdin=subprocess.PIPE,
@@ -68,8 +75,12 @@ def end_process(pid: int, started: str, grace_s: float = TERMINATE_GRACE_S) -> N
 def main(argv: Sequence[str]) -> int:
     pid, started = int(argv[0]), argv[1]
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    while sys.stdin.buffer.read(4096):
-        pass  # nobody writes; end-of-file means the process that started us is gone
+    while True:
+        ready, _, _ = select.select([sys.stdin.buffer], [], [], HELPER_POLL_S)
+        if ready and not os.read(sys.stdin.fileno(), 4096):
+            break  # nobody writes; end-of-file means the process that started us is gone
+        if start_time(pid) != started:
+            return 0  # the helper ended by itself: nothing left to watch
     end_process(pid, started)
     return 0
 

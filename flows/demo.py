@@ -55,29 +55,42 @@ def prepare(base: Path) -> tuple[Path, Path]:
         "sandbox": "workspace-write" if probe().available else "none",
         "approval_timeout_s": 600,
         "retry": {"max_attempts": 3, "base_delay_s": 0.2, "max_delay_s": 2.0},
+        # The step graph: the agent and the cache warm-up run side by side once the repository is inspected;
+        # everything after them is a chain (commits and pushes must happen in order).
         "steps": [
             {"name": "inspect", "command": "git status --short && ls"},
             {
                 "name": "agent",
                 "kind": "agent",
                 "command": [py, str(EXAMPLES / "scripted_agent.py"), "add a multiply function with tests"],
+                "needs": ["inspect"],
             },
             {
                 "name": "warm-up",
                 "command": "if [ -f .git/co-warm ]; then echo cache warm; "
                 "else touch .git/co-warm; echo 'cache cold, try again' >&2; exit 75; fi",
+                "needs": ["inspect"],
             },
-            {"name": "commit", "command": f"git add -A && {commit} 'Add multiply'"},
-            {"name": "publish", "command": push},
+            {
+                "name": "commit",
+                "command": f"git add -A && {commit} 'Add multiply'",
+                "needs": ["agent", "warm-up"],
+            },
+            {"name": "publish", "command": push, "needs": ["commit"]},
             {
                 "name": "changelog",
                 "kind": "edit",
                 "path": "CHANGELOG.md",
                 "append": True,
                 "content": "\n- Add `multiply` (scripted agent)\n",
+                "needs": ["publish"],
             },
-            {"name": "commit-changelog", "command": f"{commit} 'Changelog: multiply'"},
-            {"name": "publish-again", "command": push},
+            {
+                "name": "commit-changelog",
+                "command": f"{commit} 'Changelog: multiply'",
+                "needs": ["changelog"],
+            },
+            {"name": "publish-again", "command": push, "needs": ["commit-changelog"]},
         ],
         "guardrails": [
             {"name": "lint", "command": [py, "-m", "ruff", "check", "--no-cache", "--quiet", "."]},

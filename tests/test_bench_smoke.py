@@ -79,3 +79,14 @@ def test_exec_latency_quick_run_prints_every_path(tmp_path: Path) -> None:
         assert path in stdout
         assert results["latency_ms"][path]["n"] > 0 and results["bulk_mib_per_s"][path] > 0
     assert [load["sessions"] for load in results["concurrent"].values()] == [4, 4]
+
+
+@pytest.mark.prefect
+@pytest.mark.sandbox
+def test_fanout_quick_run_prints_both_figures(tmp_path: Path) -> None:
+    stdout, report = run_quick("fanout.py", tmp_path)
+    assert report["bench"] == "fanout"
+    results = report["results"]
+    assert results["sequential_s"] > 0 and results["parallel_s"] > 0
+    assert set(results["per_call_ms"]) == {"4", "16"}
+    assert "independent `sleep" in stdout and "Per-call overhead" in stdout

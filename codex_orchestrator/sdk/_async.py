@@ -12,6 +12,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Generic, Self, Unpack
 
+from codex_orchestrator.reaper import tie_to_this_process
 from codex_orchestrator.sdk._shared import (
     APPROVE_TIMEOUT_S,
     KILL_GRACE_S,
@@ -51,7 +52,7 @@ class _AsyncHandle(HandleBase, Generic[S]):
     async def _spawn(plan: Plan) -> asyncio.subprocess.Process:
         launch = plan.launch
         try:
-            return await asyncio.create_subprocess_exec(
+            proc = await asyncio.create_subprocess_exec(
                 *launch.command,
                 stdin=asyncio.subprocess.PIPE if plan.stdin else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
@@ -62,6 +63,8 @@ class _AsyncHandle(HandleBase, Generic[S]):
             )
         except OSError as exc:
             raise SdkError(f"cannot start {launch.command[0]!r}: {exc.strerror}") from exc
+        tie_to_this_process(proc.pid)  # the CLI child ends (recorded interrupted) when this process dies
+        return proc
 
     async def _read_stdout(self) -> None:
         assert self._proc.stdout is not None

@@ -351,6 +351,12 @@ class ClientBase:
         self.executable = tuple(executable) if executable is not None else DEFAULT_EXECUTABLE
         self.env = dict(env or {})
         self.cwd = Path(cwd) if cwd is not None else None
+        # Where the records of each run this client started are: `approve(run_id)` finds them without help.
+        self._runs_dirs: dict[str, Path] = {}
+
+    def _remember(self, plan: Plan) -> Plan:
+        self._runs_dirs[plan.run_id] = Path(plan.runs_dir)
+        return plan
 
     def _abs(self, path: str | Path) -> Path:
         """Relative paths mean what they would to the CLI, which runs in ``cwd``."""
@@ -394,14 +400,16 @@ class ClientBase:
         args += [*(str(a) for a in opts.get("extra_args") or ()), "--", *(str(a) for a in argv)]
         workspace = opts.get("workspace") or (None if remote else opts.get("cwd")) or self._abs(".")
         runs_dir = opts.get("runs_dir") or workspace / RUNS_DIRNAME
-        return Plan(
-            what="exec",
-            launch=self._launch(args),
-            stdin=bool(opts.get("stdin")),
-            run_id=run_id,
-            workspace=workspace,
-            runs_dir=runs_dir,
-            manifest=RunPaths(runs_dir, str(opts.get("task") or "exec"), run_id).manifest,
+        return self._remember(
+            Plan(
+                what="exec",
+                launch=self._launch(args),
+                stdin=bool(opts.get("stdin")),
+                run_id=run_id,
+                workspace=workspace,
+                runs_dir=runs_dir,
+                manifest=RunPaths(runs_dir, str(opts.get("task") or "exec"), run_id).manifest,
+            )
         )
 
     def _run_plan(self, request_file: str | Path, runs_dir: str | Path | None, run_id: str | None) -> Plan:
@@ -416,14 +424,16 @@ class ClientBase:
         workspace = Path(request.workspace)
         runs = self._abs(runs_dir) if runs_dir is not None else workspace / RUNS_DIRNAME
         args = ["run", "--json", "--no-prompt", "--run-id", run_id, "--runs-dir", str(runs), str(path)]
-        return Plan(
-            what="run",
-            launch=self._launch(args),
-            stdin=False,
-            run_id=run_id,
-            workspace=workspace,
-            runs_dir=runs,
-            manifest=RunPaths(runs, request.task, run_id).manifest,
+        return self._remember(
+            Plan(
+                what="run",
+                launch=self._launch(args),
+                stdin=False,
+                run_id=run_id,
+                workspace=workspace,
+                runs_dir=runs,
+                manifest=RunPaths(runs, request.task, run_id).manifest,
+            )
         )
 
     def _approve_launch(
@@ -436,8 +446,11 @@ class ClientBase:
             args.append("--for-session")
         if reason is not None:
             args += ["--reason", reason]
+        known = self._runs_dirs.get(run_id)
         if runs_dir is not None:
             args += ["--runs-dir", str(self._abs(runs_dir))]
+        elif known is not None:
+            args += ["--runs-dir", str(known)]
         return self._launch(args)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Generic, Self, Unpack
 
+from codex_orchestrator.reaper import tie_to_this_process
 from codex_orchestrator.sdk._shared import (
     APPROVE_TIMEOUT_S,
     KILL_GRACE_S,
@@ -54,6 +55,9 @@ class _Handle(HandleBase, Generic[S]):
             )
         except OSError as exc:
             raise SdkError(f"cannot start {launch.command[0]!r}: {exc.strerror}") from exc
+        tie_to_this_process(
+            self._proc.pid
+        )  # the CLI child ends (recorded interrupted) when this process dies
         self._readers = [
             threading.Thread(target=self._read_stdout, name=f"sdk-stdout-{plan.run_id}", daemon=True),
             threading.Thread(target=self._read_stderr, name=f"sdk-stderr-{plan.run_id}", daemon=True),

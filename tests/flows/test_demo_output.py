@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from codex_orchestrator.toolcall import call_id_for
 from tests.conftest import ROOT
 from tests.test_cli import CLI, cli
 
@@ -23,7 +24,7 @@ def test_a_failed_task_logs_no_empty_traceback(prefect_server: str, workspace: P
     )
     done = cli("run", str(request), env={"PREFECT_API_URL": prefect_server}, timeout=180)
     assert done.returncode == 1, done.stderr[-2000:]
-    assert "tc-0001 breaks: failed" in done.stderr
+    assert f"{call_id_for('exec', 'breaks')} breaks: failed" in done.stderr
     assert "NoneType: None" not in done.stderr and "Traceback" not in done.stderr
 
 
