@@ -63,6 +63,28 @@ class ApprovalRequest:
         )
 
 
+def pause_notice(request: ApprovalRequest, ui_url: str | None = None) -> str:
+    """What a person is told when a call waits for them: what, why, and exactly how to answer."""
+    lines = [
+        f"waiting for approval {request.approval_id} of run {request.run_id}, step {request.step!r}:",
+        f"  command: {request.command}",
+        f"  why: {request.reason}",
+        f"  answer:  codex-orchestrator approve {request.run_id} --approval {request.approval_id} "
+        "[--deny] [--for-session] [--reason TEXT]",
+    ]
+    if ui_url:
+        lines.append(f"  or in the Prefect UI: {ui_url}")
+    return "\n".join(lines)
+
+
+def flow_run_url(api_url: str | None, flow_run_id: str | None, ui_url: str | None = None) -> str | None:
+    """The Prefect UI page of a flow run: ``ui_url`` if known, else the API URL without ``/api``."""
+    if not flow_run_id:
+        return None
+    base = (ui_url or (api_url.removesuffix("/").removesuffix("/api") if api_url else "")).rstrip("/")
+    return f"{base}/runs/flow-run/{flow_run_id}" if base else None
+
+
 @dataclass(frozen=True)
 class ApprovalAnswer:
     decision: Decision

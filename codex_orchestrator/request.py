@@ -51,7 +51,7 @@ class RetrySettings(BaseModel):
     multiplier: float = Field(default=2.0, ge=1, le=10)
     jitter: float = Field(default=0.2, ge=0, le=1, description="± fraction of each delay drawn at random")
     retry_on_exit_codes: list[int] = Field(
-        default_factory=lambda: [75], description="exit codes that mean 'try again' (75 = EX_TEMPFAIL)"
+        default=[75], description="exit codes that mean 'try again' (75 = EX_TEMPFAIL)"
     )
     retry_on_timeout: bool = False
 
@@ -133,8 +133,9 @@ class RunRequest(BaseModel):
     )
     goal: str = Field(default="", description="what the run is for, shown in the manifest and the UI")
     approval_policy: ApprovalPolicy = ApprovalPolicy.ON_REQUEST
+    # Literal defaults (not factories), so the deployment form in the Prefect UI shows them.
     profile: list[Capability] = Field(
-        default_factory=lambda: [Capability.READ], description="capabilities granted without asking"
+        default=[Capability.READ], description="capabilities granted without asking"
     )
     sandbox: SandboxMode = SandboxMode.WORKSPACE_WRITE
     gate: bool = Field(
@@ -143,16 +144,14 @@ class RunRequest(BaseModel):
     approval_timeout_s: int = Field(
         default=3600, ge=1, le=7 * 86_400, description="an unanswered approval is a denial"
     )
-    retry: RetrySettings = Field(default_factory=RetrySettings)
+    retry: RetrySettings = Field(default=RetrySettings())
     secret_env: list[str] = Field(
-        default_factory=list, description="environment variables passed to commands and redacted from records"
+        default=[], description="environment variables passed to commands and redacted from records"
     )
     steps: list[Step] = Field(min_length=1)
-    guardrails: list[Step] = Field(
-        default_factory=list, description="commands whose outcome sets the run status"
-    )
+    guardrails: list[Step] = Field(default=[], description="commands whose outcome sets the run status")
     instructions: list[str] = Field(
-        default_factory=list, description="extra instruction files to load besides AGENTS.md and friends"
+        default=[], description="extra instruction files to load besides AGENTS.md and friends"
     )
     max_parallel: int = Field(
         default=DEFAULT_MAX_PARALLEL,
@@ -160,12 +159,12 @@ class RunRequest(BaseModel):
         le=64,
         description="steps without an edge between them run at once",
     )
-    runner: RunnerSettings = Field(default_factory=RunnerSettings)
+    runner: RunnerSettings = Field(default=RunnerSettings())
     on_failure: OnFailure = Field(
         default=OnFailure.STOP,
         description="stop: running calls finish, nothing new starts; continue: only dependants are skipped",
     )
-    fetch: FetchSettings = Field(default_factory=FetchSettings)
+    fetch: FetchSettings = Field(default=FetchSettings())
     event_output_budget_bytes: int = Field(
         default=DEFAULT_OUTPUT_BUDGET_BYTES,
         ge=1024,

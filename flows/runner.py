@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from codex_orchestrator.approvals import ApprovalRequest, Decision
+from codex_orchestrator.approvals import ApprovalRequest, Decision, flow_run_url, pause_notice
 from codex_orchestrator.execute import read_secrets
 from codex_orchestrator.records.manifest import ApprovalRecord, load_manifest
 from codex_orchestrator.records.paths import RUNS_DIRNAME, RunPaths, new_run_id, validate_run_id
@@ -73,6 +73,12 @@ def auto_reviewer(decision: Decision, say: Callable[[str], None]) -> Reviewer:
     return review
 
 
+def _ui_url() -> str | None:
+    from prefect.settings import PREFECT_UI_URL
+
+    return str(PREFECT_UI_URL.value() or "") or None
+
+
 class _Dispatcher:
     """Turns followed event lines into printed JSON and reviewer calls (each approval in its own thread)."""
 
@@ -92,13 +98,18 @@ class _Dispatcher:
     def __call__(self, line: str) -> None:
         if self.on_line is not None:
             self.on_line(line)
-        if self.reviewer is None or '"approval.requested"' not in line:
+        if '"approval.requested"' not in line:
             return
         event = json.loads(line)
         if not event.get("flow_run_id"):
             return
         record = self.store.read_approval(event["approval_id"])
         if record is None:
+            return
+        if self.on_line is None:  # human mode: say what waits and exactly how to answer it
+            api_url = self.store.read_run().prefect.api_url
+            self.say(pause_notice(record.to_request(), flow_run_url(api_url, record.flow_run_id, _ui_url())))
+        if self.reviewer is None:
             return
         reviewer = self.reviewer
 

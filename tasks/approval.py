@@ -30,6 +30,7 @@ from prefect.exceptions import FlowPauseTimeout, ObjectNotFound, PrefectHTTPStat
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput, keyset_from_paused_state
 from prefect.input.run_input import Keyset
+from prefect.settings import PREFECT_UI_URL
 from prefect.states import Paused, Running
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,6 +41,8 @@ from codex_orchestrator.approvals import (
     ApprovalAnswer,
     ApprovalRequest,
     Decision,
+    flow_run_url,
+    pause_notice,
 )
 from codex_orchestrator.errors import OrchestratorError, RequestError
 
@@ -75,8 +78,24 @@ class ApprovalWait(BaseModel):
     approval_id: str
     step: str
     description: str = Field(description="the question, as Markdown")
+    command: str = Field(default="", description="the command asked about (redacted)")
+    reason: str = ""
     timeout_s: int
     pause_key: str
+
+    def request(self) -> ApprovalRequest:
+        return ApprovalRequest(
+            approval_id=self.approval_id,
+            run_id=self.run_id,
+            task_id=self.task_id,
+            tool_call_id="",
+            step=self.step,
+            tool="",
+            command=self.command,
+            cwd="",
+            needs=(),
+            reason=self.reason,
+        )
 
 
 # The gate's announce hook for the approval flow run about to pause (same process, same thread): flow
@@ -96,6 +115,8 @@ class PrefectPauseApprover:
             approval_id=request.approval_id,
             step=request.step,
             description=request.markdown(),
+            command=request.command,
+            reason=request.reason,
             timeout_s=request.timeout_s,
             pause_key=pause_key(request),
         )
@@ -124,15 +145,10 @@ def approval(params: ApprovalWait) -> dict[str, object]:
     announce = _ANNOUNCE.get()
     if announce is not None:
         announce(str(flow_run_id))
-    get_run_logger().info(
-        "waiting for approval %s of run %s (step %s): answer in this flow run's Resume form or with "
-        "`codex-orchestrator approve %s --approval %s`",
-        params.approval_id,
-        params.run_id,
-        params.step,
-        params.run_id,
-        params.approval_id,
-    )
+    with get_client(sync_client=True) as client:
+        api_url = str(client.api_url)
+    url = flow_run_url(api_url, str(flow_run_id), PREFECT_UI_URL.value())
+    get_run_logger().info(pause_notice(params.request(), url))
     form = ApprovalInput.with_initial_data(description=params.description, decision=ApprovalChoice.deny)
     try:
         answer = pause_flow_run(
