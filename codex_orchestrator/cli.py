@@ -403,7 +403,12 @@ def _cmd_approve(args: argparse.Namespace) -> int:
 
     if args.deny and args.for_session:
         raise RequestError("--deny and --for-session exclude each other", field="--for-session")
-    store = run_store(_runs_dir(args.runs_dir), args.run_id)
+    try:
+        store = run_store(_runs_dir(args.runs_dir), args.run_id)
+    except RequestError:
+        if args.runs_dir is not None or not os.environ.get("PREFECT_API_URL"):
+            raise
+        return _approve_through_prefect(args)  # the records are elsewhere: the Prefect API knows the pause
     pending, api_url = choose_pending(store, args.approval)
     decision = (
         Decision.DENY
@@ -428,6 +433,47 @@ def _cmd_approve(args: argparse.Namespace) -> int:
         redact=redact,
     )
     print(f"{decision.value}: approval {pending.approval_id} of run {args.run_id} ({pending.reason})")
+    return 0
+
+
+def _decision(args: argparse.Namespace) -> Any:
+    from codex_orchestrator.approvals import Decision
+
+    if args.deny:
+        return Decision.DENY
+    return Decision.APPROVE_FOR_SESSION if args.for_session else Decision.APPROVE
+
+
+def _approve_through_prefect(args: argparse.Namespace) -> int:
+    """``approve`` for a run whose records this machine does not have: find its paused approval flow runs by
+    their tags on the configured Prefect API (PREFECT_API_URL)."""
+    _prefect_env()
+    from codex_orchestrator.terminal import login_name
+    from tasks.approval import answer_approval, paused_approvals
+
+    paused = paused_approvals(args.run_id)
+    if args.approval is not None:
+        paused = [p for p in paused if p[0] == args.approval]
+    if not paused:
+        raise RequestError(
+            f"no run {args.run_id!r} here (./.runs) and no approval of it paused on {os.environ['PREFECT_API_URL']}",
+            field="run_id",
+        )
+    if len(paused) > 1:
+        listed = ", ".join(a for a, _ in paused)
+        raise RequestError(
+            f"run {args.run_id} has {len(paused)} paused approvals, pick one with --approval: {listed}"
+        )
+    approval_id, flow_run_id = paused[0]
+    decision = _decision(args)
+    answer_approval(
+        flow_run_id,
+        decision,
+        reason=args.reason,
+        reviewer=args.reviewer or login_name(),
+        answered_by=args.channel,
+    )
+    print(f"{decision.value}: approval {approval_id} of run {args.run_id} (found through the Prefect API)")
     return 0
 
 

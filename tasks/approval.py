@@ -313,3 +313,22 @@ class ApprovalAnswerError(OrchestratorError):
     def __init__(self, flow_run_id: str, detail: str) -> None:
         self.flow_run_id = flow_run_id
         super().__init__(f"could not answer the approval of flow run {flow_run_id}: {detail}")
+
+
+def paused_approvals(run_id: str) -> list[tuple[str, str]]:
+    """``(approval id, flow run id)`` of every approval of ``run_id`` paused on the configured Prefect API:
+    how ``approve`` answers a run whose records are on another machine."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        FlowRunFilterTags,
+    )
+
+    flow_filter = FlowRunFilter(
+        tags=FlowRunFilterTags(all_=[*run_tags(run_id), APPROVAL_TAG]),
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])),
+    )
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=flow_filter)
+    return sorted((run.name.removeprefix("approval-"), str(run.id)) for run in runs)

@@ -226,3 +226,28 @@ def test_sigterm_while_paused_ends_the_run_interrupted(prefect_server: str, work
     data = validate_manifest(_manifest(workspace, "terminated"))
     assert data["status"] == "interrupted" and data["exit_code"] == 143
     assert data["pending_approvals"] == []
+
+
+def test_approve_finds_the_pause_through_the_prefect_api(
+    prefect_server: str, workspace: Path, tmp_path: Path
+) -> None:
+    """The records are not where `approve` runs (another machine, say): the Prefect API still knows the pause."""
+    steps = [{"name": "publish", "command": "touch published", "capabilities": ["network"]}]
+    env = {"PREFECT_API_URL": prefect_server}
+    proc = _start(_write_request(workspace, steps), "remote-approve", env)
+    _pending(workspace / ".runs", "remote-approve", env, 1)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    answer = subprocess.run(
+        [*CLI, "approve", "remote-approve"],
+        cwd=elsewhere,
+        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+    )
+    assert answer.returncode == 0, answer.stderr
+    assert "found through the Prefect API" in answer.stdout
+    code, err = _finish(proc)
+    assert code == 0, err
+    assert (workspace / "published").exists()
