@@ -21,9 +21,11 @@ def task_runner_for(request: RunRequest) -> TaskRunner[Any]:
             "runner kind 'dask' needs prefect-dask: pip install 'codex-orchestrator[dask]'",
             field="runner.kind",
         ) from exc
+    runner: TaskRunner[Any]
     if request.runner.address:
-        return DaskTaskRunner(address=request.runner.address)
-    return DaskTaskRunner(
+        runner = DaskTaskRunner(address=request.runner.address)
+        return runner
+    runner = DaskTaskRunner(
         cluster_kwargs={
             "n_workers": request.runner.workers,
             "processes": True,
@@ -31,3 +33,4 @@ def task_runner_for(request: RunRequest) -> TaskRunner[Any]:
             "dashboard_address": None,
         }
     )
+    return runner
