@@ -62,6 +62,7 @@ class CallRecorder:
         tracer: RunTracer,
         redact: Redactor,
         folder: ManifestFolder | None = None,
+        instance: str = "local",
     ) -> None:
         self.store = store
         store.redact = redact
@@ -71,6 +72,7 @@ class CallRecorder:
         self.folder = folder or shared_folder(store)
         self.workspace = Path(store.ref.workspace).resolve()
         self.approval_listeners: list[ApprovalListener] = []
+        self.instance = instance
         self._last_progress = 0.0
 
     @property
@@ -93,6 +95,7 @@ class CallRecorder:
         """The call exists from now on: its file is written and the manifest shows it (also after kill -9)."""
         call.order = call.order or order
         call.host = host_label()
+        call.instance = self.instance
         call.updated_at = utc_now()
         self.store.write_call(call)
         self.refresh()

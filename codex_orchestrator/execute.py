@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,7 +32,7 @@ from codex_orchestrator.records.events import DEFAULT_OUTPUT_BUDGET_BYTES, Event
 from codex_orchestrator.records.manifest import ToolCallRecord
 from codex_orchestrator.records.store import RunRef, RunStore
 from codex_orchestrator.redact import Redactor
-from codex_orchestrator.request import FetchSettings, RetrySettings, RunRequest, Step
+from codex_orchestrator.request import FetchSettings, InstanceSettings, RetrySettings, RunRequest, Step
 from codex_orchestrator.sandbox import SandboxMode
 from codex_orchestrator.telemetry import RunTracer
 from codex_orchestrator.toolcall import spec_from_step
@@ -72,34 +72,7 @@ class GateSettings(BaseModel):
         )
 
 
-class SshInstance(BaseModel):
-    """An SSH host, inline or as the name of a saved ``SshHost`` block (loaded where the call runs)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    block: str | None = Field(default=None, description="name of a saved `Codex SSH Host` block")
-    host: str | None = None
-    port: int = Field(default=22, ge=1, le=65535)
-    user: str | None = None
-    key_file: str | None = Field(
-        default=None, description="private key path on the machine that runs the call"
-    )
-    known_hosts: str | None = None
-    trust_on_first_use: bool = False
-    connect_timeout_s: float = Field(default=10.0, gt=0)
-    sandbox_command: list[str] = Field(default_factory=list)
-
-
-class Instance(BaseModel):
-    """Where calls run: this machine (``local``) or an SSH host."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = "local"
-    ssh: SshInstance | None = None
-
-
-LOCAL = Instance()
+LOCAL = InstanceSettings()
 
 
 class CallInput(BaseModel):
@@ -114,12 +87,21 @@ class CallInput(BaseModel):
     gate: GateSettings = Field(default_factory=GateSettings)
     default_retry: RetrySettings = Field(default_factory=RetrySettings)
     secret_env: list[str] = Field(default_factory=list)
-    instance: Instance = LOCAL
+    instance: InstanceSettings = LOCAL
     backend_cwd: str | None = Field(default=None, description="working directory on an SSH host")
     fetch: FetchSettings = Field(default_factory=FetchSettings)
     output_budget_bytes: int = Field(
         default=DEFAULT_OUTPUT_BUDGET_BYTES, description="how much output the event log keeps of this call"
     )
+    hold_instance_slot: bool = Field(
+        default=False,
+        description="hold a slot of the instance's Prefect global concurrency limit while running",
+    )
+
+
+def instance_limit_name(instance: str) -> str:
+    """The Prefect global concurrency limit of an instance: shared by every run that uses it."""
+    return f"codex-instance-{instance}"
 
 
 def read_secrets(names: Sequence[str], environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -145,7 +127,7 @@ BlockResolver = Callable[[str], "SshTarget"]
 
 
 def _backend_for(
-    instance: Instance, resolve_block: BlockResolver | None = None
+    instance: InstanceSettings, resolve_block: BlockResolver | None = None
 ) -> tuple[ExecBackend, tuple[str, ...]]:
     if instance.ssh is None:
         return LocalPtyBackend(), ()
@@ -198,7 +180,7 @@ def execute_call(
     for listener in listeners:
         events.add_listener(listener)
     tracer = RunTracer(store.paths.traces, run_id=call.run.run_id, task_id=call.run.task_id, redact=redact)
-    recorder = CallRecorder(store, events=events, tracer=tracer, redact=redact)
+    recorder = CallRecorder(store, events=events, tracer=tracer, redact=redact, instance=call.instance.name)
     try:
         try:
             spec = spec_from_step(
@@ -214,9 +196,18 @@ def execute_call(
             return _refused(recorder, call, prior, str(exc))
         if call.backend_cwd is not None:
             spec = replace(spec, backend_cwd=call.backend_cwd)
+        elif call.instance.ssh is not None:  # the workspace as that host sees it (the same path by default)
+            root = call.instance.workdir or call.run.workspace
+            spec = replace(spec, backend_cwd=str(Path(root) / call.step.cwd))
+        own = backend is None
         exec_backend, prefix = backend if backend is not None else _backend_for(call.instance, resolve_block)
-        gate = _gate_for(call, recorder, approver, exec_backend, prefix, on_session)
-        return gate.run(spec, prior, prefect_task_run_id=prefect_task_run_id)
+        try:
+            gate = _gate_for(call, recorder, approver, exec_backend, prefix, on_session)
+            return gate.run(spec, prior, prefect_task_run_id=prefect_task_run_id)
+        finally:
+            close = getattr(exec_backend, "close", None)
+            if own and call.step.session is None and callable(close):
+                close()  # an SSH backend's pooled connection; a named session's shell keeps it
     finally:
         events.close()
         tracer.shutdown()
@@ -309,7 +300,14 @@ def _display(step: Step) -> str:
     return step.command or step.path or step.url or ""
 
 
-def record_skipped(run: RunRef, call_id: str, milestone: str, step: Step, reason: str) -> ToolCallRecord:
+def record_unplaced(run: RunRef, call_id: str, milestone: str, step: Step, reason: str) -> ToolCallRecord:
+    """A step no instance that is up can take: recorded as failed, with why."""
+    return record_skipped(run, call_id, milestone, step, reason, status="failed")
+
+
+def record_skipped(
+    run: RunRef, call_id: str, milestone: str, step: Step, reason: str, *, status: Literal["skipped", "failed"] = "skipped"
+) -> ToolCallRecord:
     """A step that can never run (its needs failed, or the milestone stopped): recorded as skipped."""
     store = RunStore(run)
     prior = store.read_call(call_id)
@@ -322,10 +320,12 @@ def record_skipped(run: RunRef, call_id: str, milestone: str, step: Step, reason
             kind=step.kind.value,
             command="",
             cwd=step.cwd,
-            status="skipped",
+            status=status,
             error=reason,
             depends_on=list(step.needs),
         )
+        if prior is not None:
+            record.lineage = [*prior.lineage]
         event = events.emit(ev.ToolCallSkipped(tool_call_id=call_id, step=step.name, reason=reason))
         record.order = prior.order if prior is not None else event.seq
         record.updated_at = utc_now()

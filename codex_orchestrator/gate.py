@@ -146,6 +146,7 @@ class ToolOrchestrator:
                     started_at=prior.started_at,
                     attempts=len(prior.attempts),
                     error=prior.error,
+                    instance=prior.instance,
                 ),
             ]
         started_event = rec.events.emit(

@@ -81,6 +81,46 @@ class FetchSettings(BaseModel):
     max_redirects: int = Field(default=DEFAULT_FETCH_MAX_REDIRECTS, ge=0, le=20)
 
 
+class SshSettings(BaseModel):
+    """An SSH host, inline or as the name of a saved ``SshHost`` block (loaded where the call runs)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    block: str | None = Field(default=None, description="name of a saved `Codex SSH Host` block")
+    host: str | None = None
+    port: int = Field(default=22, ge=1, le=65535)
+    user: str | None = None
+    key_file: str | None = Field(
+        default=None, description="private key path on the machine that runs the call"
+    )
+    known_hosts: str | None = None
+    trust_on_first_use: bool = False
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    sandbox_command: list[str] = Field(default=[])
+
+    @model_validator(mode="after")
+    def _host_or_block(self) -> SshSettings:
+        if (self.block is None) == (self.host is None):
+            raise ValueError("an SSH instance needs exactly one of 'host' and 'block'")
+        return self
+
+
+class InstanceSettings(BaseModel):
+    """Where tool calls may run: this machine, or an SSH host; each with labels and a concurrency limit."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(default="local", pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
+    ssh: SshSettings | None = Field(default=None, description="absent: this machine")
+    labels: list[str] = Field(default=[], description="what a step may ask for with `labels`")
+    max_concurrency: int = Field(
+        default=4, ge=1, le=256, description="calls at once on this instance, in all runs"
+    )
+    workdir: str | None = Field(
+        default=None, description="SSH: the workspace's path on that host (default: the same path as here)"
+    )
+
+
 class Step(BaseModel):
     """One tool call: a shell command, a file edit, a fetch or an agent invocation."""
 
@@ -104,6 +144,10 @@ class Step(BaseModel):
     session: str | None = Field(default=None, description="run inside this named, persistent shell session")
     needs: list[str] = Field(
         default_factory=list, description="steps (of the same list) that must succeed before this one starts"
+    )
+    instance: str | None = Field(default=None, description="run on this instance (see the run's `instances`)")
+    labels: list[str] = Field(
+        default_factory=list, description="run on an instance that has all these labels"
     )
 
     @model_validator(mode="after")
@@ -159,6 +203,9 @@ class RunRequest(BaseModel):
         le=64,
         description="steps without an edge between them run at once",
     )
+    instances: list[InstanceSettings] = Field(
+        default=[], description="where calls run (default: this machine); steps pick one by name or labels"
+    )
     runner: RunnerSettings = Field(default=RunnerSettings())
     on_failure: OnFailure = Field(
         default=OnFailure.STOP,
@@ -186,12 +233,31 @@ class RunRequest(BaseModel):
             if step.name in seen:
                 raise ValueError(f"step name {step.name!r} is used twice")
             seen.add(step.name)
+        self._check_instances()
         for what, steps in (("steps", self.steps), ("guardrails", self.guardrails)):
             try:
                 check_graph([s.name for s in steps], {s.name: s.needs for s in steps})
             except GraphError as exc:
                 raise ValueError(f"{what}: {exc}") from None
         return self
+
+    def _check_instances(self) -> None:
+        names = [i.name for i in self.instances]
+        if len(set(names)) != len(names):
+            raise ValueError(f"instances: a name is used twice ({', '.join(names)})")
+        declared = self.instances or [InstanceSettings()]
+        for step in [*self.steps, *self.guardrails]:
+            if step.instance is not None and step.instance not in {i.name for i in declared}:
+                raise ValueError(
+                    f"step {step.name!r} asks for instance {step.instance!r}; declared: "
+                    + ", ".join(i.name for i in declared)
+                )
+            if step.labels and not any(set(step.labels) <= set(i.labels) for i in declared):
+                raise ValueError(f"step {step.name!r}: no instance has all the labels {step.labels}")
+
+    def all_instances(self) -> list[InstanceSettings]:
+        """The declared instances, or this machine alone."""
+        return list(self.instances) or [InstanceSettings()]
 
     def gate_enabled(self) -> bool:
         flag = os.environ.get(GATE_ENV_VAR, "").strip().lower()

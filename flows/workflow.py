@@ -16,7 +16,6 @@ Each call returns a Prefect future of its tool-call task; ``wait_for`` becomes a
 from __future__ import annotations
 
 import queue
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,19 +25,25 @@ from prefect.exceptions import TerminationSignal
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from codex_orchestrator.exec.errors import SSH_FAILURES
 from codex_orchestrator.execute import (
     CallInput,
     GateSettings,
     close_run_sessions,
+    instance_limit_name,
     read_secrets,
     record_skipped,
+    record_unplaced,
 )
 from codex_orchestrator.graph import GraphScheduler, StepState
+from codex_orchestrator.placement import NoInstance, Placement
 from codex_orchestrator.policy import ApprovalPolicy, Capability, ToolKind
-from codex_orchestrator.records.events import DEFAULT_OUTPUT_BUDGET_BYTES
+from codex_orchestrator.records import events as ev
+from codex_orchestrator.records.events import DEFAULT_OUTPUT_BUDGET_BYTES, EventLog
+from codex_orchestrator.records.manifest import InstanceState, RunState
 from codex_orchestrator.records.paths import RUNS_DIRNAME, new_run_id, validate_task_id
 from codex_orchestrator.records.store import RunRef, RunStore
-from codex_orchestrator.request import FetchSettings, RetrySettings, RunRequest, Step
+from codex_orchestrator.request import FetchSettings, InstanceSettings, RetrySettings, RunRequest, Step
 from codex_orchestrator.run import EXIT_FAILED, EXIT_OK, RunOwner, run_outcome
 from codex_orchestrator.sandbox import SandboxMode
 from codex_orchestrator.toolcall import call_id_for
@@ -63,6 +68,7 @@ class GatedRun:
         milestone: str = "exec",
         fetch: FetchSettings | None = None,
         output_budget_bytes: int = DEFAULT_OUTPUT_BUDGET_BYTES,
+        instances: Sequence[InstanceSettings] = (),
     ) -> None:
         self.ref = ref
         self.gate = gate
@@ -72,12 +78,22 @@ class GatedRun:
         self.fetch_settings = fetch or FetchSettings()
         self.output_budget_bytes = output_budget_bytes
         self.futures: dict[str, PrefectFuture[Any]] = {}
+        self._steps: dict[str, Step] = {}
+        # Declared instances hold their limits in Prefect global concurrency limits, shared by every run.
+        self.instances: list[InstanceSettings] = list(instances) or [InstanceSettings()]
+        self.shared_limits = bool(instances)
+        if self.shared_limits:
+            _ensure_instance_limits(self.instances)
         self._local_runner: ThreadPoolTaskRunner[Any] | None = None
 
     # -- building calls -------------------------------------------------------------------------------------
-    def call_input(self, step: Step, milestone: str | None = None) -> CallInput:
+    def call_input(
+        self, step: Step, milestone: str | None = None, instance: InstanceSettings | None = None
+    ) -> CallInput:
         milestone = milestone or self.milestone
         return CallInput(
+            instance=instance or self.instances[0],
+            hold_instance_slot=self.shared_limits,
             run=self.ref,
             call_id=call_id_for(milestone, step.name),
             milestone=milestone,
@@ -90,12 +106,19 @@ class GatedRun:
         )
 
     def submit(
-        self, step: Step, *, wait_for: Sequence[PrefectFuture[Any]] = (), milestone: str | None = None
+        self,
+        step: Step,
+        *,
+        wait_for: Sequence[PrefectFuture[Any]] = (),
+        milestone: str | None = None,
+        instance: InstanceSettings | None = None,
     ) -> PrefectFuture[Any]:
-        """Submit one gated call; its future is also kept under the step's name."""
-        if step.name in self.futures:
+        """Submit one gated call; its future is also kept under the step's name (a call placed again on
+        another instance, after its host was lost, replaces it)."""
+        if step.name in self.futures and instance is None:
             raise ValueError(f"a call named {step.name!r} was already submitted in this run")
-        call = self.call_input(step, milestone)
+        self._steps[step.name] = step
+        call = self.call_input(step, milestone, instance)
         if step.session is not None:
             # A named shell lives in one process: its calls run in threads of this flow's own process.
             future = self._local().submit(tool_call, {"call": call}, wait_for=wait_for)
@@ -185,36 +208,93 @@ class GatedRun:
 
     def _drive(self, scheduler: GraphScheduler, by_name: dict[str, Step], milestone: str) -> bool:
         done: queue.Queue[str] = queue.Queue()
-        running: dict[str, PrefectFuture[Any]] = {}
-        lock = threading.Lock()
+        running: dict[str, tuple[PrefectFuture[Any], InstanceSettings]] = {}
+        placement = Placement(self.instances)
+        store = RunStore(self.ref)
         while not scheduler.done():
             for name in scheduler.ready():
+                step = by_name[name]
+                try:
+                    instance = placement.choose(step)
+                except NoInstance as exc:
+                    self._fail_unplaced(store, step, milestone, str(exc))
+                    self._skip_all(scheduler.finish(name, False), by_name, milestone)
+                    continue
+                if instance is None:
+                    continue  # every instance that fits is full: the step waits for a slot
                 scheduler.start(name)
-                wait_for = [self.futures[d] for d in by_name[name].needs if d in self.futures]
-                future = self.submit(by_name[name], wait_for=wait_for, milestone=milestone)
-                with lock:
-                    running[name] = future
+                wait_for = [self.futures[d] for d in step.needs if d in self.futures]
+                future = self.submit(step, wait_for=wait_for, milestone=milestone, instance=instance)
+                running[name] = (future, instance)
                 future.add_done_callback(_notify(done, name))
             if not running:
                 break
             try:
                 finished = [done.get(timeout=_POLL_S)]
             except queue.Empty:
-                finished = [n for n, f in running.items() if f.state.is_final()]
+                finished = [n for n, (f, _i) in running.items() if f.state.is_final()]
             for name in finished:
-                finished_future = running.pop(name, None)
-                if finished_future is None:
+                entry = running.pop(name, None)
+                if entry is None:
                     continue
-                finished_future.wait()
-                ok = finished_future.state.is_completed()
+                future, instance = entry
+                future.wait()
+                placement.release(instance.name)
+                ok = future.state.is_completed()
+                if not ok and self._lost_host(store, placement, milestone, name, instance):
+                    scheduler.state[name] = StepState.PENDING  # placed again, on an instance that is up
+                    continue
                 self._skip_all(scheduler.finish(name, ok), by_name, milestone)
         return scheduler.succeeded()
+
+    def _lost_host(
+        self, store: RunStore, placement: Placement, milestone: str, name: str, instance: InstanceSettings
+    ) -> bool:
+        """A call failed because its SSH host went away: mark the host down; True if the call may go elsewhere."""
+        record = store.read_call(call_id_for(milestone, name))
+        if record is None or record.failure not in SSH_FAILURES or instance.ssh is None:
+            return False
+        why = record.error or record.failure or "connection lost"
+        if instance.name not in placement.down:
+            placement.mark_down(instance.name, why)
+            _record_instance_down(store, instance.name, why)
+        try:
+            return bool(placement.candidates(self._steps[name]))
+        except KeyError:
+            return False
+
+    def _fail_unplaced(self, store: RunStore, step: Step, milestone: str, reason: str) -> None:
+        record_unplaced(self.ref, call_id_for(milestone, step.name), milestone, step, reason)
 
     def _skip_all(self, skips: Sequence[Any], by_name: dict[str, Step], milestone: str) -> None:
         for skip in skips:
             record_skipped(
                 self.ref, call_id_for(milestone, skip.step), milestone, by_name[skip.step], skip.reason
             )
+
+
+def _ensure_instance_limits(instances: Sequence[InstanceSettings]) -> None:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        for instance in instances:
+            client.upsert_global_concurrency_limit_by_name(
+                instance_limit_name(instance.name), instance.max_concurrency
+            )
+
+
+def _record_instance_down(store: RunStore, name: str, why: str) -> None:
+    def change(state: RunState) -> None:
+        known = {i.name: i for i in state.instances}
+        known[name] = InstanceState(name=name, status="down", reason=why)
+        state.instances = [known[n] for n in sorted(known)]
+
+    store.update_run(change)
+    events = EventLog(store.paths.events, store.ref.run_id)
+    try:
+        events.emit(ev.InstanceDown(instance=name, reason=why))
+    finally:
+        events.close()
 
 
 def _notify(done: queue.Queue[str], name: str) -> Any:
@@ -233,6 +313,7 @@ def gated_run_from_request(ref: RunRef, request: RunRequest, milestone: str = "e
         milestone=milestone,
         fetch=request.fetch,
         output_budget_bytes=request.event_output_budget_bytes,
+        instances=request.instances,
     )
 
 

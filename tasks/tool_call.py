@@ -6,15 +6,18 @@ worker, a task worker. Approvals it needs pause their own ``approval`` flow runs
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import cast
 
 from prefect import State, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.sync import concurrency
 from prefect.context import TaskRunContext
 from prefect.states import Completed, Failed
 
 from codex_orchestrator.exec.ssh import SshTarget
-from codex_orchestrator.execute import CallInput, execute_call
+from codex_orchestrator.execute import CallInput, execute_call, instance_limit_name
 from tasks.approval import PrefectPauseApprover
 
 
@@ -23,6 +26,16 @@ def load_ssh_block(name: str) -> SshTarget:
     from blocks.ssh_host import SshHost
 
     return cast(SshHost, SshHost.load(name)).to_target()
+
+
+@contextmanager
+def _instance_slot(call: CallInput) -> Iterator[None]:
+    """Hold one slot of the instance's global concurrency limit: runs sharing a host share its limit."""
+    if not call.hold_instance_slot:
+        yield
+        return
+    with concurrency(instance_limit_name(call.instance.name), occupy=1, strict=True):
+        yield
 
 
 @task(
@@ -34,9 +47,10 @@ def load_ssh_block(name: str) -> SshTarget:
 def tool_call(call: CallInput) -> State[str]:
     task_ctx = TaskRunContext.get()
     task_run_id = str(task_ctx.task_run.id) if task_ctx is not None else None
-    record = execute_call(
-        call, PrefectPauseApprover(), resolve_block=load_ssh_block, prefect_task_run_id=task_run_id
-    )
+    with _instance_slot(call):
+        record = execute_call(
+            call, PrefectPauseApprover(), resolve_block=load_ssh_block, prefect_task_run_id=task_run_id
+        )
     summary = (
         f"{record.id} {record.step}: {record.status} (exit {record.exit_code}, {len(record.attempts)} "
         f"attempt(s), approval {record.approval_source}, sandbox {record.sandbox.state})"

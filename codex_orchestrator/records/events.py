@@ -188,6 +188,12 @@ class ToolCallSkipped(_Event):
     reason: str
 
 
+class InstanceDown(_Event):
+    type: Literal["instance.down"] = "instance.down"
+    instance: str
+    reason: str
+
+
 class Summary(_Event):
     type: Literal["summary"] = "summary"
     status: str
@@ -217,6 +223,7 @@ Event = Annotated[
     | GuardSwitched
     | ToolCallFinished
     | ToolCallSkipped
+    | InstanceDown
     | Summary,
     Field(discriminator="type"),
 ]

@@ -135,6 +135,7 @@ class CallRun(_Model):
     started_at: str | None = None
     attempts: int = 0
     error: str | None = None
+    instance: str | None = Field(default=None, description="where this earlier run ran")
 
 
 class ToolCallRecord(_Model):
@@ -179,6 +180,7 @@ class ToolCallRecord(_Model):
         default=None, description="whether an approve-for-session grant was looked up, and found"
     )
     host: str | None = Field(default=None, description="hostname and pid of the process that ran the call")
+    instance: str = Field(default="local", description="the instance (this machine or an SSH host) it ran on")
     lineage: list[CallRun] = Field(
         default_factory=list, description="earlier runs of this call (a resumed run reruns unfinished calls)"
     )
@@ -225,6 +227,20 @@ class RunMetrics(_Model):
     guardrails_failed: int = 0
 
 
+class InstanceState(_Model):
+    name: str
+    status: Literal["up", "down"] = "up"
+    reason: str | None = Field(default=None, description="why it was marked down")
+
+
+class InstanceStats(_Model):
+    name: str
+    status: Literal["up", "down"] = "up"
+    calls: int = 0
+    busy_ms: float = 0.0
+    failures: int = 0
+
+
 class RunState(_Model):
     """The run itself, as its owner records it in ``run.json`` (records/store.py); the manifest adds the rest."""
 
@@ -251,6 +267,9 @@ class RunState(_Model):
     metrics: RunMetrics = Field(default_factory=RunMetrics)
     prefect: PrefectRecord = Field(default_factory=PrefectRecord)
     resumed_at: list[str] = Field(default_factory=list, description="when the run was resumed, oldest first")
+    instances: list[InstanceState] = Field(
+        default_factory=list, description="the run's instances, up or down"
+    )
     events_file: str = "events.jsonl"
     traces_file: str = "traces.jsonl"
 
@@ -262,6 +281,9 @@ class Manifest(RunState):
     approval_cache: CacheCounters = Field(default_factory=CacheCounters)
     pending_approval: ApprovalRecord | None = Field(default=None, description="the oldest pending approval")
     pending_approvals: list[ApprovalRecord] = Field(default_factory=list)
+    instance_stats: list[InstanceStats] = Field(
+        default_factory=list, description="per instance: calls, busy time"
+    )
     tool_calls: list[ToolCallRecord] = Field(default_factory=list)  # keep last: the folder splices it in
 
 

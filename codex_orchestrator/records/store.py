@@ -36,6 +36,7 @@ from codex_orchestrator.records.atomic import write_atomic
 from codex_orchestrator.records.manifest import (
     ApprovalRecord,
     CacheCounters,
+    InstanceStats,
     Manifest,
     RunState,
     ToolCallRecord,
@@ -239,6 +240,27 @@ def _read_model(path: Path, model: type[Any]) -> Any:
         raise RecordError(f"not a valid record: {exc}", path=str(path)) from exc
 
 
+def instance_stats(state: RunState, calls: list[dict[str, Any]]) -> list[InstanceStats]:
+    """Per instance: the calls it ran (each run of a call counts where it ran), busy time, failures."""
+    status = {i.name: i.status for i in state.instances}
+    rows: dict[str, InstanceStats] = {n: InstanceStats(name=n, status=s) for n, s in status.items()}
+    for call in calls:
+        if call.get("status") == "skipped":
+            continue
+        name = str(call.get("instance") or "local")
+        row = rows.setdefault(name, InstanceStats(name=name, status=status.get(name, "up")))
+        row.calls += 1
+        row.busy_ms = round(row.busy_ms + float(call.get("duration_ms") or 0.0), 3)
+        if call.get("status") != "succeeded":
+            row.failures += 1
+        for earlier in call.get("lineage") or []:
+            where = str(earlier.get("instance") or name)
+            lost = rows.setdefault(where, InstanceStats(name=where, status=status.get(where, "up")))
+            lost.calls += 1
+            lost.failures += 1
+    return [rows[n] for n in sorted(rows)]
+
+
 class ManifestFolder:
     """Folds a run's record files into its manifest, re-reading only the files that changed since last time.
 
@@ -292,6 +314,7 @@ class ManifestFolder:
         hits = sum(1 for _raw, c in calls if c.get("approval_cache") == "hit")
         misses = sum(1 for _raw, c in calls if c.get("approval_cache") == "miss")
         updated = max([state.updated_at, *(c.get("updated_at") or "" for _raw, c in calls)])
+        stats = instance_stats(state, [c for _raw, c in calls])
         fields = {name: getattr(state, name) for name in RunState.model_fields}
         status = "awaiting-approval" if state.status == "running" and pending else state.status
         head = Manifest(
@@ -303,6 +326,7 @@ class ManifestFolder:
                 "approval_cache": CacheCounters(hits=hits, misses=misses),
                 "pending_approval": pending[0] if pending else None,
                 "pending_approvals": pending,
+                "instance_stats": stats,
                 "tool_calls": [],
             }
         ).model_dump_json()
