@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -166,6 +167,7 @@ def execute_call(
     backend: tuple[ExecBackend, tuple[str, ...]] | None = None,
     resolve_block: BlockResolver | None = None,
     prefect_task_run_id: str | None = None,
+    attempt_slot: Callable[[], AbstractContextManager[object]] | None = None,
 ) -> ToolCallRecord:
     """Run one call of a run through the gate and return its record (already written to the run's records)."""
     store = RunStore(call.run)
@@ -203,6 +205,7 @@ def execute_call(
         exec_backend, prefix = backend if backend is not None else _backend_for(call.instance, resolve_block)
         try:
             gate = _gate_for(call, recorder, approver, exec_backend, prefix, on_session)
+            gate.attempt_slot = attempt_slot or nullcontext
             return gate.run(spec, prior, prefect_task_run_id=prefect_task_run_id)
         finally:
             close = getattr(exec_backend, "close", None)
@@ -306,7 +309,13 @@ def record_unplaced(run: RunRef, call_id: str, milestone: str, step: Step, reaso
 
 
 def record_skipped(
-    run: RunRef, call_id: str, milestone: str, step: Step, reason: str, *, status: Literal["skipped", "failed"] = "skipped"
+    run: RunRef,
+    call_id: str,
+    milestone: str,
+    step: Step,
+    reason: str,
+    *,
+    status: Literal["skipped", "failed"] = "skipped",
 ) -> ToolCallRecord:
     """A step that can never run (its needs failed, or the milestone stopped): recorded as skipped."""
     store = RunStore(run)

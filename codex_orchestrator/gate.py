@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -107,6 +108,8 @@ class ToolOrchestrator:
     rng: random.Random = field(default_factory=random.Random)
     sandbox_prefix: tuple[str, ...] = ()  # for SSH backends: the host's sandbox command, if any
     on_session: Callable[[ExecSession], None] | None = None  # e.g. the CLI attaching its stdin to the session
+    # Held around steps 3 and 4 (e.g. a slot of the instance's Prefect global concurrency limit).
+    attempt_slot: Callable[[], AbstractContextManager[object]] = nullcontext
     # Named shell sessions that live across tool calls (a step's `session:`), by name and sandbox.
     _named: dict[tuple[str, SandboxSpec | None, tuple[str, ...]], ExecSession] = field(
         default_factory=dict, init=False, repr=False
@@ -175,8 +178,10 @@ class ToolOrchestrator:
                     # 2. sandbox
                     sandbox = self._select_sandbox(spec, call, granted)
                     if sandbox is not None:
-                        # 3 + 4. attempts, retries and escalation
-                        self._attempts(spec, call, sandbox)
+                        # 3 + 4. attempts, retries and escalation; the instance's slot is held from here
+                        # only, so a call waiting for a person does not hold it
+                        with self.attempt_slot():
+                            self._attempts(spec, call, sandbox)
             except BaseException as exc:
                 # Record what happened before letting it go: the manifest must never show a call stuck mid-way.
                 call.status = "failed"

@@ -7,9 +7,11 @@ pass it inline (use ``secret_env`` names for secrets, never values)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from prefect import State, flow
+from prefect import Flow, State, flow
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun
 from prefect.context import FlowRunContext
 from prefect.exceptions import TerminationSignal
 from prefect.states import Completed, Failed
@@ -19,7 +21,15 @@ from codex_orchestrator.execute import close_run_sessions, read_secrets
 from codex_orchestrator.records.paths import RUNS_DIRNAME, new_run_id, validate_run_id
 from codex_orchestrator.records.store import RunRef
 from codex_orchestrator.request import RunRequest, load_request, parse_request
-from codex_orchestrator.run import EXIT_FAILED, EXIT_OK, RunOwner, interrupt_exit_code, run_outcome
+from codex_orchestrator.run import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    FINAL_RUN_STATUSES,
+    RunOwner,
+    interrupt_exit_code,
+    run_outcome,
+)
 from flows.interrupt import shutdown
 from flows.milestones import MilestoneParams, exec_milestone, foundation, telemetry, verification
 from flows.runners import task_runner_for
@@ -59,7 +69,36 @@ def open_run(request: RunRequest, ref: RunRef, *, resume: bool) -> RunOwner:
     )
 
 
-@flow(name="autonomy", persist_result=False, log_prints=True)
+def _mark_interrupted(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
+    """Prefect hook (crashed, cancelled): the run's records say so at once, not only once its heartbeat ages."""
+    params = flow_run.parameters or {}
+    if not params.get("run_id"):
+        return  # no id was given: the run (if it started) finishes itself, or its stale heartbeat tells
+    try:
+        request = resolve_request(
+            RunRequest.model_validate(params["request"]) if params.get("request") else None,
+            params.get("request_path"),
+        )
+        ref = run_ref(request, str(params["run_id"]), params.get("runs_dir"))
+        owner = RunOwner.open(ref)
+    except Exception:  # the run never got as far as its records
+        return
+    if owner.state().status in FINAL_RUN_STATUSES:
+        return
+    error = f"flow run {(state.name or state.type.value).lower()}: {state.message or ''}".strip()
+    if state.is_crashed():
+        owner.finish("interrupted", EXIT_INTERRUPTED, error=error)
+    else:
+        owner.finish("cancelled", EXIT_FAILED, error=error)
+
+
+@flow(
+    name="autonomy",
+    persist_result=False,
+    log_prints=True,
+    on_crashed=[_mark_interrupted],
+    on_cancellation=[_mark_interrupted],
+)
 def autonomy(
     request: RunRequest | None = None,
     request_path: str | None = None,

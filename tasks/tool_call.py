@@ -47,10 +47,13 @@ def _instance_slot(call: CallInput) -> Iterator[None]:
 def tool_call(call: CallInput) -> State[str]:
     task_ctx = TaskRunContext.get()
     task_run_id = str(task_ctx.task_run.id) if task_ctx is not None else None
-    with _instance_slot(call):
-        record = execute_call(
-            call, PrefectPauseApprover(), resolve_block=load_ssh_block, prefect_task_run_id=task_run_id
-        )
+    record = execute_call(
+        call,
+        PrefectPauseApprover(),
+        resolve_block=load_ssh_block,
+        prefect_task_run_id=task_run_id,
+        attempt_slot=lambda: _instance_slot(call),
+    )
     summary = (
         f"{record.id} {record.step}: {record.status} (exit {record.exit_code}, {len(record.attempts)} "
         f"attempt(s), approval {record.approval_source}, sandbox {record.sandbox.state})"
