@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -201,7 +202,7 @@ def test_run_waits_for_approval_and_the_sdk_approves(tmp_path: Path, monkeypatch
             time.sleep(0.2)
         pending = handle.pending_approval()
         assert pending is not None and pending["needs"] == ["network"] and pending["flow_run_id"]
-        client.approve(handle.run_id, runs_dir=handle.runs_dir, reason="sdk test")
+        client.approve(handle.run_id, reason="sdk test")  # as the README has it: the client knows the run
         summary = handle.wait(timeout_s=APPROVAL_WAIT_S)
         events = _validated(list(handle.events()))
     assert summary.ok and summary.exit_code == 0 and summary.return_code == 0
@@ -209,8 +210,57 @@ def test_run_waits_for_approval_and_the_sdk_approves(tmp_path: Path, monkeypatch
     manifest = validate_manifest(summary.manifest)
     assert manifest["tool_calls"][0]["approval_source"] == "human"
     assert manifest["approvals"][0]["answer_reason"] == "sdk test"
+    assert manifest["approvals"][0]["answered_by"] == "sdk"
     resolved = next(e for e in events if e["type"] == "approval.resolved")
     assert resolved["source"] == "human" and resolved["outcome"] == "approved"
     with pytest.raises(SdkError, match="no pending approval") as caught:
         client.approve(handle.run_id, runs_dir=handle.runs_dir)
     assert caught.value.return_code == 1
+
+
+DYING_SCRIPT = """
+import os, sys, time
+from pathlib import Path
+from codex_orchestrator.sdk import Client
+client = Client(cwd=Path(sys.argv[1]))
+handle = client.run(sys.argv[2], run_id="orphan-run")
+while handle.pending_approval() is None:
+    time.sleep(0.2)
+print("pending", flush=True)
+os._exit(1)  # the script dies without a word to its child
+"""
+
+
+@pytest.mark.prefect
+def test_a_dying_script_takes_its_run_along_and_the_sdk_resumes_it(
+    tmp_path: Path, prefect_server: str
+) -> None:
+    (tmp_path / "ws").mkdir()
+    request = tmp_path / "request.yaml"
+    request.write_text(REQUEST)
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", DYING_SCRIPT, str(tmp_path), str(request)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=APPROVAL_WAIT_S,
+    )
+    assert "pending" in done.stdout, done.stderr
+    manifest = tmp_path / "ws/.runs/sdk-approve/cli/orphan-run/manifest.json"
+    deadline = time.monotonic() + APPROVAL_WAIT_S
+    while json.loads(manifest.read_text())["status"] not in ("interrupted", "failed"):
+        assert time.monotonic() < deadline, "the run outlived the script that started it"
+        time.sleep(0.2)
+    assert json.loads(manifest.read_text())["status"] == "interrupted"
+    client = Client(env={"PREFECT_API_URL": prefect_server}, cwd=tmp_path)
+    with client.resume("orphan-run", runs_dir=tmp_path / "ws/.runs") as handle:
+        while handle.pending_approval() is None:
+            assert handle.return_code is None, handle.wait()
+            assert time.monotonic() < deadline, "the resumed run asked nothing"
+            time.sleep(0.2)
+        client.approve("orphan-run")
+        summary = handle.wait(timeout_s=APPROVAL_WAIT_S)
+    assert summary.ok
+    data = validate_manifest(manifest)
+    assert data["status"] == "succeeded" and len(data["resumed_at"]) == 1

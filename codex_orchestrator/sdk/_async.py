@@ -197,6 +197,11 @@ class AsyncClient(ClientBase):
         plan = self._run_plan(request_file, runs_dir, run_id)
         return AsyncRunHandle(plan, await AsyncRunHandle._spawn(plan))
 
+    async def resume(self, run_id: str, *, runs_dir: str | Path | None = None) -> AsyncRunHandle:
+        """``codex-orchestrator resume RUN_ID``: re-enter a killed run; calls that succeeded are not run again."""
+        plan = self._resume_plan(run_id, runs_dir)
+        return AsyncRunHandle(plan, await AsyncRunHandle._spawn(plan))
+
     async def approve(
         self,
         run_id: str,

@@ -436,6 +436,32 @@ class ClientBase:
             )
         )
 
+    def _resume_plan(self, run_id: str, runs_dir: str | Path | None) -> Plan:
+        """``resume RUN_ID``: the run's records say where it is and what it runs."""
+        from codex_orchestrator.records.listing import run_store
+
+        runs = (
+            self._abs(runs_dir)
+            if runs_dir is not None
+            else self._runs_dirs.get(run_id, self._abs(RUNS_DIRNAME))
+        )
+        try:
+            store = run_store(runs, run_id)
+        except RequestError as exc:
+            raise SdkError(f"cannot resume: {exc}") from exc
+        args = ["resume", run_id, "--json", "--no-prompt", "--runs-dir", str(runs)]
+        return self._remember(
+            Plan(
+                what="run",
+                launch=self._launch(args),
+                stdin=False,
+                run_id=run_id,
+                workspace=Path(store.ref.workspace),
+                runs_dir=runs,
+                manifest=store.paths.manifest,
+            )
+        )
+
     def _approve_launch(
         self, run_id: str, deny: bool, for_session: bool, reason: str | None, runs_dir: str | Path | None
     ) -> Launch:

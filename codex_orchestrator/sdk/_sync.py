@@ -199,6 +199,10 @@ class Client(ClientBase):
         raises SdkError before anything starts)."""
         return RunHandle(self._run_plan(request_file, runs_dir, run_id))
 
+    def resume(self, run_id: str, *, runs_dir: str | Path | None = None) -> RunHandle:
+        """``codex-orchestrator resume RUN_ID``: re-enter a killed run; calls that succeeded are not run again."""
+        return RunHandle(self._resume_plan(run_id, runs_dir))
+
     def approve(
         self,
         run_id: str,
