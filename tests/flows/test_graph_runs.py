@@ -251,3 +251,33 @@ def test_approve_finds_the_pause_through_the_prefect_api(
     code, err = _finish(proc)
     assert code == 0, err
     assert (workspace / "published").exists()
+
+
+def test_ctrl_c_to_the_group_on_the_embedded_server_ends_the_run_at_once(
+    workspace: Path, tmp_path: Path
+) -> None:
+    """No PREFECT_API_URL: `run` starts its own server, and a terminal's Ctrl-C reaches both (one process group)."""
+    steps = [{"name": "publish", "command": "true", "capabilities": ["network"]}]
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    proc = subprocess.Popen(
+        [*CLI, "run", str(_write_request(workspace, steps)), "--run-id", "ctrl-c", "--no-prompt"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own group, as a terminal gives it
+    )
+    manifest = _manifest(workspace, "ctrl-c")
+
+    def paused() -> bool:
+        return manifest.exists() and bool(json.loads(manifest.read_text()).get("pending_approvals"))
+
+    _wait_for(paused, "the run to pause")
+    os.killpg(proc.pid, signal.SIGINT)
+    code, err = _finish(proc)
+    assert code == 130, err
+    assert "Traceback" not in err and "ConnectError" not in err
+    data = validate_manifest(manifest)
+    assert data["status"] == "interrupted" and data["exit_code"] == 130
