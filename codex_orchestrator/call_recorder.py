@@ -16,6 +16,7 @@ from pathlib import Path
 
 from codex_orchestrator.approvals import ApprovalRequest
 from codex_orchestrator.clock import utc_now
+from codex_orchestrator.records import events as ev
 from codex_orchestrator.records.events import EventLog
 from codex_orchestrator.records.manifest import ApprovalRecord, ToolCallRecord
 from codex_orchestrator.records.paths import RunPaths, relative_to_workspace
@@ -91,6 +92,20 @@ class CallRecorder:
         return relative_to_workspace(path, self.workspace)
 
     # -- the call -----------------------------------------------------------------------------------------
+    def announce(self, call: ToolCallRecord) -> None:
+        """Emit ``tool_call.started`` and write the call's first record; its order is that event's seq."""
+        started = self.events.emit(
+            ev.ToolCallStarted(
+                tool_call_id=call.id,
+                step=call.step,
+                kind=call.kind,
+                command=call.command,
+                cwd=call.cwd,
+                backend=call.backend,
+            )
+        )
+        self.begin_call(call, started.seq)
+
     def begin_call(self, call: ToolCallRecord, order: int) -> None:
         """The call exists from now on: its file is written and the manifest shows it (also after kill -9)."""
         call.order = call.order or order

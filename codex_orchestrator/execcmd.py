@@ -19,7 +19,7 @@ from codex_orchestrator.exec.backend import ExecBackend
 from codex_orchestrator.exec.errors import SSH_FAILURES
 from codex_orchestrator.exec.local import LocalPtyBackend
 from codex_orchestrator.exec.session import ExecSession
-from codex_orchestrator.execute import CallInput, GateSettings, execute_call, read_secrets
+from codex_orchestrator.execute import CallInput, GateSettings, call_spec, execute_call, read_secrets
 from codex_orchestrator.gate import initial_requirement
 from codex_orchestrator.policy import ApprovalPolicy, Capability, Outcome, ToolKind
 from codex_orchestrator.records import events as ev
@@ -30,7 +30,7 @@ from codex_orchestrator.records.store import RunRef, RunStore
 from codex_orchestrator.request import RetrySettings, Step
 from codex_orchestrator.run import EXIT_FAILED, RunOwner, interrupt_exit_code
 from codex_orchestrator.sandbox import SandboxMode
-from codex_orchestrator.toolcall import call_id_for, spec_from_step
+from codex_orchestrator.toolcall import call_id_for
 
 # Exit codes of `exec` when the command did not give one of its own (docs/cli.md).
 EXIT_TIMED_OUT = 124
@@ -130,13 +130,7 @@ def call_input(options: ExecOptions) -> CallInput:
 
 def may_ask_up_front(call: CallInput, backend: ExecBackend | None = None) -> bool:
     """Whether the gate's first step will ask a human: the same decision ``ToolOrchestrator.run`` makes."""
-    spec = spec_from_step(
-        call.step,
-        call_id=call.call_id,
-        workspace=Path(call.run.workspace),
-        milestone=call.milestone,
-        default_retry=call.default_retry,
-    )
+    spec = call_spec(call)
     _, requirement = initial_requirement(call.gate.config(), spec, backend or LocalPtyBackend())
     return requirement.outcome is Outcome.ASK
 

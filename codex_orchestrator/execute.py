@@ -36,7 +36,7 @@ from codex_orchestrator.redact import Redactor
 from codex_orchestrator.request import FetchSettings, InstanceSettings, RetrySettings, RunRequest, Step
 from codex_orchestrator.sandbox import SandboxMode
 from codex_orchestrator.telemetry import RunTracer
-from codex_orchestrator.toolcall import spec_from_step
+from codex_orchestrator.toolcall import ToolCallSpec, spec_from_step
 
 if TYPE_CHECKING:
     from codex_orchestrator.exec.ssh import SshTarget
@@ -103,6 +103,19 @@ class CallInput(BaseModel):
 def instance_limit_name(instance: str) -> str:
     """The Prefect global concurrency limit of an instance: shared by every run that uses it."""
     return f"codex-instance-{instance}"
+
+
+def call_spec(call: CallInput, extra_env: Mapping[str, str] | None = None) -> ToolCallSpec:
+    """The gate's view of ``call`` (paths resolved inside the workspace); RequestError if one escapes it."""
+    return spec_from_step(
+        call.step,
+        call_id=call.call_id,
+        workspace=Path(call.run.workspace),
+        milestone=call.milestone,
+        default_retry=call.default_retry,
+        extra_env=extra_env or {},
+        fetch=call.fetch,
+    )
 
 
 def read_secrets(names: Sequence[str], environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -185,15 +198,7 @@ def execute_call(
     recorder = CallRecorder(store, events=events, tracer=tracer, redact=redact, instance=call.instance.name)
     try:
         try:
-            spec = spec_from_step(
-                call.step,
-                call_id=call.call_id,
-                workspace=Path(call.run.workspace),
-                milestone=call.milestone,
-                default_retry=call.default_retry,
-                extra_env=secrets,
-                fetch=call.fetch,
-            )
+            spec = call_spec(call, secrets)
         except RequestError as exc:
             return _refused(recorder, call, prior, str(exc))
         if call.backend_cwd is not None:
@@ -267,18 +272,10 @@ def _refused(
         finished_at=now,
         duration_ms=0.0,
         depends_on=list(call.step.needs),
+        backend="orchestrator",
+        order=prior.order if prior is not None else 0,
     )
-    started = recorder.events.emit(
-        ev.ToolCallStarted(
-            tool_call_id=record.id,
-            step=record.step,
-            kind=record.kind,
-            command=record.command,
-            cwd=record.cwd,
-            backend="orchestrator",
-        )
-    )
-    record.order = prior.order if prior is not None else started.seq
+    recorder.announce(record)
     recorder.events.emit(
         ev.ToolCallFinished(
             tool_call_id=record.id,
@@ -290,7 +287,6 @@ def _refused(
             duration_ms=0.0,
         )
     )
-    recorder.begin_call(record, record.order)
     recorder.finish_call(record)
     return record
 

@@ -152,17 +152,7 @@ class ToolOrchestrator:
                     instance=prior.instance,
                 ),
             ]
-        started_event = rec.events.emit(
-            ev.ToolCallStarted(
-                tool_call_id=call.id,
-                step=spec.step,
-                kind=call.kind,
-                command=call.command,
-                cwd=call.cwd,
-                backend=call.backend,
-            )
-        )
-        rec.begin_call(call, started_event.seq)
+        rec.announce(call)
         started = time.monotonic()
         with rec.tracer.span(
             "tool_call",
