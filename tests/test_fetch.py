@@ -157,7 +157,7 @@ def test_requests_refuse_other_schemes_at_validation(workspace: Path) -> None:
         "workspace": str(workspace),
         "steps": [{"name": "f", "kind": "fetch", "url": "file:///etc/passwd"}],
     }
-    with pytest.raises(RequestError, match=r"steps\.0.*only http and https"):
+    with pytest.raises(RequestError, match=r"steps\[f\].*only http and https"):
         parse_request(data)
     data["steps"] = [{"name": "f", "kind": "fetch", "url": "http://localhost/"}]
     data["fetch"] = {"allow_hosts": ["LocalHost"], "max_bytes": 100}

@@ -116,7 +116,7 @@ def test_the_artifacts_read_well_in_the_prefect_ui(ui_server: str, workspace: Pa
         f"task: ui-check\nworkspace: {workspace}\nsandbox: none\nprofile: [read, run]\n"
         "steps:\n"
         "  - {name: build, command: 'echo building && sleep 0.2'}\n"
-        "  - {name: list-files, command: 'ls -la'}\n"
+        "  - {name: list-files, command: 'ls -la', needs: [build]}\n"
     )
     done = cli(
         "run", str(request), "--run-id", "ui-1", env={"PREFECT_API_URL": f"{ui_server}/api"}, timeout=300
