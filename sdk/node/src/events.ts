@@ -19,6 +19,7 @@ export type Event =
   | GuardSwitched
   | ToolCallFinished
   | ToolCallSkipped
+  | InstanceDown
   | Summary;
 
 export interface RunStarted {
@@ -377,6 +378,24 @@ export interface ToolCallSkipped {
    */
   ts: string;
   type: "tool_call.skipped";
+}
+export interface InstanceDown {
+  instance: string;
+  reason: string;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  type: "instance.down";
 }
 export interface Summary {
   approval_source: string;

@@ -14,6 +14,14 @@ export interface Manifest {
   gate_enabled?: boolean;
   goal?: string;
   heartbeat_at: string;
+  /**
+   * per instance: calls, busy time
+   */
+  instance_stats?: InstanceStats[];
+  /**
+   * the run's instances, up or down
+   */
+  instances?: InstanceState[];
   instructions?: InstructionRecord[];
   metrics?: RunMetrics;
   milestones?: MilestoneRecord[];
@@ -102,6 +110,21 @@ export interface ApprovalRecord {
   tool?: string;
   tool_call_id: string;
 }
+export interface InstanceStats {
+  busy_ms?: number;
+  calls?: number;
+  failures?: number;
+  name: string;
+  status?: "up" | "down";
+}
+export interface InstanceState {
+  name: string;
+  /**
+   * why it was marked down
+   */
+  reason?: string | null;
+  status?: "up" | "down";
+}
 export interface InstructionRecord {
   bytes: number;
   path: string;
@@ -180,6 +203,10 @@ export interface ToolCallRecord {
    */
   host?: string | null;
   id: string;
+  /**
+   * the instance (this machine or an SSH host) it ran on
+   */
+  instance?: string;
   kind: string;
   /**
    * earlier runs of this call (a resumed run reruns unfinished calls)
@@ -233,6 +260,10 @@ export interface GuardRecord {
 export interface CallRun {
   attempts?: number;
   error?: string | null;
+  /**
+   * where this earlier run ran
+   */
+  instance?: string | null;
   started_at?: string | null;
   status: string;
 }
