@@ -85,7 +85,7 @@ test("kill() interrupts the CLI, which ends the command's process tree and recor
   });
   for (const pid of pids) assert.ok(processGone(pid), `process ${pid} survived kill()`);
   const manifest = JSON.parse(readFileSync(handle.manifestPath, "utf8"));
-  assert.equal(manifest.status, "failed");
+  assert.equal(manifest.status, "interrupted"); // an interrupt is recorded as such (exit 130)
   assert.ok(manifest.finished_at);
 });
 
