@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal, Protocol
 
@@ -142,25 +141,3 @@ def cache_key(tool: str, command: str, cwd: str, capabilities: Iterable[Capabili
     return CacheKey(
         tool, command, cwd, frozenset(c.value if isinstance(c, Capability) else c for c in capabilities)
     )
-
-
-@dataclass
-class SessionApprovalCache:
-    """Approvals granted "for session" (one run). Hits and misses are counted for the manifest."""
-
-    _keys: set[CacheKey] = field(default_factory=set)
-    hits: int = 0
-    misses: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def check(self, key: CacheKey) -> bool:
-        with self._lock:
-            if key in self._keys:
-                self.hits += 1
-                return True
-            self.misses += 1
-            return False
-
-    def remember(self, key: CacheKey) -> None:
-        with self._lock:
-            self._keys.add(key)

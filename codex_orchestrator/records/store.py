@@ -54,6 +54,9 @@ _RUN_LOCK_FILENAME = ".run.lock"
 # The folder spends at most ~1/PACING_FACTOR of wall time rewriting a run's manifest for call progress.
 PACING_FACTOR = 20.0
 MIN_REWRITE_INTERVAL_S = 0.0
+# Below this size a fold is cheap whatever the load: every call start and end is written, so a killed run's
+# manifest shows every call that began (pacing only bounds the cost of rewriting a long run's manifest).
+PACE_ABOVE_BYTES = 64 * 1024
 
 
 class RunRef(BaseModel):
@@ -272,6 +275,7 @@ class ManifestFolder:
         self._calls: dict[str, tuple[tuple[int, int, int], bytes, dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._next_allowed = 0.0
+        self._last_size = 0
         self.writes = 0
         self.deferred = False  # a paced write was skipped: the next forced or due one catches up
 
@@ -346,13 +350,14 @@ class ManifestFolder:
         growing documents. Run state changes and the final fold are never paced."""
         with self._lock:
             now = time.monotonic()
-            if paced and now < self._next_allowed:
+            if paced and now < self._next_allowed and self._last_size > PACE_ABOVE_BYTES:
                 self.deferred = True
                 return None
             with self.store.manifest_lock():
                 data = self.render()
                 write_atomic(self.store.paths.manifest, data, durable=durable)
             cost = time.monotonic() - now
+            self._last_size = len(data)
             self._next_allowed = time.monotonic() + max(MIN_REWRITE_INTERVAL_S, cost * PACING_FACTOR)
             self.deferred = False
             self.writes += 1
