@@ -50,6 +50,7 @@ from codex_orchestrator.toolcall import call_id_for
 from flows.interrupt import shutdown
 from tasks.tool_call import tool_call
 
+UNLIMITED_LOCAL = InstanceSettings(max_concurrency=256)
 # How often the step loop looks at its futures' states besides being woken by their done-callbacks.
 _POLL_S = 1.0
 
@@ -80,7 +81,8 @@ class GatedRun:
         self.futures: dict[str, PrefectFuture[Any]] = {}
         self._steps: dict[str, Step] = {}
         # Declared instances hold their limits in Prefect global concurrency limits, shared by every run.
-        self.instances: list[InstanceSettings] = list(instances) or [InstanceSettings()]
+        # Without declared instances, this machine alone, limited only by the run's max_parallel.
+        self.instances: list[InstanceSettings] = list(instances) or [UNLIMITED_LOCAL]
         self.shared_limits = bool(instances)
         if self.shared_limits:
             _ensure_instance_limits(self.instances)

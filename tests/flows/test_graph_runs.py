@@ -281,3 +281,17 @@ def test_ctrl_c_to_the_group_on_the_embedded_server_ends_the_run_at_once(
     assert "Traceback" not in err and "ConnectError" not in err
     data = validate_manifest(manifest)
     assert data["status"] == "interrupted" and data["exit_code"] == 130
+
+
+def test_as_many_steps_as_max_parallel_run_at_once(prefect_server: str, workspace: Path) -> None:
+    # Six steps that can only all succeed if all six run at the same time: each waits for every marker.
+    wait_all = (
+        "touch m-{i}; n=0; while [ $(ls m-* | wc -l) -lt 6 ]; do n=$((n+1)); [ $n -gt 1200 ] && exit 9; "
+        "sleep 0.05; done"
+    )
+    steps = [{"name": f"w{i}", "command": wait_all.format(i=i)} for i in range(6)]
+    request = _write_request(workspace, steps, max_parallel=6)
+    code, err = _finish(_start(request, "six-at-once", {"PREFECT_API_URL": prefect_server}))
+    assert code == 0, err
+    data = validate_manifest(_manifest(workspace, "six-at-once"))
+    assert {c["status"] for c in data["tool_calls"]} == {"succeeded"}
