@@ -89,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     sleeps = [{"name": f"sleep-{i}", "command": f"sleep {sleep_s}"} for i in range(count)]
     scratch = Path(tempfile.mkdtemp(prefix="codex-bench-fanout-"))
     try:
-        note("warm-up run (untimed): the first run in a process pays for imports and the server's first queries")
+        note(
+            "warm-up run (untimed): the first run in a process pays for imports and the server's first queries"
+        )
         timed_run(scratch, "warm-up", sleeps[:PARALLEL], PARALLEL)
         note(f"{count} independent `sleep {sleep_s}` steps, max_parallel 1 ...")
         sequential = timed_run(scratch, "sequential", sleeps, 1)
