@@ -51,8 +51,11 @@ schemas: install
 	$(VENV)/bin/codex-orchestrator schema --out schemas
 	cd $(NODE_SDK) && ([ -d node_modules ] || npm ci --no-audit --no-fund) && npm run generate
 
+# Two worker processes, a test file each at a time (module-scoped servers start once): most tests wait on
+# servers, PTYs and sandboxes rather than compute, so two overlap well on two cores. PYTEST_WORKERS=0 runs serially.
+PYTEST_WORKERS ?= 2
 test: install system-deps lint typecheck
-	PREFECT_HOME=$$(mktemp -d) $(PY) -m pytest
+	PREFECT_HOME=$$(mktemp -d) $(PY) -m pytest $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 	$(MAKE) --no-print-directory node-test
 
 # The Node.js SDK: install from the lock file (its `prepare` builds dist/), fail if the generated types are stale

@@ -1,15 +1,13 @@
 /**
  * `Client`: starts the real `codex-orchestrator` CLI for every call, so code and the command line share one path.
- * `exec` and `run` return a handle at once; `approvals`, `approve` and `show` are one short CLI call (or, for
- * `approvals()` without a run id, a read of the manifests) each.
+ * `exec` and `run` return a handle at once; `approvals`, `approve` and `show` are one short CLI call each.
  */
 import { spawn } from "node:child_process";
-import { readdir } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import type { ApprovalRecord, Manifest } from "./manifest.js";
 import { ApprovalError, CliCrashedError, SdkError, UsageError, type CliFacts } from "./errors.js";
-import { cliNotFound, ExecHandle, EXIT_USAGE, readManifest, RunHandle, type Launch } from "./handle.js";
-import { approveArgs, execPlan, RUNS_DIRNAME, runPlan, type ExecOptions, type RunOptions } from "./options.js";
+import { cliNotFound, ExecHandle, EXIT_USAGE, RunHandle, type Launch } from "./handle.js";
+import { approveArgs, execPlan, runPlan, type ExecOptions, type RunOptions } from "./options.js";
 import { EventStream } from "./stream.js";
 
 /** The CLI used when neither `cli` nor CODEX_ORCHESTRATOR_CLI says otherwise: found on PATH. */
@@ -44,7 +42,7 @@ export interface ApproveOptions extends RunsDirOption {
 }
 
 export interface ApprovalsOptions extends RunsDirOption {
-  /** Only this run's pending approvals (read with `show --json`). */
+  /** Only this run's pending approvals. */
   runId?: string;
 }
 
@@ -59,9 +57,6 @@ interface Completed {
   stdout: string;
   stream: EventStream;
 }
-
-// A run still in one of these states can be waiting; any other status means its approvals will never be answered.
-const LIVE_STATUSES = new Set(["running", "awaiting-approval"]);
 
 export class Client {
   readonly command: readonly string[];
@@ -98,25 +93,25 @@ export class Client {
     }
   }
 
-  /** Approvals waiting for an answer: of `runId` (from `show --json`), or of every live run under the runs dir
-   * (read from the manifests; read-only). Each is the manifest's ApprovalRecord plus its `run_id`. */
+  /** Approvals waiting for an answer, of `runId` or of every unfinished run under the runs dir: one
+   * `approvals --json` call, so the SDK lists exactly what `approve` can answer (an approval whose asking
+   * process is gone is not listed). Each is the recorded ApprovalRecord, with its `run_id`. */
   async approvals(options: ApprovalsOptions = {}): Promise<PendingApproval[]> {
-    const manifests: Manifest[] = [];
-    if (options.runId !== undefined) {
-      manifests.push(await this.show(options.runId, options));
-    } else {
-      for (const path of await manifestPaths(this.runsDir(options))) {
-        const manifest = await readManifest(path);
-        if (manifest) manifests.push(manifest);
-      }
-    }
-    return manifests
-      .filter((manifest) => LIVE_STATUSES.has(String(manifest.status)))
-      .flatMap((manifest) =>
-        (manifest.approvals ?? [])
-          .filter((approval) => (approval.outcome ?? "pending") === "pending")
-          .map((approval) => ({ ...approval, run_id: manifest.run_id })),
-      );
+    const args = ["approvals", ...(options.runId !== undefined ? [options.runId] : []), "--json"];
+    const done = await this.call([...args, ...this.runsDirArgs(options)], SHOW_TIMEOUT_MS);
+    this.check(done, "could not list pending approvals", SdkError);
+    return done.stdout
+      .split("\n")
+      .filter((line) => line.trim() !== "")
+      .map((line) => {
+        try {
+          return JSON.parse(line) as PendingApproval;
+        } catch (cause) {
+          throw new SdkError(`approvals --json printed a line that is not an approval: ${line.slice(0, 80)}`, {
+            cause,
+          });
+        }
+      });
   }
 
   /** Answer the pending approval of `runId` with `codex-orchestrator approve`. UsageError for an unknown run (or
@@ -131,10 +126,6 @@ export class Client {
     // The event stream is UTF-8 whatever the locale; without this a non-UTF-8 locale breaks --json output.
     env.PYTHONIOENCODING ??= "utf-8";
     return { command: this.command, env, cwd: this.cwd };
-  }
-
-  private runsDir(options: RunsDirOption): string {
-    return options.runsDir !== undefined ? resolve(this.cwd, options.runsDir) : join(this.cwd, RUNS_DIRNAME);
   }
 
   private runsDirArgs(options: RunsDirOption): string[] {
@@ -183,22 +174,5 @@ export class Client {
     const facts: CliFacts = { returnCode: done.code, signal: done.signal };
     const Kind = done.code === EXIT_USAGE ? UsageError : done.code === 1 ? failed : CliCrashedError;
     throw done.stream.cliError(Kind, message, facts);
-  }
-}
-
-async function manifestPaths(runsDir: string): Promise<string[]> {
-  const paths: string[] = [];
-  for (const task of await entries(runsDir)) {
-    for (const run of await entries(join(runsDir, task, "cli"))) paths.push(join(runsDir, task, "cli", run, "manifest.json"));
-  }
-  return paths.sort();
-}
-
-async function entries(dir: string): Promise<string[]> {
-  try {
-    return (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
-    throw new SdkError(`cannot list ${dir}: ${(error as Error).message}`, { cause: error });
   }
 }
