@@ -317,14 +317,9 @@ def _prefect_env() -> None:
 
 
 def _json_printer() -> Any:
-    lock = threading.Lock()
+    from codex_orchestrator.stdout_pipe import StdoutPipe
 
-    def emit(line: str) -> None:
-        with lock:
-            sys.stdout.write(line if line.endswith("\n") else line + "\n")
-            sys.stdout.flush()
-
-    return emit
+    return StdoutPipe().line
 
 
 # -- run ------------------------------------------------------------------------------------------------------

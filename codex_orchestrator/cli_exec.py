@@ -30,6 +30,7 @@ from codex_orchestrator.records import events as ev
 from codex_orchestrator.records.paths import new_run_id, validate_run_id, validate_task_id
 from codex_orchestrator.redact import looks_secret
 from codex_orchestrator.sandbox import SandboxMode
+from codex_orchestrator.stdout_pipe import StdoutPipe
 from codex_orchestrator.suggest import did_you_mean
 from codex_orchestrator.terminal import TerminalApprover, stdin_is_tty
 
@@ -162,11 +163,11 @@ class _HumanOutput:
     def __init__(self) -> None:
         # soft_wrap: a long path or error stays one line, whatever the terminal width.
         self.console = Console(stderr=True, soft_wrap=True)
+        self.out = StdoutPipe()
 
     def __call__(self, event: ev._Event, _line: str) -> None:
         if isinstance(event, ev.Output):
-            sys.stdout.write(event.data)
-            sys.stdout.flush()
+            self.out.write(event.data)
         elif isinstance(event, ev.ToolCallStarted):
             self.console.print(
                 f"[dim]▶ {escape(event.command)}  ({event.backend}, cwd {escape(event.cwd)})[/]"
@@ -222,12 +223,10 @@ def run_exec_command(args: argparse.Namespace) -> int:
     tty = stdin_is_tty()
     listener: Any
     if args.json:
-        lock = threading.Lock()
+        out = StdoutPipe()
 
         def listener(_event: ev._Event, line: str) -> None:
-            with lock:
-                sys.stdout.write(line)
-                sys.stdout.flush()
+            out.write(line)
     else:
         listener = _HumanOutput()
     forward_stdin = args.stdin or (tty and not args.json)

@@ -53,6 +53,34 @@ def test_a_command_reading_stdin_gets_eof_without_stdin(tmp_path: Path, mode: li
     assert call["status"] == "succeeded"
 
 
+@pytest.mark.parametrize("mode", [[], ["--json"]])
+def test_a_reader_closing_stdout_ends_the_stream_not_the_run(tmp_path: Path, mode: list[str]) -> None:
+    # `exec --json | head -1`: before the fix the next write raised BrokenPipeError, a traceback, and exit 1.
+    script = "echo first; while [ ! -e go ]; do sleep 0.05; done; seq 1 20000; echo done > finished"
+    proc = subprocess.Popen(
+        [*CLI, "exec", *mode, "--cwd", str(tmp_path), "--", "sh", "-c", script],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "first" in line:
+            break
+    proc.stdout.close()  # the reader goes away while the command still has output to write
+    (tmp_path / "go").touch()
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert "stdout was closed" in stderr
+    assert (tmp_path / "finished").read_text() == "done\n"  # the command ran to its end
+    manifest = _last_manifest(tmp_path / ".runs")
+    assert manifest["status"] == "succeeded"
+    assert manifest["tool_calls"][0]["status"] == "succeeded"  # type: ignore[index]
+
+
 # -- item 3: SSH failures say why on stderr and exit 255 --------------------------------------------------------
 @pytest.fixture
 def sshd(tmp_path: Path) -> Iterator[SshdServer]:
