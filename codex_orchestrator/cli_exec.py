@@ -25,6 +25,7 @@ from codex_orchestrator.execcmd import (
     open_exec_run,
     run_exec,
 )
+from codex_orchestrator.execute import stdin_at_eof
 from codex_orchestrator.policy import ApprovalPolicy, ToolKind, parse_profile
 from codex_orchestrator.records import events as ev
 from codex_orchestrator.records.paths import new_run_id, validate_run_id, validate_task_id
@@ -208,15 +209,6 @@ def _stdin_pump(session: ExecSession) -> None:
     threading.Thread(target=pump, name=f"stdin-{session.id}", daemon=True).start()
 
 
-def _stdin_closed(session: ExecSession) -> None:
-    """Without ``--stdin`` the command's input is empty: end-of-file at once, as ``</dev/null`` would give.
-
-    The child's stdin is its PTY, which nobody else writes to; the terminal's end-of-file character makes its
-    first read return 0 bytes, locally and over SSH alike, instead of blocking until ``--timeout``.
-    """
-    session.write(b"\x04")
-
-
 def run_exec_command(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     backend, sandbox_prefix = backend_from_args(args)
@@ -230,7 +222,7 @@ def run_exec_command(args: argparse.Namespace) -> int:
     else:
         listener = _HumanOutput()
     forward_stdin = args.stdin or (tty and not args.json)
-    on_session = _stdin_pump if forward_stdin else _stdin_closed
+    on_session = _stdin_pump if forward_stdin else stdin_at_eof
 
     approver: Approver
     if args.approver == "terminal" or (args.approver == "auto" and tty):

@@ -36,7 +36,7 @@ from codex_orchestrator.redact import Redactor
 from codex_orchestrator.request import FetchSettings, InstanceSettings, RetrySettings, RunRequest, Step
 from codex_orchestrator.sandbox import SandboxMode
 from codex_orchestrator.telemetry import RunTracer
-from codex_orchestrator.toolcall import ToolCallSpec, spec_from_step
+from codex_orchestrator.toolcall import ToolCallSpec, spec_from_step, step_display
 
 if TYPE_CHECKING:
     from codex_orchestrator.exec.ssh import SshTarget
@@ -171,12 +171,21 @@ def _backend_for(
     return SshBackend(target), tuple(target.sandbox_command)
 
 
+def stdin_at_eof(session: ExecSession) -> None:
+    """A call's input is empty unless someone attaches to it: end-of-file at once, as ``</dev/null`` would give.
+
+    The child's stdin is its PTY, which nobody else writes to; the terminal's end-of-file character makes its
+    first read return 0 bytes, locally and over SSH alike, instead of blocking until the step's timeout.
+    """
+    session.write(b"\x04")
+
+
 def execute_call(
     call: CallInput,
     approver: Approver,
     *,
     listeners: Sequence[Listener] = (),
-    on_session: Callable[[ExecSession], None] | None = None,
+    on_session: Callable[[ExecSession], None] | None = None,  # default: stdin at end-of-file
     backend: tuple[ExecBackend, tuple[str, ...]] | None = None,
     resolve_block: BlockResolver | None = None,
     prefect_task_run_id: str | None = None,
@@ -209,7 +218,7 @@ def execute_call(
         own = backend is None
         exec_backend, prefix = backend if backend is not None else _backend_for(call.instance, resolve_block)
         try:
-            gate = _gate_for(call, recorder, approver, exec_backend, prefix, on_session)
+            gate = _gate_for(call, recorder, approver, exec_backend, prefix, on_session or stdin_at_eof)
             gate.attempt_slot = attempt_slot or nullcontext
             return gate.run(spec, prior, prefect_task_run_id=prefect_task_run_id)
         finally:
@@ -263,7 +272,7 @@ def _refused(
         step=call.step.name,
         milestone=call.milestone,
         kind=call.step.kind.value,
-        command=recorder.redact(_display(call.step)),
+        command=recorder.redact(step_display(call.step)),
         cwd=call.step.cwd,
         status="denied",
         approval_source="policy",
@@ -291,17 +300,11 @@ def _refused(
     return record
 
 
-def _display(step: Step) -> str:
-    if isinstance(step.command, list):
-        import shlex
-
-        return shlex.join(step.command)
-    return step.command or step.path or step.url or ""
-
-
-def record_unplaced(run: RunRef, call_id: str, milestone: str, step: Step, reason: str) -> ToolCallRecord:
+def record_unplaced(
+    run: RunRef, call_id: str, milestone: str, step: Step, reason: str, *, secret_env: Sequence[str] = ()
+) -> ToolCallRecord:
     """A step no instance that is up can take: recorded as failed, with why."""
-    return record_skipped(run, call_id, milestone, step, reason, status="failed")
+    return record_skipped(run, call_id, milestone, step, reason, status="failed", secret_env=secret_env)
 
 
 def record_skipped(
@@ -312,6 +315,7 @@ def record_skipped(
     reason: str,
     *,
     status: Literal["skipped", "failed"] = "skipped",
+    secret_env: Sequence[str] = (),
 ) -> ToolCallRecord:
     """A step that can never run (its needs failed, or the milestone stopped): recorded as skipped."""
     store = RunStore(run)
@@ -323,7 +327,7 @@ def record_skipped(
             step=step.name,
             milestone=milestone,
             kind=step.kind.value,
-            command="",
+            command=Redactor(read_secrets(secret_env).values())(step_display(step)),
             cwd=step.cwd,
             status=status,
             error=reason,

@@ -47,13 +47,7 @@ class ToolCallSpec:
     @property
     def display(self) -> str:
         """One line describing the call, for records and approval forms (redacted later)."""
-        if self.kind is ToolKind.EDIT:
-            return f"{'append to' if self.append else 'write'} {self.path}"
-        if self.kind is ToolKind.FETCH:
-            return f"fetch {self.url}"
-        if isinstance(self.command, tuple):
-            return shlex.join(self.command)
-        return self.command or ""
+        return describe_call(self.kind, self.command, self.path, self.url, append=self.append)
 
     def facts(self) -> CallFacts:
         command = self.command if self.kind in (ToolKind.SHELL, ToolKind.AGENT) else None
@@ -106,6 +100,29 @@ def inside(workspace: Path, rel: str, what: str) -> Path:
     if not path.is_relative_to(root):
         raise RequestError(f"{rel!r} resolves outside the workspace", field=what)
     return path
+
+
+def describe_call(
+    kind: ToolKind,
+    command: str | tuple[str, ...] | list[str] | None,
+    path: Path | str | None,
+    url: str | None,
+    *,
+    append: bool = False,
+) -> str:
+    """The one-line description of a call (``write notes.md``, ``fetch https://…``, the command line)."""
+    if kind is ToolKind.EDIT:
+        return f"{'append to' if append else 'write'} {path}"
+    if kind is ToolKind.FETCH:
+        return f"fetch {url}"
+    if isinstance(command, tuple | list):
+        return shlex.join(command)
+    return command or ""
+
+
+def step_display(step: Step) -> str:
+    """A step's description before it is resolved into a spec (a refused, skipped or unplaced call)."""
+    return describe_call(step.kind, step.command, step.path, step.url, append=step.append)
 
 
 def spec_from_step(

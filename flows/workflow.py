@@ -219,7 +219,7 @@ class GatedRun:
                 try:
                     instance = placement.choose(step)
                 except NoInstance as exc:
-                    self._fail_unplaced(store, step, milestone, str(exc))
+                    self._fail_unplaced(step, milestone, str(exc))
                     self._skip_all(scheduler.finish(name, False), by_name, milestone)
                     continue
                 if instance is None:
@@ -265,13 +265,20 @@ class GatedRun:
         except KeyError:
             return False
 
-    def _fail_unplaced(self, store: RunStore, step: Step, milestone: str, reason: str) -> None:
-        record_unplaced(self.ref, call_id_for(milestone, step.name), milestone, step, reason)
+    def _fail_unplaced(self, step: Step, milestone: str, reason: str) -> None:
+        record_unplaced(
+            self.ref, call_id_for(milestone, step.name), milestone, step, reason, secret_env=self.secret_env
+        )
 
     def _skip_all(self, skips: Sequence[Any], by_name: dict[str, Step], milestone: str) -> None:
         for skip in skips:
             record_skipped(
-                self.ref, call_id_for(milestone, skip.step), milestone, by_name[skip.step], skip.reason
+                self.ref,
+                call_id_for(milestone, skip.step),
+                milestone,
+                by_name[skip.step],
+                skip.reason,
+                secret_env=self.secret_env,
             )
 
 
