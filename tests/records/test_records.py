@@ -17,8 +17,8 @@ from codex_orchestrator.errors import RecordError, RequestError
 from codex_orchestrator.records import events as ev
 from codex_orchestrator.records.events import EventLog, last_seq_in, read_events
 from codex_orchestrator.records.manifest import ToolCallRecord, load_manifest
-from codex_orchestrator.records.snapshots import SnapshotPaths, write_snapshots
 from codex_orchestrator.records.paths import artifact_key, find_run_dir, validate_task_id
+from codex_orchestrator.records.snapshots import SnapshotPaths, write_snapshots
 from codex_orchestrator.records.store import ManifestFolder, RunRef, RunStore
 from codex_orchestrator.run import RunOwner
 from codex_orchestrator.schemas import check_schemas
