@@ -244,3 +244,25 @@ def test_several_writer_processes_make_one_chain(tmp_path: Path) -> None:
     report = check_chain(path.read_bytes(), "r-many")
     assert report.ok, report.problem
     assert report.events == 600 and [e["seq"] for e in read_events(path)] == list(range(1, 601))
+
+
+def test_a_question_left_open_is_cancelled_in_the_chain(tmp_path: Path) -> None:
+    from codex_orchestrator.records.manifest import ApprovalRecord
+
+    ref = RunRef(run_id="r-open", task_id="chain", runs_dir=str(tmp_path / ".runs"), workspace=str(tmp_path))
+    owner = RunOwner.create(ref, request={}, with_milestones=False)
+    owner.start()
+    record = ApprovalRecord(
+        approval_id="tc-x.ap1", tool_call_id="tc-x", purpose="capability", reason="r", requested_at="t"
+    )
+    owner.store.write_approval(record)
+    owner.events.emit(
+        ev.ApprovalRequested(
+            tool_call_id="tc-x", approval_id="tc-x.ap1", purpose="capability", reason="r", needs=[]
+        )
+    )
+    owner.finish("interrupted", 130)
+    cancelled = [e for e in read_events(owner.paths.events) if e["type"] == "approval.resolved"]
+    assert [(e["approval_id"], e["outcome"]) for e in cancelled] == [("tc-x.ap1", "cancelled")]
+    report = verify_run(owner.store.run_dir, "r-open")
+    assert report.ok and report.approvals == 1
