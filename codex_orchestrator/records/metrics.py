@@ -112,6 +112,24 @@ def _ms_between(start: str, end: str) -> int:
     return round((parse_utc(end) - parse_utc(start)).total_seconds() * 1000)
 
 
+def _ts(event: dict[str, Any]) -> str | None:
+    """The event's time if it is one (an edited log may say anything: it then counts as no time at all)."""
+    stamp = event.get("ts")
+    try:
+        parse_utc(stamp)  # type: ignore[arg-type]
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return str(stamp)
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def _result(value: Any) -> GuardrailResult:
+    return value if value in ("passed", "failed", "skipped", "error") else "error"
+
+
 def _field(event: dict[str, Any], name: str) -> Any:
     # A `guardrail.result`/`review.verdict` may carry its facts at the top level or under `data`.
     if name in event:
@@ -151,15 +169,16 @@ def digest_log(data: bytes, run_id: str) -> RunDigest:
         kind = event.get("type")
         if kind == "run.started":
             if digest.started_at is None:
-                digest.started_at = event.get("ts")
+                digest.started_at = _ts(event)
                 digest.task_id = str(event.get("task_id", ""))
                 digest.mode = str(event.get("mode", "run"))
                 digest.gate_enabled = bool(event.get("gate_enabled", True))
             digest.finished_at, digest.status, digest.exit_code = None, "unfinished", None  # resumed
         elif kind == "run.finished":
-            digest.finished_at = event.get("ts")
+            digest.finished_at = _ts(event)
             digest.status = str(event.get("status"))
-            digest.exit_code = event.get("exit_code")
+            code = event.get("exit_code")
+            digest.exit_code = code if isinstance(code, int) else None
         elif kind == "milestone.started":
             milestone = str(event.get("milestone"))
             milestones_started.add(milestone)
@@ -175,11 +194,11 @@ def digest_log(data: bytes, run_id: str) -> RunDigest:
         elif kind == "tool_call.finished":
             call_status[str(event.get("tool_call_id"))] = str(event.get("status"))
         elif kind == "attempt.started":
-            key = (str(event.get("tool_call_id")), int(event.get("attempt") or 0))
+            key = (str(event.get("tool_call_id")), _int(event.get("attempt")))
             attempts_open.add(key)
             call_attempts[key[0]] += 1
         elif kind == "attempt.finished":
-            attempts_closed.add((str(event.get("tool_call_id")), int(event.get("attempt") or 0)))
+            attempts_closed.add((str(event.get("tool_call_id")), _int(event.get("attempt"))))
         elif kind == "sandbox.denied":
             digest.sandbox_denials += 1
         elif kind == "approval.requested":
@@ -195,7 +214,7 @@ def digest_log(data: bytes, run_id: str) -> RunDigest:
             name = str(_field(event, "name"))
             results[name] = Guardrail(
                 name=name,
-                result=_field(event, "result"),
+                result=_result(_field(event, "result")),
                 required=bool(_field(event, "required") if _field(event, "required") is not None else True),
                 source="guardrail.result",
             )

@@ -443,22 +443,25 @@ def read_digests(paths: SnapshotPaths, *, cache: bool) -> list[RunDigest]:
         try:
             st = log.stat()
             sig = [DIGEST_VERSION, st.st_ino, st.st_size, st.st_mtime_ns]
-            if cache and cached.exists():
-                entry = json.loads(cached.read_bytes())
-                if entry.get("sig") == sig:
-                    digests.append(RunDigest.model_validate(entry["digest"]))
-                    continue
-            digest = digest_log(log.read_bytes(), run_dir.name)
+            digest = _cached(cached, sig) if cache else None
+            if digest is None:
+                digest = digest_log(log.read_bytes(), run_dir.name)
+                if cache and digest.finished:  # a running run's log still grows: no point caching it
+                    paths.digests.mkdir(parents=True, exist_ok=True)
+                    entry = {"sig": sig, "digest": digest.model_dump(mode="json")}
+                    write_atomic(cached, json.dumps(entry).encode("utf-8"), durable=False)
         except OSError as exc:
             raise RecordError(f"cannot read the event log: {exc.strerror}", path=str(log)) from exc
-        except (ValueError, KeyError):
-            digest = digest_log(log.read_bytes(), run_dir.name)  # a damaged cache entry: computed afresh
-        if cache and digest.finished:  # a running run's log still grows: no point caching it
-            paths.digests.mkdir(parents=True, exist_ok=True)
-            entry_bytes = json.dumps({"sig": sig, "digest": digest.model_dump(mode="json")}).encode("utf-8")
-            write_atomic(cached, entry_bytes, durable=False)
         digests.append(digest)
     return digests
+
+
+def _cached(path: Path, sig: list[int]) -> RunDigest | None:
+    try:
+        entry = json.loads(path.read_bytes())
+        return RunDigest.model_validate(entry["digest"]) if entry.get("sig") == sig else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # no entry, or a damaged one: computed afresh
 
 
 def compute(paths: SnapshotPaths, *, cache: bool = False) -> dict[SnapshotName, bytes]:

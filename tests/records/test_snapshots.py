@@ -349,3 +349,22 @@ def test_guardrail_result_events_take_precedence_over_call_statuses(tmp_path: Pa
     post = build_snapshots("t", [told], SnapshotConfig())["post-rollout"]["guardrails"]
     assert (post["failed"], post["skipped"], post["pass_rate"]) == (1, 1, 0.0)
     assert post["required"]["failed"] == 1 and post["required"]["skipped"] == 0
+
+
+def test_a_log_edited_into_nonsense_is_reported_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    log = EventLog(path, "n1")
+    log.emit(ev.RunStarted(task_id="t", manifest="m"))
+    log.emit(ev.AttemptStarted(tool_call_id="tc", attempt=1, sandboxed=False))
+    log.emit(ev.RunFinished(status="succeeded", exit_code=0))
+    log.close()
+    path.write_bytes(
+        path.read_bytes().replace(b'"attempt":1', b'"attempt":"x"').replace(b'"ts":"', b'"ts":"y', 1)
+    )
+    digest = digest_log(path.read_bytes(), "n1")
+    assert not digest.chain_intact and digest.started_at is None and digest.finished
+    assert build_snapshots("t", [digest], SnapshotConfig())["completeness"]["runs"][0]["missing"] == [
+        "run.started",
+        "attempts",  # never finished
+        "chain",
+    ]
