@@ -1,5 +1,5 @@
 """The task snapshots (metrics, post-rollout, completeness, state, mttr-delta) are made from the runs' event
-logs alone: ``metrics --recompute`` rebuilds them byte for byte over 24 real runs with failures, policy and
+logs alone: ``metrics --recompute`` rebuilds them byte for byte over 25 real runs with failures, policy and
 human denials, retries, failed guardrails, gate-off runs before the rollout, and two runs finishing at once.
 
 The runs are driven in-process through ``RunOwner`` and ``execute_call`` (the real gate, real PTYs, no
@@ -39,10 +39,11 @@ from codex_orchestrator.sandbox import SandboxMode
 from codex_orchestrator.toolcall import call_id_for
 
 TASK = "mixed"
-# Four runs with the gate off (the baseline before the rollout), then twenty with it on.
+# Four runs with the gate off (the baseline before the rollout), then twenty-one with it on; the last two (alike,
+# so that which of them ends first changes no figure) finish at the same time.
 PLAN = ["fail", "ok", "fail", "ok"] + 2 * [
     "ok", "retry", "fail", "fail", "ok", "never", "approved", "guard-fail", "untrusted", "ok",
-]  # fmt: skip
+] + ["ok"]  # fmt: skip
 FLAKY = "if [ -e .flag-$RUN ]; then echo recovered; else touch .flag-$RUN; exit 75; fi"
 
 
@@ -131,7 +132,7 @@ def _run(root: Path, number: int, kind: str, answers: Answers, *, finish: bool =
 
 @pytest.fixture(scope="module")
 def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A workspace whose task has 24 finished runs; the last two finish at the same time."""
+    """A workspace whose task has 25 finished runs; the last two finish at the same time."""
     root = tmp_path_factory.mktemp("history")
     answers = Answers()
     for number, kind in enumerate(PLAN[:-2], start=1):
@@ -188,12 +189,12 @@ def test_recompute_needs_nothing_but_the_event_logs(history: Path, tmp_path: Pat
 def test_the_snapshots_say_what_happened(history: Path) -> None:
     metrics = _doc(history, "metrics")
     rows = metrics["runs"]
-    assert isinstance(rows, list) and [r["run_id"] for r in rows] == [f"r{n:02d}" for n in range(1, 25)]
+    assert isinstance(rows, list) and [r["run_id"] for r in rows] == [f"r{n:02d}" for n in range(1, 26)]
     statuses = [r["status"] for r in rows]
     assert statuses.count("denied") == 4 and statuses.count("failed") == 2 + 6
     aggregates = metrics["aggregates"]
     assert isinstance(aggregates, dict)
-    assert aggregates["runs"] == 24 and aggregates["retries"] == 2 and aggregates["succeeded_runs"] == 12
+    assert aggregates["runs"] == 25 and aggregates["retries"] == 2 and aggregates["succeeded_runs"] == 13
     assert aggregates["incidents"] == aggregates["recovered"] == 8
     # r06: the flaky step twice (again after exit 75), then two guardrails
     assert rows[5]["attempts"] == 4 and rows[5]["retries"] == 1
@@ -201,12 +202,12 @@ def test_the_snapshots_say_what_happened(history: Path) -> None:
     post = _doc(history, "post-rollout")
     assert post["marker"] == {"at": rows[4]["started_at"], "chosen_by": "first-gated-run", "run_id": "r05"}
     runs = post["runs"]
-    assert isinstance(runs, dict) and runs["total"] == 20 and runs["gate_off"] == 0
-    assert runs["denial_rate"] == 0.2 and runs["success_rate"] == 0.5
+    assert isinstance(runs, dict) and runs["total"] == 21 and runs["gate_off"] == 0
+    assert runs["denial_rate"] == round(4 / 21, 4) and runs["success_rate"] == round(11 / 21, 4)
     guardrails = post["guardrails"]
     assert isinstance(guardrails, dict) and guardrails["by_name"]["eval"]["pass_rate"] == 0.0
     assert guardrails["by_name"]["lint"] == {
-        "passed": 12,
+        "passed": 13,
         "failed": 0,
         "skipped": 0,
         "error": 0,
@@ -215,7 +216,7 @@ def test_the_snapshots_say_what_happened(history: Path) -> None:
     assert post["tool_calls"]["denied"] == 4  # type: ignore[index]
 
     completeness = _doc(history, "completeness")
-    assert completeness["aggregates"] == {"runs": 24, "complete_runs": 24, "mean_share": 1.0}
+    assert completeness["aggregates"] == {"runs": 25, "complete_runs": 25, "mean_share": 1.0}
 
     delta = _doc(history, "mttr-delta")
     assert delta["window_chosen_by"] == "rollout marker (first-gated-run)"
@@ -226,8 +227,8 @@ def test_the_snapshots_say_what_happened(history: Path) -> None:
     assert delta["delta_ms"] == current["mttr_ms"] - baseline["mttr_ms"]
 
     state = _doc(history, "state")
-    assert state["runs"] == 24 and state["consecutive_failures"] == 0 and state["open_incident"] is None
-    assert state["latest"]["run_id"] in ("r23", "r24")  # type: ignore[index]
+    assert state["runs"] == 25 and state["consecutive_failures"] == 0 and state["open_incident"] is None
+    assert state["latest"]["run_id"] in ("r24", "r25")  # type: ignore[index]
 
 
 def test_an_edited_log_no_longer_recomputes_the_same_and_write_repairs(
