@@ -102,6 +102,7 @@ class CallRecorder:
                 command=call.command,
                 cwd=call.cwd,
                 backend=call.backend,
+                milestone=call.milestone,
             )
         )
         self.begin_call(call, started.seq)

@@ -222,5 +222,4 @@ def run_exec(
         error=record.error,
     )
     owner.finish(status, code, error=record.error, last=summary)  # type: ignore[arg-type]
-    owner.write_task_metrics()
     return ExecResult(exit_code=code, status=record.status, record=record, manifest=owner.paths.manifest)

@@ -335,7 +335,9 @@ def record_skipped(
         )
         if prior is not None:
             record.lineage = [*prior.lineage]
-        event = events.emit(ev.ToolCallSkipped(tool_call_id=call_id, step=step.name, reason=reason))
+        event = events.emit(
+            ev.ToolCallSkipped(tool_call_id=call_id, step=step.name, reason=reason, milestone=milestone)
+        )
         record.order = prior.order if prior is not None else event.seq
         record.updated_at = utc_now()
         store.write_call(record, durable=True)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -18,14 +19,16 @@ from codex_orchestrator.records import events as ev
 from codex_orchestrator.records.events import EventLog
 from codex_orchestrator.records.manifest import (
     ApprovalRecord,
+    ChainHead,
     InstructionRecord,
     Manifest,
     MilestoneRecord,
     RunState,
     RunStatus,
 )
-from codex_orchestrator.records.metrics import compute_run_metrics, update_task_metrics
+from codex_orchestrator.records.metrics import compute_run_metrics
 from codex_orchestrator.records.paths import ensure_runs_dir, relative_to_workspace
+from codex_orchestrator.records.snapshots import SnapshotPaths, write_snapshots
 from codex_orchestrator.records.store import RunRef, RunStore, forget_folder, shared_folder
 from codex_orchestrator.redact import REDACTED, Redactor, looks_secret
 from codex_orchestrator.telemetry import RunTracer
@@ -177,6 +180,7 @@ class RunOwner:
             state.exit_code = None
             state.error = None
             state.status = "queued"
+            state.chain = None  # the log grows again: the head is recorded when the run finishes anew
             for record in state.milestones:
                 if record.status not in ("succeeded", "skipped"):
                     record.status = "pending"
@@ -221,10 +225,17 @@ class RunOwner:
             state.status = "running"
             state.heartbeat_at = utc_now()
 
-        mode = self.update(running).mode
+        state = self.update(running)
         with _ACTIVE_LOCK:
             _ACTIVE[self.run_id] = self
-        self.events.emit(ev.RunStarted(task_id=self.ref.task_id, manifest=self.manifest_rel, mode=mode))
+        self.events.emit(
+            ev.RunStarted(
+                task_id=self.ref.task_id,
+                manifest=self.manifest_rel,
+                mode=state.mode,
+                gate_enabled=state.gate_enabled,
+            )
+        )
         self._heartbeat = threading.Thread(target=self._beat, name=f"heartbeat-{self.run_id}", daemon=True)
         self._heartbeat.start()
 
@@ -289,8 +300,13 @@ class RunOwner:
 
         self.update(change)
 
-    def write_task_metrics(self) -> None:
-        update_task_metrics(self.paths.task_metrics, self.manifest())
+    def write_snapshots(self) -> None:
+        """The task's metrics snapshots, from its runs' event logs (records/snapshots.py). They can always be
+        recomputed (`metrics --recompute`), so failing to write them does not fail the run: it says why."""
+        try:
+            write_snapshots(SnapshotPaths(Path(self.ref.runs_dir), self.ref.task_id))
+        except (RecordError, OSError) as exc:
+            print(f"codex-orchestrator: metrics snapshots not written: {exc}", file=sys.stderr)
 
     def finish(
         self, status: RunStatus, exit_code: int, error: str | None = None, last: ev._Event | None = None
@@ -326,10 +342,17 @@ class RunOwner:
         self.events.emit(ev.RunFinished(status=status, exit_code=exit_code))
         if last is not None:
             self.events.emit(last)
+        head = ChainHead(seq=self.events.last_seq, hash=self.events.last_hash)
         self.events.close()
+
+        def seal(state: RunState) -> None:
+            state.chain = head
+
         with self._lock:
+            self.store.update_run(seal)
             self.folder.write(durable=True)
         forget_folder(self.store)
+        self.write_snapshots()
         self.tracer.shutdown()
 
     def close_pending_approvals(self, reason: str) -> list[ApprovalRecord]:
@@ -341,6 +364,16 @@ class RunOwner:
                 record.answer_reason = reason
                 record.resolved_at = utc_now()
                 self.store.write_approval(record)
+                # The approval ledger is the event chain: the cancellation is in it, as every answer is.
+                self.events.emit(
+                    ev.ApprovalResolved(
+                        tool_call_id=record.tool_call_id,
+                        approval_id=record.approval_id,
+                        outcome="cancelled",
+                        source="policy",
+                        reason=reason,
+                    )
+                )
                 closed.append(record)
         return closed
 

@@ -145,7 +145,6 @@ def autonomy(
         owner.finish("failed", EXIT_FAILED, error=f"{type(exc).__name__}: {exc}")
         raise
     finally:
-        owner.write_task_metrics()
         close_run_sessions(ref.run_id)
     artifacts.publish(owner, "final")
     result = {"run_id": ref.run_id, "status": status, "manifest": str(owner.paths.manifest)}

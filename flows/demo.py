@@ -18,6 +18,7 @@ import yaml
 from codex_orchestrator.approvals import Decision
 from codex_orchestrator.errors import RequestError
 from codex_orchestrator.records.manifest import load_manifest
+from codex_orchestrator.records.snapshots import SnapshotPaths
 from codex_orchestrator.request import load_request
 from codex_orchestrator.sandbox import probe
 from codex_orchestrator.terminal import stdin_is_tty
@@ -130,7 +131,8 @@ def run_demo(base: Path) -> int:
     say(f"  approval cache: {manifest.approval_cache.hits} hit(s), {manifest.approval_cache.misses} miss(es)")
     say(f"demo: manifest {manifest_path}")
     say(f"demo: events   {manifest_path.parent / 'events.jsonl'}")
-    say(f"demo: metrics  {manifest_path.parents[2] / 'metrics.json'}")
+    for name, path in SnapshotPaths(manifest_path.parents[3], manifest.task_id).files().items():
+        say(f"demo: snapshot {name:<12} {path}")  # docs/metrics.md; `metrics --recompute` rebuilds them
     return code
 
 

@@ -76,12 +76,12 @@ def exec_milestone(params: MilestoneParams) -> State[str]:
 
 @flow(name="telemetry", persist_result=False)
 def telemetry(params: MilestoneParams) -> dict[str, object]:
-    """Write the run's metrics snapshot into its records and the task's metrics.json."""
+    """Write the run's metrics into its records and the task's snapshots (records/snapshots.py)."""
     owner, _request = _open(params)
     try:
         owner.begin_milestone("telemetry", _flow_run_id())
         owner.compute_metrics()
-        owner.write_task_metrics()
+        owner.write_snapshots()
         owner.end_milestone("telemetry", "succeeded")
         artifacts.publish(owner, "telemetry")
         return owner.state().metrics.model_dump()

@@ -375,7 +375,6 @@ def gated_run(
         close_run_sessions(ref.run_id)
     status = run_outcome(owner.manifest())
     owner.finish(status, EXIT_OK if status == "succeeded" else EXIT_FAILED)
-    owner.write_task_metrics()
 
 
 def _record_prefect(owner: RunOwner) -> None:

@@ -7,11 +7,18 @@ module only publishes them.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from codex_orchestrator.records import views
 from codex_orchestrator.records.paths import artifact_key
+from codex_orchestrator.records.snapshots import SnapshotPaths, snapshot_table
 from codex_orchestrator.run import RunOwner
+
+# The task's metrics snapshots are published when they are written: by the telemetry milestone and at the end.
+_SNAPSHOT_MILESTONES = ("telemetry", "final")
 
 
 def publish(recorder: RunOwner, milestone: str) -> None:
@@ -35,3 +42,20 @@ def publish(recorder: RunOwner, milestone: str) -> None:
         key=artifact_key(task, "metrics"),
         description=described["metrics"],
     )
+    if milestone in _SNAPSHOT_MILESTONES:
+        publish_snapshots(recorder)
+
+
+def publish_snapshots(recorder: RunOwner) -> None:
+    """Each of the task's snapshot files (records/snapshots.py) as a table artifact, ``<task>-<snapshot>``."""
+    paths = SnapshotPaths(Path(recorder.ref.runs_dir), recorder.ref.task_id)
+    for name, path in paths.files().items():
+        if not path.exists():
+            continue
+        document = json.loads(path.read_bytes())
+        create_table_artifact(
+            table=snapshot_table(name, document),
+            key=artifact_key(recorder.ref.task_id, f"snapshot-{name}"),
+            description=f"Snapshot `{name}` of task {recorder.ref.task_id} as of {document.get('generated_at')}: "
+            f"{path.name}, recomputable with `codex-orchestrator metrics --recompute`",
+        )

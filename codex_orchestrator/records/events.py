@@ -1,13 +1,15 @@
-"""The append-only event log: ordered (``seq``) JSON lines, one event a line, O(1) to append.
+"""The append-only event log: ordered (``seq``) JSON lines, one event a line, O(1) to append, hash-chained.
 
 The same event models are printed by ``exec --json`` and generate ``schemas/events.schema.json``. Every event
 carries ``schema_version`` (``MAJOR.MINOR``): readers check the major, so a listener that attaches late or reads
-only the last line (``tail -n 1``) can still tell whether it understands the stream.
+only the last line (``tail -n 1``) can still tell whether it understands the stream. Every event also carries
+``prev_hash``, the SHA-256 of the previous line's bytes (records/chain.py verifies the chain).
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -27,7 +29,7 @@ DEFAULT_OUTPUT_BUDGET_BYTES = 32 * 1024 * 1024
 
 # MAJOR changes when a reader of the old stream could misread the new one (a field removed, renamed or retyped);
 # MINOR when something is only added (a field, an event type). Readers refuse another MAJOR.
-EVENTS_SCHEMA_VERSION = "1.0"
+EVENTS_SCHEMA_VERSION = "1.1"
 
 
 class _Event(BaseModel):
@@ -47,6 +49,11 @@ class _Event(BaseModel):
         pattern=r"^[0-9]+\.[0-9]+$",
         description="MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know",
     )
+    prev_hash: str = Field(
+        default="",
+        description="SHA-256 (hex) of the previous line of the log as written, without its newline; for the "
+        "first event, of 'codex-orchestrator:<run_id>' (records/chain.py)",
+    )
 
 
 class RunStarted(_Event):
@@ -54,6 +61,9 @@ class RunStarted(_Event):
     task_id: str
     manifest: str = Field(description="manifest path, relative to the workspace")
     mode: Literal["run", "exec"] = "run"
+    gate_enabled: bool = Field(
+        default=True, description="the gate feature flag of this run (metrics rollout)"
+    )
 
 
 class RunFinished(_Event):
@@ -82,6 +92,7 @@ class ToolCallStarted(_Event):
     command: str
     cwd: str
     backend: str
+    milestone: str | None = Field(default=None, description="the milestone the call belongs to")
 
 
 class ApprovalRequested(_Event):
@@ -100,7 +111,7 @@ class ApprovalResolved(_Event):
     type: Literal["approval.resolved"] = "approval.resolved"
     tool_call_id: str
     approval_id: str | None = None
-    outcome: Literal["approved", "denied", "forbidden", "not-required"]
+    outcome: Literal["approved", "denied", "forbidden", "not-required", "cancelled"]
     source: Literal["not-required", "cache", "human", "policy"]
     for_session: bool = False
     answered_by: str | None = Field(default=None, description="the channel the answer came through")
@@ -186,6 +197,7 @@ class ToolCallSkipped(_Event):
     tool_call_id: str
     step: str
     reason: str
+    milestone: str | None = Field(default=None, description="the milestone the call belongs to")
 
 
 class InstanceDown(_Event):
@@ -236,12 +248,23 @@ def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def genesis_hash(run_id: str) -> str:
+    """What the first event of a run's log carries as ``prev_hash``: ties the chain to its run."""
+    return hashlib.sha256(f"codex-orchestrator:{run_id}".encode()).hexdigest()
+
+
+def line_hash(line: bytes) -> str:
+    """The hash the next event carries: SHA-256 of one line exactly as written, without its newline."""
+    return hashlib.sha256(line).hexdigest()
+
+
 class EventLog:
     """Appends events to ``events.jsonl`` with one ``write`` each (no rewrite, no per-event fsync).
 
-    Several processes may append to one log (tool calls of one run on different workers): ``seq`` is allocated
-    under an exclusive ``flock`` from the log itself, so it has no gaps and no repeats whoever writes. ``O_APPEND``
-    writes of a whole line are not torn by a crash of the writer; ``sync()`` forces them to disk at checkpoints.
+    Several processes may append to one log (tool calls of one run on different workers): ``seq`` and
+    ``prev_hash`` are taken under an exclusive ``flock`` from the log's last line, so the log is one gap-free,
+    repeat-free hash chain whoever writes, and an append never reads more than the tail. ``O_APPEND`` writes of
+    a whole line are not torn by a crash of the writer; ``sync()`` forces them to disk at checkpoints.
     Listeners (the ``--json`` printer, the SDK) see each event this process writes, after it is written.
     """
 
@@ -260,6 +283,7 @@ class EventLog:
         self.output_budget_bytes = output_budget_bytes
         self._lock = threading.Lock()
         self._seq = 0
+        self._hash = genesis_hash(run_id)  # the hash of the last line (ours or another writer's)
         self._size = -1  # the log's size after our last append; another size means another writer appended
         self._listeners: list[Listener] = []
         try:
@@ -271,6 +295,11 @@ class EventLog:
     @property
     def last_seq(self) -> int:
         return self._seq
+
+    @property
+    def last_hash(self) -> str:
+        """The chain head as this process last saw it: the hash of the line with ``last_seq``."""
+        return self._hash
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -290,21 +319,23 @@ class EventLog:
         return event
 
     def _append(self, fd: int, event: _Event) -> tuple[_Event, str]:
-        """Allocate the next ``seq`` under the log's flock (whichever process last wrote) and append."""
+        """Allocate the next ``seq`` and link to the last line under the log's flock (whoever wrote it)."""
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 size = os.fstat(fd).st_size
                 torn = False
                 if size != self._size:
-                    self._seq = last_seq_in(fd, size)
+                    self._seq, self._hash = last_link_in(fd, size, self.run_id)
                     torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
                 event.seq = self._seq + 1
+                event.prev_hash = self._hash
                 event, line = self._serialise(event)
                 data = line.encode("utf-8")
                 # After a writer killed mid-line, start on a line of our own (readers pass the torn one over).
                 os.write(fd, b"\n" + data if torn else data)
                 self._seq, self._size = event.seq, size + len(data) + (1 if torn else 0)
+                self._hash = line_hash(data[:-1])
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         except OSError as exc:
@@ -314,11 +345,13 @@ class EventLog:
     def _serialise(self, event: _Event) -> tuple[_Event, str]:
         """Redact the event's values (never its JSON text, where a secret may be escaped), then dump it.
 
-        Listeners get the redacted event too: the human output of ``exec`` prints its fields."""
+        Listeners get the redacted event too: the human output of ``exec`` prints its fields. The chain link
+        is not redacted: it is a hash, and a secret that happens to be hex must not break it."""
         if not self._redact.active:
             return event, event.model_dump_json() + "\n"
         data = event.model_dump(mode="json")
         clean = self._redact.tree(data)
+        clean["prev_hash"] = data["prev_hash"]
         if clean != data:
             event = type(event).model_validate(clean)
         return event, json.dumps(clean, separators=(",", ":"), ensure_ascii=False) + "\n"
@@ -340,8 +373,9 @@ _SEQ_RE = re.compile(rb'^\{"seq":\s*(\d+)')
 _TAIL_BLOCK = 65536
 
 
-def last_seq_in(fd: int, size: int) -> int:
-    """The ``seq`` of the last whole event line of the log open at ``fd`` (0 for an empty log).
+def last_link_in(fd: int, size: int, run_id: str) -> tuple[int, str]:
+    """The ``seq`` of the last whole event line of the log open at ``fd`` and that line's hash (for an empty
+    log: 0 and the run's genesis hash).
 
     Reads backwards a block at a time; a torn last line (a writer killed mid-line) is passed over."""
     end = size
@@ -355,9 +389,23 @@ def last_seq_in(fd: int, size: int) -> int:
             lines = lines[1:]  # the first piece may be the end of a line that started before this block
         for line in reversed(lines):
             match = _SEQ_RE.match(line)
-            if match is not None and line.endswith(b"}"):
-                return int(match.group(1))
-    return 0
+            if match is not None and line.endswith(b"}") and _whole(line):
+                return int(match.group(1)), line_hash(line)
+    return 0, genesis_hash(run_id)
+
+
+def _whole(line: bytes) -> bool:
+    # A torn line may happen to end in "}" (inside a string): only a line that parses is a link of the chain.
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
+
+
+def last_seq_in(fd: int, size: int) -> int:
+    """The ``seq`` of the last whole event line of the log open at ``fd`` (0 for an empty log)."""
+    return last_link_in(fd, size, "")[0]
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:

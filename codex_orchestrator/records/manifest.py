@@ -241,6 +241,13 @@ class InstanceStats(_Model):
     failures: int = 0
 
 
+class ChainHead(_Model):
+    """The event log's last link when the run finished: ``codex-orchestrator verify`` checks the log against it."""
+
+    seq: int = Field(description="seq of the log's last event")
+    hash: str = Field(description="SHA-256 (hex) of that event's line as written, without its newline")
+
+
 class RunState(_Model):
     """The run itself, as its owner records it in ``run.json`` (records/store.py); the manifest adds the rest."""
 
@@ -272,6 +279,9 @@ class RunState(_Model):
     )
     events_file: str = "events.jsonl"
     traces_file: str = "traces.jsonl"
+    chain: ChainHead | None = Field(
+        default=None, description="the event log's hash-chain head, recorded when the run finished"
+    )
 
 
 class Manifest(RunState):

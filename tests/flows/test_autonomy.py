@@ -112,6 +112,7 @@ def test_approval_answered_from_code_runs_all_milestones(prefect_server: str, wo
     metrics = json.loads((manifest.parents[2] / "metrics.json").read_text())
     assert metrics["runs"][-1]["run_id"] == data["run_id"]
     _check_artifacts(data)
+    _check_evidence(data, manifest)
 
 
 def _check_task_runs(data: dict[str, Any]) -> None:
@@ -209,3 +210,23 @@ def test_failed_guardrail_fails_the_run(prefect_server: str, workspace: Path) ->
     assert code == 1 and data["status"] == "failed"
     assert data["milestones"][3]["status"] == "failed"
     assert data["metrics"]["guardrails_failed"] == 1
+
+
+def _check_evidence(data: dict[str, Any], manifest: Path) -> None:
+    """The seed's snapshots are written and published as tables, rebuild byte for byte, and the run verifies."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from codex_orchestrator.cli import main
+    from codex_orchestrator.records.snapshots import SNAPSHOT_NAMES, SnapshotPaths
+
+    runs_dir = manifest.parents[3]
+    assert data["chain"]["seq"] == len(validate_events(manifest.parent / "events.jsonl"))
+    assert all(p.is_file() for p in SnapshotPaths(runs_dir, data["task_id"]).files().values())
+    assert main(["metrics", "--recompute", data["task_id"], "--runs-dir", str(runs_dir)]) == 0
+    assert main(["verify", data["run_id"], "--runs-dir", str(runs_dir)]) == 0
+    with get_client(sync_client=True) as client:
+        for name in SNAPSHOT_NAMES:
+            key = artifact_key(data["task_id"], f"snapshot-{name}")
+            found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+            assert found and found[0].type == "table", f"no table artifact {key}"

@@ -17,8 +17,8 @@ from codex_orchestrator.errors import RecordError, RequestError
 from codex_orchestrator.records import events as ev
 from codex_orchestrator.records.events import EventLog, last_seq_in, read_events
 from codex_orchestrator.records.manifest import ToolCallRecord, load_manifest
-from codex_orchestrator.records.metrics import update_task_metrics
 from codex_orchestrator.records.paths import artifact_key, find_run_dir, validate_task_id
+from codex_orchestrator.records.snapshots import SnapshotPaths, write_snapshots
 from codex_orchestrator.records.store import ManifestFolder, RunRef, RunStore
 from codex_orchestrator.run import RunOwner
 from codex_orchestrator.schemas import check_schemas
@@ -131,23 +131,26 @@ def test_task_metrics_rows_and_aggregates(tmp_path: Path) -> None:
         rec = _owner(tmp_path, run_id)
         rec.start()
         rec.finish(status, 0 if status == "succeeded" else 1)  # type: ignore[arg-type]
-        rec.write_task_metrics()
     data = json.loads((tmp_path / ".runs/task-a/metrics.json").read_text())
     assert [r["run_id"] for r in data["runs"]] == ["r1", "r2"]
     assert data["aggregates"]["runs"] == 2
     assert data["aggregates"]["succeeded_runs"] == 1 and data["aggregates"]["failed_runs"] == 1
-    # a re-written row replaces, never duplicates
-    update_task_metrics(tmp_path / ".runs/task-a/metrics.json", load_manifest(rec.paths.manifest))
+    # written again, a run's row replaces itself, never duplicates
+    write_snapshots(SnapshotPaths(tmp_path / ".runs", "task-a"))
     assert len(json.loads((tmp_path / ".runs/task-a/metrics.json").read_text())["runs"]) == 2
 
 
-def test_damaged_task_metrics_is_an_error_not_a_reset(tmp_path: Path) -> None:
-    path = tmp_path / "metrics.json"
-    path.write_text("{not json")
+def test_damaged_snapshot_config_is_an_error_not_a_reset(tmp_path: Path) -> None:
     rec = _owner(tmp_path)
-    with pytest.raises(RecordError, match="damaged"):
-        update_task_metrics(path, rec.manifest())
-    assert path.read_text() == "{not json"
+    rec.start()
+    rec.finish("succeeded", 0)
+    config = tmp_path / ".runs/task-a/metrics/config.json"
+    config.write_text("{not json")
+    before = (tmp_path / ".runs/task-a/metrics.json").read_bytes()
+    with pytest.raises(RecordError, match="config"):
+        write_snapshots(SnapshotPaths(tmp_path / ".runs", "task-a"))
+    assert config.read_text() == "{not json"
+    assert (tmp_path / ".runs/task-a/metrics.json").read_bytes() == before
 
 
 KILLED_WRITER = """

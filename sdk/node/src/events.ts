@@ -1,7 +1,7 @@
 // GENERATED from schemas/events.schema.json by scripts/generate-types.mjs (npm run generate). Do not edit.
 
 /** MAJOR.MINOR of the event schema these types were generated from; see docs/events.md. */
-export const EVENTS_SCHEMA_VERSION = "1.0";
+export const EVENTS_SCHEMA_VERSION = "1.1";
 export type Event =
   | RunStarted
   | RunFinished
@@ -24,10 +24,18 @@ export type Event =
 
 export interface RunStarted {
   /**
+   * the gate feature flag of this run (metrics rollout)
+   */
+  gate_enabled: boolean;
+  /**
    * manifest path, relative to the workspace
    */
   manifest: string;
   mode: "run" | "exec";
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
   run_id: string;
   /**
    * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
@@ -46,6 +54,10 @@ export interface RunStarted {
 }
 export interface RunFinished {
   exit_code: number;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
   run_id: string;
   /**
    * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
@@ -65,6 +77,10 @@ export interface RunFinished {
 export interface MilestoneStarted {
   flow_run_id: string | null;
   milestone: string;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
   run_id: string;
   /**
    * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
@@ -82,6 +98,10 @@ export interface MilestoneStarted {
 }
 export interface MilestoneFinished {
   milestone: string;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
   run_id: string;
   /**
    * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
@@ -103,6 +123,14 @@ export interface ToolCallStarted {
   command: string;
   cwd: string;
   kind: string;
+  /**
+   * the milestone the call belongs to
+   */
+  milestone: string | null;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
   run_id: string;
   /**
    * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
@@ -127,6 +155,10 @@ export interface ApprovalRequested {
    */
   flow_run_id: string | null;
   needs: string[];
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
   purpose: "capability" | "escalation";
   reason: string;
   run_id: string;
@@ -152,7 +184,11 @@ export interface ApprovalResolved {
   answered_by: string | null;
   approval_id: string | null;
   for_session: boolean;
-  outcome: "approved" | "denied" | "forbidden" | "not-required";
+  outcome: "approved" | "denied" | "forbidden" | "not-required" | "cancelled";
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
   reason: string | null;
   /**
    * the name the reviewer gave, if any
@@ -177,6 +213,10 @@ export interface ApprovalResolved {
 }
 export interface AttemptStarted {
   attempt: number;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
   run_id: string;
   sandboxed: boolean;
   /**
@@ -200,6 +240,10 @@ export interface Output {
    */
   chunk_seq: number;
   data: string;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
   run_id: string;
   /**
    * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
@@ -230,6 +274,10 @@ export interface OutputOmitted {
    * bytes of output between the logged head and tail
    */
   omitted_bytes: number;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
   run_id: string;
   /**
    * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
@@ -252,6 +300,10 @@ export interface AttemptFinished {
   duration_ms: number;
   error: string | null;
   exit_code: number | null;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
   run_id: string;
   /**
    * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
@@ -278,6 +330,10 @@ export interface RetryScheduled {
    */
   attempt: number;
   delay_s: number;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
   reason: string;
   run_id: string;
   /**
@@ -298,6 +354,10 @@ export interface RetryScheduled {
 export interface SandboxDenied {
   denial: string;
   evidence: string;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
   run_id: string;
   /**
    * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
@@ -318,6 +378,10 @@ export interface GuardSwitched {
   p50_ms: number;
   p95_ms: number;
   p99_ms: number;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
   run_id: string;
   samples: number;
   /**
@@ -342,6 +406,10 @@ export interface ToolCallFinished {
   attempts: number;
   duration_ms: number;
   exit_code: number | null;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
   run_id: string;
   sandbox_state: string;
   /**
@@ -361,6 +429,14 @@ export interface ToolCallFinished {
   type: "tool_call.finished";
 }
 export interface ToolCallSkipped {
+  /**
+   * the milestone the call belongs to
+   */
+  milestone: string | null;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
   reason: string;
   run_id: string;
   /**
@@ -381,6 +457,10 @@ export interface ToolCallSkipped {
 }
 export interface InstanceDown {
   instance: string;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
   reason: string;
   run_id: string;
   /**
@@ -410,6 +490,10 @@ export interface Summary {
    */
   exit_code: number | null;
   manifest: string;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
   run_id: string;
   sandbox_state: string;
   /**

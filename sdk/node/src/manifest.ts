@@ -6,6 +6,10 @@
 export interface Manifest {
   approval_cache?: CacheCounters;
   approvals?: ApprovalRecord[];
+  /**
+   * the event log's hash-chain head, recorded when the run finished
+   */
+  chain?: ChainHead | null;
   created_at: string;
   error?: string | null;
   events_file?: string;
@@ -109,6 +113,19 @@ export interface ApprovalRecord {
   timeout_s?: number;
   tool?: string;
   tool_call_id: string;
+}
+/**
+ * The event log's last link when the run finished: ``codex-orchestrator verify`` checks the log against it.
+ */
+export interface ChainHead {
+  /**
+   * SHA-256 (hex) of that event's line as written, without its newline
+   */
+  hash: string;
+  /**
+   * seq of the log's last event
+   */
+  seq: number;
 }
 export interface InstanceStats {
   busy_ms?: number;
