@@ -36,6 +36,8 @@ from codex_orchestrator.execute import (
     record_unplaced,
 )
 from codex_orchestrator.graph import GraphScheduler, StepState
+from codex_orchestrator.hooks import HookSettings
+from codex_orchestrator.notify import NotificationTarget
 from codex_orchestrator.placement import NoInstance, Placement
 from codex_orchestrator.policy import ApprovalPolicy, Capability, ToolKind
 from codex_orchestrator.records import events as ev
@@ -70,8 +72,12 @@ class GatedRun:
         fetch: FetchSettings | None = None,
         output_budget_bytes: int = DEFAULT_OUTPUT_BUDGET_BYTES,
         instances: Sequence[InstanceSettings] = (),
+        notifications: Sequence[NotificationTarget] = (),
+        hooks: HookSettings | None = None,
     ) -> None:
         self.ref = ref
+        self.notifications = list(notifications)
+        self.hooks = hooks or HookSettings()
         self.gate = gate
         self.retry = retry or RetrySettings()
         self.secret_env = list(secret_env)
@@ -105,6 +111,8 @@ class GatedRun:
             secret_env=self.secret_env,
             fetch=self.fetch_settings,
             output_budget_bytes=self.output_budget_bytes,
+            notifications=self.notifications,
+            hooks=self.hooks,
         )
 
     def submit(
@@ -316,6 +324,8 @@ def gated_run_from_request(ref: RunRef, request: RunRequest, milestone: str = "e
         fetch=request.fetch,
         output_budget_bytes=request.event_output_budget_bytes,
         instances=request.instances,
+        notifications=request.notifications,
+        hooks=request.hooks,
     )
 
 

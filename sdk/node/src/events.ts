@@ -20,6 +20,8 @@ export type Event =
   | ToolCallFinished
   | ToolCallSkipped
   | InstanceDown
+  | NotificationFailed
+  | InstructionsDrift
   | Summary;
 
 export interface RunStarted {
@@ -127,7 +129,7 @@ export interface ApprovalRequested {
    */
   flow_run_id: string | null;
   needs: string[];
-  purpose: "capability" | "escalation";
+  purpose: "capability" | "escalation" | "instructions";
   reason: string;
   run_id: string;
   /**
@@ -167,7 +169,7 @@ export interface ApprovalResolved {
    * position in the run's log, from 1, no gaps
    */
   seq: number;
-  source: "not-required" | "cache" | "human" | "policy";
+  source: "not-required" | "cache" | "human" | "policy" | "hook";
   tool_call_id: string;
   /**
    * UTC time the event was recorded (ISO 8601)
@@ -396,6 +398,61 @@ export interface InstanceDown {
    */
   ts: string;
   type: "instance.down";
+}
+/**
+ * A notification target could not be told (notify.py); the run goes on.
+ */
+export interface NotificationFailed {
+  detail: string;
+  /**
+   * the notification it was for, e.g. run.failed
+   */
+  event: string;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  /**
+   * command:<argv0>, block:<slug/name> or prefect-event
+   */
+  target: string;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  type: "notification.failed";
+}
+/**
+ * The run's instruction files differ from the previous run of the same task (drift.py).
+ */
+export interface InstructionsDrift {
+  added: string[];
+  changed: string[];
+  /**
+   * on_instruction_drift: ignore, warn or ask
+   */
+  policy: string;
+  previous_run_id: string;
+  removed: string[];
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  type: "instructions.drift";
 }
 export interface Summary {
   approval_source: string;
