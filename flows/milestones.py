@@ -49,7 +49,7 @@ def foundation(params: MilestoneParams) -> None:
     try:
         owner.begin_milestone("foundation", _flow_run_id())
         loaded = load_instruction_files(params.run, request.instructions, request.step_cwds())
-        record_instructions(owner, request, loaded)
+        record_instructions(owner, request, loaded, get_run_logger())
         get_run_logger().info("run %s: %d instruction file(s) loaded", params.run.run_id, len(loaded.sources))
         owner.end_milestone("foundation", "succeeded")
         artifacts.publish(owner, "foundation")

@@ -3,9 +3,11 @@ previous run (drift); with ``on_instruction_drift: ask``, the approval the exec 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
@@ -69,7 +71,12 @@ def load_instruction_files(run: RunRef, settings: InstructionSettings, cwds: lis
     )
 
 
-def record_instructions(owner: RunOwner, request: RunRequest, loaded: LoadedInstructions) -> DriftRecord:
+def record_instructions(
+    owner: RunOwner,
+    request: RunRequest,
+    loaded: LoadedInstructions,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+) -> DriftRecord:
     """Write the sources, sets and drift into the run; log the drift (event, Prefect log) unless ignored."""
     state = owner.state()
     previous = drift.previous_sources(
@@ -83,7 +90,6 @@ def record_instructions(owner: RunOwner, request: RunRequest, loaded: LoadedInst
         run.drift = record
 
     owner.update(change)
-    logger = get_run_logger()
     for found in loaded.sets:
         for warning in found.warnings:
             logger.warning("instructions (cwd %s): %s", found.cwd, warning)

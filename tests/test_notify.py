@@ -6,6 +6,7 @@ approval-waiting automation firing while the approval waits."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import queue
 import subprocess
@@ -24,8 +25,10 @@ from codex_orchestrator.execcmd import ExecOptions, call_input, run_exec
 from codex_orchestrator.notify import NOTIFY_ENV_VAR, NotificationTarget, notification_for
 from codex_orchestrator.records.events import read_events
 from codex_orchestrator.records.manifest import load_manifest
+from codex_orchestrator.records.store import RunRef
 from codex_orchestrator.records.views import manifest_markdown
-from codex_orchestrator.request import parse_request
+from codex_orchestrator.request import RunRequest, parse_request
+from codex_orchestrator.run import RunOwner
 from codex_orchestrator.sandbox import SandboxMode
 from tests.conftest import ROOT, validate_manifest
 
@@ -138,6 +141,26 @@ def _until(received: queue.Queue[dict[str, Any]], want: str, seen: list[dict[str
             return message
 
 
+def _previous_run(request: RunRequest) -> str:
+    """An earlier run of the task whose foundation recorded its instructions, through the foundation's own
+    functions (its flow adds nothing to compare with; a whole second run would only add suite time)."""
+    from tasks.foundation import load_instruction_files, record_instructions
+
+    ref = RunRef(
+        run_id="earlier-run",
+        task_id=request.task,
+        runs_dir=str(Path(request.workspace) / ".runs"),
+        workspace=request.workspace,
+    )
+    owner = RunOwner.create(ref, request=request.model_dump(mode="json"))
+    loaded = load_instruction_files.fn(ref, request.instructions, request.step_cwds())
+    assert record_instructions(owner, request, loaded, logging.getLogger(__name__)).status == "first-run"
+    owner.begin_milestone("foundation")
+    owner.end_milestone("foundation", "succeeded")
+    owner.finish("succeeded", 0)
+    return ref.run_id
+
+
 @pytest.mark.prefect
 def test_drift_asks_and_every_target_is_told(
     prefect_server: str, workspace: Path, webhook: tuple[str, queue.Queue[dict[str, Any]]]
@@ -161,8 +184,7 @@ def test_drift_asks_and_every_target_is_told(
         "workspace": str(workspace),
         "steps": [{"name": "look", "command": "ls"}],
     }
-    first_code, first, _ = _run(parse_request(base))
-    assert first_code == 0 and first["drift"]["status"] == "first-run"
+    previous = _previous_run(parse_request(base))
 
     (workspace / "AGENTS.md").write_text("# rules\nchanged since the first run\n")
     seen: list[dict[str, Any]] = []
@@ -188,7 +210,7 @@ def test_drift_asks_and_every_target_is_told(
     code, data, manifest_path = _run(request, answer)
     assert code == 0 and data["status"] == "succeeded"
     assert data["drift"]["status"] == "drifted" and data["drift"]["decision"] == "approved"
-    assert data["drift"]["previous_run_id"] == first["run_id"]
+    assert data["drift"]["previous_run_id"] == previous
     assert [(c["path"], c["change"]) for c in data["drift"]["changes"]] == [("AGENTS.md", "changed")]
     (asked,) = [a for a in data["approvals"] if a["purpose"] == "instructions"]
     assert asked["outcome"] == "approved" and asked["approval_id"] == data["drift"]["approval_id"]
@@ -205,3 +227,16 @@ def test_drift_asks_and_every_target_is_told(
     markdown = manifest_markdown(load_manifest(manifest_path), "manifest.json", milestone="final")
     assert "Instruction drift" in markdown and "AGENTS.md changed" in markdown
     assert automation["within_s"] == 10
+
+
+def test_the_automation_command_needs_a_server_and_a_sane_wait(
+    monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    from codex_orchestrator.cli import main
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    assert main(["automation", "--block", "custom-webhook/ops"]) == 2
+    assert "PREFECT_API_URL" in capsys.readouterr().err
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    assert main(["automation", "--block", "custom-webhook/ops", "--after", "0"]) == 2
+    assert "--after" in capsys.readouterr().err
