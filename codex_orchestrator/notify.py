@@ -36,6 +36,8 @@ from codex_orchestrator.records.manifest import NotificationFailureRecord, RunSt
 from codex_orchestrator.records.store import RunStore
 
 DEFAULT_TARGET_TIMEOUT_S = 10.0
+# Closing a run's log waits at most this long for queued notifications: an interrupted run still ends in seconds.
+FLUSH_LIMIT_S = 5.0
 # `exec` has no request file: a command target comes from this variable, a JSON argv list.
 NOTIFY_ENV_VAR = "CODEX_ORCHESTRATOR_NOTIFY"
 PREFECT_EVENT_PREFIX = "codex-orchestrator."
@@ -250,15 +252,16 @@ class Notifier:
             finally:
                 self._queue.task_done()
 
-    def flush(self) -> None:
-        """Wait until everything queued was delivered or recorded as failed (each bounded by its timeout)."""
+    def flush(self, limit_s: float = FLUSH_LIMIT_S) -> None:
+        """Wait until everything queued was delivered or recorded as failed, for at most ``limit_s`` (a target
+        still busy then goes on in its daemon thread; what it records after the log closed is in run.json)."""
         with self._lock:
             thread = self._thread
             self._thread = None
         if thread is None:
             return
         self._queue.put(None)
-        thread.join()
+        thread.join(timeout=limit_s)
 
 
 def deliver(target: NotificationTarget, notification: Notification) -> None:

@@ -83,7 +83,7 @@ async def _wait(awaitable: Any) -> None:
 def _notification_block(name: str) -> NotificationBlock:
     try:
         block = Block.load(name)
-    except (ValueError, Exception) as exc:  # not found, not registered, no API: all mean "cannot load"
+    except Exception as exc:  # not found, not registered, no API: all mean "cannot load"
         raise NotificationFailed(f"block:{name}", f"cannot load the block: {exc}") from exc
     if not isinstance(block, NotificationBlock):
         raise NotificationFailed(f"block:{name}", f"{type(block).__name__} is not a notification block")
