@@ -169,3 +169,49 @@ def test_drift_per_source_added_removed_changed() -> None:
     assert record.status == "drifted" and record.decision == "pending" and record.previous_run_id == "run-1"
     assert drift.drift_record(("run-1", before), before, "ask").status == "unchanged"
     assert drift.drift_record(None, after, "warn").status == "first-run"
+
+
+@pytest.mark.parametrize(("policy", "logged"), [("warn", True), ("ignore", False)])
+def test_the_foundation_records_drift_against_the_previous_run(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, policy: str, logged: bool
+) -> None:
+    import logging
+
+    from codex_orchestrator.records.events import read_events
+    from codex_orchestrator.records.store import RunRef
+    from codex_orchestrator.run import RunOwner
+    from tasks.foundation import load_instruction_files, record_instructions
+
+    monkeypatch.setenv("CODEX_HOME", str(tmp_path / "nowhere"))
+    (repo / "AGENTS.md").write_text("v1\n")
+    (repo / "old.md").write_text("extra\n")
+
+    def foundation(run_id: str, extra: list[str]) -> RunOwner:
+        data = {
+            "task": "t",
+            "workspace": str(repo),
+            "steps": [{"name": "s", "command": "ls"}],
+            "instructions": extra,
+        }
+        request = parse_request({**data, "on_instruction_drift": policy})
+        ref = RunRef(run_id=run_id, task_id="t", runs_dir=str(repo / ".runs"), workspace=request.workspace)
+        owner = RunOwner.create(ref, request=request.model_dump(mode="json"))
+        loaded = load_instruction_files.fn(ref, request.instructions, request.step_cwds())
+        record_instructions(owner, request, loaded, logging.getLogger(__name__))
+        owner.begin_milestone("foundation")
+        owner.end_milestone("foundation", "succeeded")
+        return owner
+
+    foundation("run-1", ["old.md"]).finish("succeeded", 0)
+    (repo / "AGENTS.md").write_text("v2\n")
+    owner = foundation("run-2", [])
+    state = owner.state()
+    assert state.drift is not None and state.drift.previous_run_id == "run-1"
+    assert [(c.path, c.change) for c in state.drift.changes] == [
+        ("AGENTS.md", "changed"),
+        ("old.md", "removed"),
+    ]
+    assert state.drift.decision == ("warned" if logged else "recorded")
+    owner.finish("succeeded", 0)
+    drifts = [e for e in read_events(owner.paths.events) if e["type"] == "instructions.drift"]
+    assert len(drifts) == (1 if logged else 0)
