@@ -342,8 +342,11 @@ def gated_run(
     runs_dir: str | Path | None = None,
     approval_timeout_s: int = 3600,
     goal: str = "",
+    notifications: Sequence[NotificationTarget] = (),
+    hooks: HookSettings | None = None,
 ) -> Iterator[GatedRun]:
-    """Open a run of gated tool calls inside the current flow; on exit its status follows its calls."""
+    """Open a run of gated tool calls inside the current flow; on exit its status follows its calls.
+    ``notifications`` and ``hooks`` are a request's sections of the same names (docs/instructions.md)."""
     root = Path(workspace).resolve()
     ref = RunRef(
         run_id=run_id or new_run_id(),
@@ -360,14 +363,20 @@ def gated_run(
     secrets = read_secrets(secret_env)
     owner = RunOwner.create(
         ref,
-        request={"api": "workflow", "task": task, "goal": goal, "gate": gate.model_dump(mode="json")},
+        request={
+            "api": "workflow",
+            "task": task,
+            "goal": goal,
+            "gate": gate.model_dump(mode="json"),
+            "notifications": [t.model_dump(mode="json") for t in notifications],
+        },
         goal=goal,
         secrets=secrets.values(),
         with_milestones=False,
     )
     _record_prefect(owner)
     owner.start()
-    run = GatedRun(ref, gate=gate, secret_env=secret_env)
+    run = GatedRun(ref, gate=gate, secret_env=secret_env, notifications=notifications, hooks=hooks)
     try:
         yield run
         run.close()
