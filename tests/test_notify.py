@@ -200,6 +200,8 @@ def test_drift_asks_and_every_target_is_told(
         {
             **base,
             "on_instruction_drift": "ask",
+            # The hooks travel with each call by value into its Prefect task.
+            "hooks": {"pre_tool_call": "echo checked-by-pre-hook", "post_tool_call": "exit 2"},
             "notifications": [
                 {"block": block, "events": ["approval.requested", "run.succeeded"]},
                 {"prefect_event": True},
@@ -209,6 +211,11 @@ def test_drift_asks_and_every_target_is_told(
     )
     code, data, manifest_path = _run(request, answer)
     assert code == 0 and data["status"] == "succeeded"
+    (call,) = data["tool_calls"]
+    assert [(h["hook"], h["decision"], h["context"]) for h in call["hooks"]] == [
+        ("pre_tool_call", "allow", "checked-by-pre-hook"),
+        ("post_tool_call", "block", None),
+    ]
     assert data["drift"]["status"] == "drifted" and data["drift"]["decision"] == "approved"
     assert data["drift"]["previous_run_id"] == previous
     assert [(c["path"], c["change"]) for c in data["drift"]["changes"]] == [("AGENTS.md", "changed")]
