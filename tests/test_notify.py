@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -165,12 +165,10 @@ def _previous_run(request: RunRequest) -> str:
 def test_drift_asks_and_every_target_is_told(
     prefect_server: str, workspace: Path, webhook: tuple[str, queue.Queue[dict[str, Any]]]
 ) -> None:
+    from prefect.automations import Automation
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
 
-    from codex_orchestrator.approvals import Decision
-    from tasks.approval import answer_approval
     from tasks.notify import ensure_approval_wait_automation
-    from tests.flows.test_autonomy import _run, _wait_pending
 
     url, received = webhook
     block_name = f"ops-{uuid.uuid4().hex[:8]}"
@@ -179,6 +177,18 @@ def test_drift_asks_and_every_target_is_told(
     ).save(block_name)
     block = f"custom-webhook/{block_name}"
     automation = ensure_approval_wait_automation(block, 10, name=f"approval-waiting-{block_name}")
+    try:
+        _drift_run_tells_every_target(workspace, block, received)
+    finally:  # the session's server is shared: leave no automation behind
+        cast(Automation, Automation.read(name=automation["name"])).delete()
+    assert automation["within_s"] == 10
+
+
+def _drift_run_tells_every_target(workspace: Path, block: str, received: queue.Queue[dict[str, Any]]) -> None:
+    from codex_orchestrator.approvals import Decision
+    from tasks.approval import answer_approval
+    from tests.flows.test_autonomy import _run, _wait_pending
+
     base: dict[str, Any] = {
         "task": "notified",
         "workspace": str(workspace),
@@ -233,7 +243,6 @@ def test_drift_asks_and_every_target_is_told(
     assert drifted["changed"] == ["AGENTS.md"] and drifted["policy"] == "ask"
     markdown = manifest_markdown(load_manifest(manifest_path), "manifest.json", milestone="final")
     assert "Instruction drift" in markdown and "AGENTS.md changed" in markdown
-    assert automation["within_s"] == 10
 
 
 def test_the_automation_command_needs_a_server_and_a_sane_wait(
