@@ -38,13 +38,16 @@ class ApprovalRequest:
     cwd: str  # workspace-relative
     needs: tuple[str, ...]
     reason: str
-    purpose: str = "capability"  # or "escalation" after a sandbox denial
+    purpose: str = "capability"  # "escalation" after a sandbox denial; "instructions" for drift
     sandbox: str = "none"
     timeout_s: int = 3600
 
     def markdown(self) -> str:
         """The text shown above the approval form (Prefect UI) and in the terminal."""
-        title = "Retry without the sandbox?" if self.purpose == "escalation" else "Approve this tool call?"
+        title = {
+            "escalation": "Retry without the sandbox?",
+            "instructions": "The instruction files changed since the last run: start the exec milestone?",
+        }.get(self.purpose, "Approve this tool call?")
         needs = ", ".join(f"`{n}`" for n in self.needs) or "—"
         command = self.command.replace("```", "'''")
         return (

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from codex_orchestrator import __version__, cli_evidence
+from codex_orchestrator import __version__, cli_evidence, cli_notify
 from codex_orchestrator.errors import OrchestratorError, RequestError
 from codex_orchestrator.run import EXIT_FAILED, EXIT_USAGE, Interrupted, interrupt_exit_code
 
@@ -249,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the demo: a scripted agent edits a scratch repository")
     demo.add_argument("--dir", type=Path, default=Path(".demo"), help="scratch directory (default .demo)")
     cli_evidence.add_parser(sub)  # metrics, verify
+    cli_notify.add_parser(sub)  # automation
     return parser
 
 
@@ -281,6 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "schema": _cmd_schema,
             "demo": _cmd_demo,
             **dict.fromkeys(cli_evidence.COMMANDS, cli_evidence.run),
+            "automation": cli_notify.run,
         }[args.command]
         return handler(args)
     except RequestError as exc:

@@ -21,6 +21,7 @@ from codex_orchestrator.exec.local import LocalPtyBackend
 from codex_orchestrator.exec.session import ExecSession
 from codex_orchestrator.execute import CallInput, GateSettings, call_spec, execute_call, read_secrets
 from codex_orchestrator.gate import initial_requirement
+from codex_orchestrator.notify import targets_from_env
 from codex_orchestrator.policy import ApprovalPolicy, Capability, Outcome, ToolKind
 from codex_orchestrator.records import events as ev
 from codex_orchestrator.records.events import DEFAULT_OUTPUT_BUDGET_BYTES, Listener
@@ -125,6 +126,7 @@ def call_input(options: ExecOptions) -> CallInput:
         secret_env=secret_names,
         backend_cwd=options.remote_cwd,
         output_budget_bytes=options.event_output_budget,
+        notifications=targets_from_env(),  # exec has no request file: CODEX_ORCHESTRATOR_NOTIFY
     )
 
 

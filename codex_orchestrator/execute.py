@@ -27,10 +27,12 @@ from codex_orchestrator.exec.backend import ExecBackend
 from codex_orchestrator.exec.local import LocalPtyBackend
 from codex_orchestrator.exec.session import ExecSession, ExecSessionManager
 from codex_orchestrator.gate import GateConfig, ToolOrchestrator
+from codex_orchestrator.hooks import HOOK_CONTEXT_ENV, HookSettings, run_hook
+from codex_orchestrator.notify import NotificationTarget, attach_notifier
 from codex_orchestrator.policy import ApprovalPolicy, Capability
 from codex_orchestrator.records import events as ev
 from codex_orchestrator.records.events import DEFAULT_OUTPUT_BUDGET_BYTES, EventLog, Listener
-from codex_orchestrator.records.manifest import ToolCallRecord
+from codex_orchestrator.records.manifest import HookRecord, ToolCallRecord
 from codex_orchestrator.records.store import RunRef, RunStore
 from codex_orchestrator.redact import Redactor
 from codex_orchestrator.request import FetchSettings, InstanceSettings, RetrySettings, RunRequest, Step
@@ -98,6 +100,8 @@ class CallInput(BaseModel):
         default=False,
         description="hold a slot of the instance's Prefect global concurrency limit while running",
     )
+    notifications: list[NotificationTarget] = Field(default_factory=list, description="notify.py targets")
+    hooks: HookSettings = Field(default_factory=HookSettings, description="pre/post tool-call hooks")
 
 
 def instance_limit_name(instance: str) -> str:
@@ -203,6 +207,7 @@ def execute_call(
     )
     for listener in listeners:
         events.add_listener(listener)
+    attach_notifier(events, store, list(call.notifications))
     tracer = RunTracer(store.paths.traces, run_id=call.run.run_id, task_id=call.run.task_id, redact=redact)
     recorder = CallRecorder(store, events=events, tracer=tracer, redact=redact, instance=call.instance.name)
     try:
@@ -215,12 +220,21 @@ def execute_call(
         elif call.instance.ssh is not None:  # the workspace as that host sees it (the same path by default)
             root = call.instance.workdir or call.run.workspace
             spec = replace(spec, backend_cwd=str(Path(root) / call.step.cwd))
+        # The pre hook comes first: a call it denies bothers no reviewer.
+        pre = run_hook(call.hooks, "pre_tool_call", _hook_payload(call, recorder, spec.display), cwd=spec.cwd)
+        if pre is not None and pre.decision == "deny":
+            return _refused(
+                recorder, call, prior, f"pre_tool_call hook: {pre.reason}", source="hook", hook=pre
+            )
+        if pre is not None and pre.context:
+            spec = replace(spec, env={**spec.env, HOOK_CONTEXT_ENV: pre.context})
         own = backend is None
         exec_backend, prefix = backend if backend is not None else _backend_for(call.instance, resolve_block)
         try:
             gate = _gate_for(call, recorder, approver, exec_backend, prefix, on_session or stdin_at_eof)
             gate.attempt_slot = attempt_slot or nullcontext
-            return gate.run(spec, prior, prefect_task_run_id=prefect_task_run_id)
+            record = gate.run(spec, prior, prefect_task_run_id=prefect_task_run_id)
+            return _after_hooks(call, recorder, record, pre)
         finally:
             close = getattr(exec_backend, "close", None)
             if own and call.step.session is None and callable(close):
@@ -262,10 +276,51 @@ def _gate_for(
     return gate
 
 
-def _refused(
-    recorder: CallRecorder, call: CallInput, prior: ToolCallRecord | None, reason: str
+def _hook_payload(call: CallInput, recorder: CallRecorder, command: str) -> dict[str, object]:
+    return {
+        "run_id": call.run.run_id,
+        "task_id": call.run.task_id,
+        "tool_call_id": call.call_id,
+        "milestone": call.milestone,
+        "step": call.step.name,
+        "kind": call.step.kind.value,
+        "command": recorder.redact(command),
+        "cwd": call.step.cwd,
+        "capabilities": [c.value for c in call.step.capabilities],
+    }
+
+
+def _after_hooks(
+    call: CallInput, recorder: CallRecorder, record: ToolCallRecord, pre: HookRecord | None
 ) -> ToolCallRecord:
-    """A call refused before the gate (its cwd or path escapes the workspace): recorded as denied, with why."""
+    """Record the pre hook's decision and run the post hook, which sees the call's record."""
+    if pre is None and call.hooks.command("post_tool_call") is None:
+        return record
+    payload = {**_hook_payload(call, recorder, record.command), "record": record.model_dump(mode="json")}
+    post = run_hook(call.hooks, "post_tool_call", payload, cwd=Path(call.run.workspace))
+    record.hooks = [h.model_copy(update=_redacted(recorder, h)) for h in (pre, post) if h is not None]
+    recorder.finish_call(record)
+    return record
+
+
+def _redacted(recorder: CallRecorder, hook: HookRecord) -> dict[str, str | None]:
+    return {
+        "reason": recorder.redact(hook.reason) if hook.reason else None,
+        "context": recorder.redact(hook.context) if hook.context else None,
+    }
+
+
+def _refused(
+    recorder: CallRecorder,
+    call: CallInput,
+    prior: ToolCallRecord | None,
+    reason: str,
+    *,
+    source: Literal["policy", "hook"] = "policy",
+    hook: HookRecord | None = None,
+) -> ToolCallRecord:
+    """A call refused before the gate (its cwd or path escapes the workspace, or a pre hook denied it):
+    recorded as denied, with why."""
     now = utc_now()
     record = ToolCallRecord(
         id=call.call_id,
@@ -275,7 +330,7 @@ def _refused(
         command=recorder.redact(step_display(call.step)),
         cwd=call.step.cwd,
         status="denied",
-        approval_source="policy",
+        approval_source=source,
         error=recorder.redact(f"refused: {reason}"),
         started_at=now,
         finished_at=now,
@@ -283,15 +338,20 @@ def _refused(
         depends_on=list(call.step.needs),
         backend="orchestrator",
         order=prior.order if prior is not None else 0,
+        hooks=[hook.model_copy(update=_redacted(recorder, hook))] if hook is not None else [],
     )
     recorder.announce(record)
+    if source == "hook":
+        recorder.events.emit(
+            ev.ApprovalResolved(tool_call_id=record.id, outcome="denied", source="hook", reason=record.error)
+        )
     recorder.events.emit(
         ev.ToolCallFinished(
             tool_call_id=record.id,
             status="denied",
             exit_code=None,
             attempts=0,
-            approval_source="policy",
+            approval_source=source,
             sandbox_state="none",
             duration_ms=0.0,
         )

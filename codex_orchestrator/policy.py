@@ -48,6 +48,7 @@ class ApprovalSource(StrEnum):
     CACHE = "cache"
     HUMAN = "human"
     POLICY = "policy"
+    HOOK = "hook"  # a pre_tool_call hook denied it (hooks.py)
 
 
 @dataclass(frozen=True)

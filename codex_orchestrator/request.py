@@ -14,7 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from codex_orchestrator.errors import RequestError
 from codex_orchestrator.fetch import ALLOWED_SCHEMES, DEFAULT_FETCH_MAX_BYTES, DEFAULT_FETCH_MAX_REDIRECTS
 from codex_orchestrator.graph import GraphError, OnFailure, check_graph
-from codex_orchestrator.instructions import load_instructions
+from codex_orchestrator.hooks import HookSettings
+from codex_orchestrator.instructions import InstructionSettings, load_for_cwds
+from codex_orchestrator.notify import NotificationTarget
 from codex_orchestrator.policy import ApprovalPolicy, Capability, ToolKind
 from codex_orchestrator.records.events import DEFAULT_OUTPUT_BUDGET_BYTES
 from codex_orchestrator.records.paths import TASK_ID_ALLOWED, validate_task_id
@@ -194,9 +196,20 @@ class RunRequest(BaseModel):
     )
     steps: list[Step] = Field(min_length=1)
     guardrails: list[Step] = Field(default=[], description="commands whose outcome sets the run status")
-    instructions: list[str] = Field(
-        default=[], description="extra instruction files to load besides AGENTS.md and friends"
+    instructions: InstructionSettings = Field(
+        default=InstructionSettings(),
+        description="the AGENTS.md hierarchy: fallback_filenames, max_bytes, extra files (a bare list: extra)",
     )
+    on_instruction_drift: Literal["ignore", "warn", "ask"] = Field(
+        default="warn",
+        description="instruction files changed since the task's previous run: ignore (record only), warn, or "
+        "ask (an approval before the exec milestone starts)",
+    )
+    notifications: list[NotificationTarget] = Field(
+        default=[],
+        description="who is told of approvals, the run's end, guard switches (command/block/event)",
+    )
+    hooks: HookSettings = Field(default=HookSettings(), description="pre_tool_call / post_tool_call commands")
     max_parallel: int = Field(
         default=DEFAULT_MAX_PARALLEL,
         ge=1,
@@ -217,6 +230,15 @@ class RunRequest(BaseModel):
         ge=1024,
         description="per tool call, how much output events.jsonl keeps (head and tail; the rest is counted)",
     )
+
+    @field_validator("instructions", mode="before")
+    @classmethod
+    def _instructions_list_is_extra(cls, value: Any) -> Any:
+        return {"extra": value} if isinstance(value, list) else value
+
+    def step_cwds(self) -> list[str]:
+        """Every distinct working directory of the run's steps and guardrails (instruction sets are per cwd)."""
+        return list(dict.fromkeys(s.cwd for s in [*self.steps, *self.guardrails]))
 
     @field_validator("task")
     @classmethod
@@ -279,6 +301,7 @@ def _allowed_for(loc: tuple[str | int, ...]) -> str | None:
         "kind": ", ".join(k.value for k in ToolKind),
         "approval": "auto, required",
         "on_failure": ", ".join(o.value for o in OnFailure),
+        "on_instruction_drift": "ignore, warn, ask",
         "task": TASK_ID_ALLOWED,
     }
     return choices.get(last)
@@ -352,7 +375,8 @@ def parse_request(data: Any, *, base_dir: Path | None = None) -> RunRequest:
     workspace = workspace.resolve()
     if not workspace.is_dir():
         raise RequestError(f"{workspace} does not exist or is not a directory", field="workspace")
-    load_instructions(workspace, request.instructions)  # refused here, before a run directory exists
+    # A bad instruction file is refused here, before a run directory exists.
+    load_for_cwds(workspace, request.step_cwds(), request.instructions)
     return request.model_copy(update={"workspace": str(workspace)})
 
 

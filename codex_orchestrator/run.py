@@ -15,6 +15,7 @@ from typing import Any
 
 from codex_orchestrator.clock import parse_utc, utc_now
 from codex_orchestrator.errors import RecordError, RequestError
+from codex_orchestrator.notify import attach_notifier
 from codex_orchestrator.records import events as ev
 from codex_orchestrator.records.events import EventLog
 from codex_orchestrator.records.manifest import (
@@ -96,6 +97,7 @@ class RunOwner:
         self.workspace = Path(self.ref.workspace).resolve()
         self.folder = shared_folder(store)
         self.events = EventLog(self.paths.events, self.ref.run_id, redact)
+        attach_notifier(self.events, store)  # the request's notification targets (run.* and the rest)
         self.tracer = RunTracer(
             self.paths.traces if trace else None,
             run_id=self.ref.run_id,

@@ -11,14 +11,16 @@ from prefect.context import FlowRunContext
 from prefect.states import Completed, Failed
 from pydantic import BaseModel, ConfigDict, Field
 
-from codex_orchestrator.execute import read_secrets
+from codex_orchestrator.execute import read_secrets, record_skipped
 from codex_orchestrator.graph import OnFailure
 from codex_orchestrator.records.store import RunRef
 from codex_orchestrator.request import RunRequest, parse_request
 from codex_orchestrator.run import RunOwner
+from codex_orchestrator.toolcall import call_id_for
 from flows.workflow import gated_run_from_request
 from tasks import artifacts
-from tasks.foundation import load_instruction_files
+from tasks.approval import PrefectPauseApprover
+from tasks.foundation import confirm_drift, load_instruction_files, record_instructions
 
 
 class MilestoneParams(BaseModel):
@@ -42,13 +44,13 @@ def _open(params: MilestoneParams) -> tuple[RunOwner, RunRequest]:
 
 @flow(name="foundation", persist_result=False)
 def foundation(params: MilestoneParams) -> None:
-    """Load and hash the instruction files (the run and its records already exist)."""
+    """Load and hash the instruction hierarchy of every step's cwd; compare it with the task's previous run."""
     owner, request = _open(params)
     try:
         owner.begin_milestone("foundation", _flow_run_id())
-        loaded = load_instruction_files(params.run, request.instructions)
-        owner.set_instructions(loaded)
-        get_run_logger().info("run %s: %d instruction file(s) loaded", params.run.run_id, len(loaded))
+        loaded = load_instruction_files(params.run, request.instructions, request.step_cwds())
+        record_instructions(owner, request, loaded, get_run_logger())
+        get_run_logger().info("run %s: %d instruction file(s) loaded", params.run.run_id, len(loaded.sources))
         owner.end_milestone("foundation", "succeeded")
         artifacts.publish(owner, "foundation")
     finally:
@@ -61,6 +63,13 @@ def exec_milestone(params: MilestoneParams) -> State[str]:
     owner, request = _open(params)
     try:
         owner.begin_milestone("exec", _flow_run_id())
+        if not confirm_drift(owner, request, PrefectPauseApprover()):
+            for step in request.steps:
+                reason = "instruction drift was not approved"
+                record_skipped(params.run, call_id_for("exec", step.name), "exec", step, reason)
+            owner.end_milestone("exec", "failed")
+            artifacts.publish(owner, "exec")
+            return Failed(message="the instruction files changed and starting was not approved")
         run = gated_run_from_request(params.run, request, "exec")
         # No `finally: close()`: after an interrupt, a call paused for approval would be waited for forever.
         ok = run.run_steps(

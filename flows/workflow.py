@@ -36,6 +36,8 @@ from codex_orchestrator.execute import (
     record_unplaced,
 )
 from codex_orchestrator.graph import GraphScheduler, StepState
+from codex_orchestrator.hooks import HookSettings
+from codex_orchestrator.notify import NotificationTarget
 from codex_orchestrator.placement import NoInstance, Placement
 from codex_orchestrator.policy import ApprovalPolicy, Capability, ToolKind
 from codex_orchestrator.records import events as ev
@@ -70,8 +72,12 @@ class GatedRun:
         fetch: FetchSettings | None = None,
         output_budget_bytes: int = DEFAULT_OUTPUT_BUDGET_BYTES,
         instances: Sequence[InstanceSettings] = (),
+        notifications: Sequence[NotificationTarget] = (),
+        hooks: HookSettings | None = None,
     ) -> None:
         self.ref = ref
+        self.notifications = list(notifications)
+        self.hooks = hooks or HookSettings()
         self.gate = gate
         self.retry = retry or RetrySettings()
         self.secret_env = list(secret_env)
@@ -105,6 +111,8 @@ class GatedRun:
             secret_env=self.secret_env,
             fetch=self.fetch_settings,
             output_budget_bytes=self.output_budget_bytes,
+            notifications=self.notifications,
+            hooks=self.hooks,
         )
 
     def submit(
@@ -323,6 +331,8 @@ def gated_run_from_request(ref: RunRef, request: RunRequest, milestone: str = "e
         fetch=request.fetch,
         output_budget_bytes=request.event_output_budget_bytes,
         instances=request.instances,
+        notifications=request.notifications,
+        hooks=request.hooks,
     )
 
 
@@ -339,8 +349,11 @@ def gated_run(
     runs_dir: str | Path | None = None,
     approval_timeout_s: int = 3600,
     goal: str = "",
+    notifications: Sequence[NotificationTarget] = (),
+    hooks: HookSettings | None = None,
 ) -> Iterator[GatedRun]:
-    """Open a run of gated tool calls inside the current flow; on exit its status follows its calls."""
+    """Open a run of gated tool calls inside the current flow; on exit its status follows its calls.
+    ``notifications`` and ``hooks`` are a request's sections of the same names (docs/instructions.md)."""
     root = Path(workspace).resolve()
     ref = RunRef(
         run_id=run_id or new_run_id(),
@@ -357,14 +370,20 @@ def gated_run(
     secrets = read_secrets(secret_env)
     owner = RunOwner.create(
         ref,
-        request={"api": "workflow", "task": task, "goal": goal, "gate": gate.model_dump(mode="json")},
+        request={
+            "api": "workflow",
+            "task": task,
+            "goal": goal,
+            "gate": gate.model_dump(mode="json"),
+            "notifications": [t.model_dump(mode="json") for t in notifications],
+        },
         goal=goal,
         secrets=secrets.values(),
         with_milestones=False,
     )
     _record_prefect(owner)
     owner.start()
-    run = GatedRun(ref, gate=gate, secret_env=secret_env)
+    run = GatedRun(ref, gate=gate, secret_env=secret_env, notifications=notifications, hooks=hooks)
     try:
         yield run
         run.close()

@@ -99,7 +99,7 @@ class ApprovalRequested(_Event):
     type: Literal["approval.requested"] = "approval.requested"
     tool_call_id: str
     approval_id: str
-    purpose: Literal["capability", "escalation"]
+    purpose: Literal["capability", "escalation", "instructions"]
     reason: str
     needs: list[str]
     flow_run_id: str | None = Field(
@@ -112,7 +112,7 @@ class ApprovalResolved(_Event):
     tool_call_id: str
     approval_id: str | None = None
     outcome: Literal["approved", "denied", "forbidden", "not-required", "cancelled"]
-    source: Literal["not-required", "cache", "human", "policy"]
+    source: Literal["not-required", "cache", "human", "policy", "hook"]
     for_session: bool = False
     answered_by: str | None = Field(default=None, description="the channel the answer came through")
     reason: str | None = None
@@ -206,6 +206,26 @@ class InstanceDown(_Event):
     reason: str
 
 
+class NotificationFailed(_Event):
+    """A notification target could not be told (notify.py); the run goes on."""
+
+    type: Literal["notification.failed"] = "notification.failed"
+    target: str = Field(description="command:<argv0>, block:<slug/name> or prefect-event")
+    event: str = Field(description="the notification it was for, e.g. run.failed")
+    detail: str
+
+
+class InstructionsDrift(_Event):
+    """The run's instruction files differ from the previous run of the same task (drift.py)."""
+
+    type: Literal["instructions.drift"] = "instructions.drift"
+    previous_run_id: str
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+    policy: str = Field(description="on_instruction_drift: ignore, warn or ask")
+
+
 class Summary(_Event):
     type: Literal["summary"] = "summary"
     status: str
@@ -236,6 +256,8 @@ Event = Annotated[
     | ToolCallFinished
     | ToolCallSkipped
     | InstanceDown
+    | NotificationFailed
+    | InstructionsDrift
     | Summary,
     Field(discriminator="type"),
 ]
@@ -286,6 +308,7 @@ class EventLog:
         self._hash = genesis_hash(run_id)  # the hash of the last line (ours or another writer's)
         self._size = -1  # the log's size after our last append; another size means another writer appended
         self._listeners: list[Listener] = []
+        self._before_close: list[Callable[[], None]] = []
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
@@ -303,6 +326,10 @@ class EventLog:
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
+
+    def before_close(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` when the log is closed, while it can still be written (a notifier's flush)."""
+        self._before_close.append(hook)
 
     def emit(self, event: _Event) -> _Event:
         with self._lock:
@@ -362,6 +389,9 @@ class EventLog:
                 os.fsync(self._fd)
 
     def close(self) -> None:
+        hooks, self._before_close = self._before_close, []
+        for hook in hooks:
+            hook()
         with self._lock:
             if self._fd is not None:
                 os.fsync(self._fd)

@@ -42,7 +42,7 @@ class AttemptRecord(_Model):
 class ApprovalRecord(_Model):
     approval_id: str
     tool_call_id: str
-    purpose: Literal["capability", "escalation"]
+    purpose: Literal["capability", "escalation", "instructions"]
     reason: str
     needs: list[str] = Field(default_factory=list)
     requested_at: str
@@ -149,7 +149,7 @@ class ToolCallRecord(_Model):
     needs: list[str] = Field(default_factory=list)
     status: ToolCallStatus = "pending"
     approval_outcome: Literal["skip", "forbid", "ask"] | None = None
-    approval_source: Literal["not-required", "cache", "human", "policy"] | None = None
+    approval_source: Literal["not-required", "cache", "human", "policy", "hook"] | None = None
     approval_reason: str | None = None
     approval_ids: list[str] = Field(default_factory=list)
     sandbox: SandboxRecord = Field(default_factory=SandboxRecord)
@@ -184,6 +184,7 @@ class ToolCallRecord(_Model):
     lineage: list[CallRun] = Field(
         default_factory=list, description="earlier runs of this call (a resumed run reruns unfinished calls)"
     )
+    hooks: list[HookRecord] = Field(default_factory=list, description="lifecycle hooks' decisions (hooks.py)")
 
 
 class MilestoneRecord(_Model):
@@ -195,9 +196,61 @@ class MilestoneRecord(_Model):
 
 
 class InstructionRecord(_Model):
-    path: str
-    sha256: str
+    path: str = Field(description="workspace-relative; a global file as $CODEX_HOME/<name>")
+    sha256: str = Field(description="of the whole file, whatever the byte budget kept")
     bytes: int
+    scope: Literal["global", "project", "extra"] = "project"
+    included_bytes: int | None = Field(default=None, description="how much of it the byte budget kept")
+
+
+class InstructionSetRecord(_Model):
+    """What a step running in ``cwd`` is given (codex's hierarchy, docs/instructions.md)."""
+
+    cwd: str
+    sources: list[str] = Field(default_factory=list, description="the paths of its sources, root first")
+    sha256: str = Field(description="of the combined text")
+    bytes: int
+    truncated: bool = False
+    warnings: list[str] = Field(default_factory=list, description="e.g. a file cut at the byte budget")
+
+
+class DriftChange(_Model):
+    path: str
+    change: Literal["added", "removed", "changed"]
+    sha256_before: str | None = None
+    sha256_after: str | None = None
+
+
+class DriftRecord(_Model):
+    """The run's instruction sources compared with the previous run of the same task."""
+
+    previous_run_id: str | None = Field(default=None, description="None: no earlier run recorded any")
+    status: Literal["first-run", "unchanged", "drifted"]
+    changes: list[DriftChange] = Field(default_factory=list)
+    policy: Literal["ignore", "warn", "ask"] = "warn"
+    decision: Literal["recorded", "warned", "pending", "approved", "denied"] = "recorded"
+    approval_id: str | None = Field(default=None, description="on_instruction_drift: ask — the approval")
+
+
+class NotificationFailureRecord(_Model):
+    target: str
+    event: str
+    detail: str
+    at: str
+
+
+class HookRecord(_Model):
+    """What a lifecycle hook (hooks.py) decided about a call."""
+
+    hook: Literal["pre_tool_call", "post_tool_call"]
+    decision: Literal["allow", "deny", "block", "error"] = Field(
+        description="allow; deny (pre: the call did not run); block (post: the hook objected to the result); "
+        "error (the hook itself failed: the call went on)"
+    )
+    reason: str | None = None
+    context: str | None = Field(default=None, description="what the hook added (pre: given to the command)")
+    exit_code: int | None = None
+    duration_ms: float = 0.0
 
 
 class CacheCounters(_Model):
@@ -271,6 +324,13 @@ class RunState(_Model):
     gate_enabled: bool = True
     milestones: list[MilestoneRecord] = Field(default_factory=list)
     instructions: list[InstructionRecord] = Field(default_factory=list)
+    instruction_sets: list[InstructionSetRecord] = Field(
+        default_factory=list, description="per distinct step cwd: its sources and combined hash"
+    )
+    drift: DriftRecord | None = Field(default=None, description="instruction drift since the previous run")
+    notification_failures: list[NotificationFailureRecord] = Field(
+        default_factory=list, description="notification targets that could not be told (the run went on)"
+    )
     metrics: RunMetrics = Field(default_factory=RunMetrics)
     prefect: PrefectRecord = Field(default_factory=PrefectRecord)
     resumed_at: list[str] = Field(default_factory=list, description="when the run was resumed, oldest first")

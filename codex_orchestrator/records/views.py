@@ -7,6 +7,7 @@ scans for (status, step, command), and a manifest path is text unless a link wou
 
 from __future__ import annotations
 
+from codex_orchestrator.drift import summary as drift_summary
 from codex_orchestrator.records.manifest import Manifest
 
 MS_PER_S = 1000.0
@@ -108,6 +109,8 @@ def manifest_markdown(
             "",
             "**Instructions**: " + ", ".join(f"`{i.path}` ({i.sha256[:12]})" for i in manifest.instructions),
         ]
+    if manifest.drift is not None and manifest.drift.status == "drifted":
+        lines += ["", f"**Instruction drift** ({manifest.drift.decision}): {drift_summary(manifest.drift)}"]
     if manifest.error:
         lines += ["", f"**Error**: {manifest.error}"]
     return "\n".join(lines) + "\n"

@@ -20,6 +20,8 @@ export type Event =
   | ToolCallFinished
   | ToolCallSkipped
   | InstanceDown
+  | NotificationFailed
+  | InstructionsDrift
   | Summary;
 
 export interface RunStarted {
@@ -159,7 +161,7 @@ export interface ApprovalRequested {
    * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
    */
   prev_hash: string;
-  purpose: "capability" | "escalation";
+  purpose: "capability" | "escalation" | "instructions";
   reason: string;
   run_id: string;
   /**
@@ -203,7 +205,7 @@ export interface ApprovalResolved {
    * position in the run's log, from 1, no gaps
    */
   seq: number;
-  source: "not-required" | "cache" | "human" | "policy";
+  source: "not-required" | "cache" | "human" | "policy" | "hook";
   tool_call_id: string;
   /**
    * UTC time the event was recorded (ISO 8601)
@@ -476,6 +478,69 @@ export interface InstanceDown {
    */
   ts: string;
   type: "instance.down";
+}
+/**
+ * A notification target could not be told (notify.py); the run goes on.
+ */
+export interface NotificationFailed {
+  detail: string;
+  /**
+   * the notification it was for, e.g. run.failed
+   */
+  event: string;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  /**
+   * command:<argv0>, block:<slug/name> or prefect-event
+   */
+  target: string;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  type: "notification.failed";
+}
+/**
+ * The run's instruction files differ from the previous run of the same task (drift.py).
+ */
+export interface InstructionsDrift {
+  added: string[];
+  changed: string[];
+  /**
+   * on_instruction_drift: ignore, warn or ask
+   */
+  policy: string;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
+  previous_run_id: string;
+  removed: string[];
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  type: "instructions.drift";
 }
 export interface Summary {
   approval_source: string;

@@ -11,6 +11,10 @@ export interface Manifest {
    */
   chain?: ChainHead | null;
   created_at: string;
+  /**
+   * instruction drift since the previous run
+   */
+  drift?: DriftRecord | null;
   error?: string | null;
   events_file?: string;
   exit_code?: number | null;
@@ -26,10 +30,18 @@ export interface Manifest {
    * the run's instances, up or down
    */
   instances?: InstanceState[];
+  /**
+   * per distinct step cwd: its sources and combined hash
+   */
+  instruction_sets?: InstructionSetRecord[];
   instructions?: InstructionRecord[];
   metrics?: RunMetrics;
   milestones?: MilestoneRecord[];
   mode?: "run" | "exec";
+  /**
+   * notification targets that could not be told (the run went on)
+   */
+  notification_failures?: NotificationFailureRecord[];
   /**
    * the oldest pending approval
    */
@@ -97,7 +109,7 @@ export interface ApprovalRecord {
   for_session?: boolean;
   needs?: string[];
   outcome?: "pending" | "approved" | "denied" | "cancelled";
-  purpose: "capability" | "escalation";
+  purpose: "capability" | "escalation" | "instructions";
   reason: string;
   requested_at: string;
   resolved_at?: string | null;
@@ -127,6 +139,29 @@ export interface ChainHead {
    */
   seq: number;
 }
+/**
+ * The run's instruction sources compared with the previous run of the same task.
+ */
+export interface DriftRecord {
+  /**
+   * on_instruction_drift: ask — the approval
+   */
+  approval_id?: string | null;
+  changes?: DriftChange[];
+  decision?: "recorded" | "warned" | "pending" | "approved" | "denied";
+  policy?: "ignore" | "warn" | "ask";
+  /**
+   * None: no earlier run recorded any
+   */
+  previous_run_id?: string | null;
+  status: "first-run" | "unchanged" | "drifted";
+}
+export interface DriftChange {
+  change: "added" | "removed" | "changed";
+  path: string;
+  sha256_after?: string | null;
+  sha256_before?: string | null;
+}
 export interface InstanceStats {
   busy_ms?: number;
   calls?: number;
@@ -142,9 +177,40 @@ export interface InstanceState {
   reason?: string | null;
   status?: "up" | "down";
 }
+/**
+ * What a step running in ``cwd`` is given (codex's hierarchy, docs/instructions.md).
+ */
+export interface InstructionSetRecord {
+  bytes: number;
+  cwd: string;
+  /**
+   * of the combined text
+   */
+  sha256: string;
+  /**
+   * the paths of its sources, root first
+   */
+  sources?: string[];
+  truncated?: boolean;
+  /**
+   * e.g. a file cut at the byte budget
+   */
+  warnings?: string[];
+}
 export interface InstructionRecord {
   bytes: number;
+  /**
+   * how much of it the byte budget kept
+   */
+  included_bytes?: number | null;
+  /**
+   * workspace-relative; a global file as $CODEX_HOME/<name>
+   */
   path: string;
+  scope?: "global" | "project" | "extra";
+  /**
+   * of the whole file, whatever the byte budget kept
+   */
   sha256: string;
 }
 export interface RunMetrics {
@@ -172,6 +238,12 @@ export interface MilestoneRecord {
   started_at?: string | null;
   status?: "pending" | "running" | "succeeded" | "failed" | "skipped";
 }
+export interface NotificationFailureRecord {
+  at: string;
+  detail: string;
+  event: string;
+  target: string;
+}
 export interface PrefectRecord {
   /**
    * the Prefect API that holds this run's flow runs
@@ -187,7 +259,7 @@ export interface ToolCallRecord {
   approval_ids?: string[];
   approval_outcome?: ("skip" | "forbid" | "ask") | null;
   approval_reason?: string | null;
-  approval_source?: ("not-required" | "cache" | "human" | "policy") | null;
+  approval_source?: ("not-required" | "cache" | "human" | "policy" | "hook") | null;
   attempts?: AttemptRecord[];
   backend?: string;
   /**
@@ -215,6 +287,10 @@ export interface ToolCallRecord {
   final_url?: string | null;
   finished_at?: string | null;
   guard?: GuardRecord;
+  /**
+   * lifecycle hooks' decisions (hooks.py)
+   */
+  hooks?: HookRecord[];
   /**
    * hostname and pid of the process that ran the call
    */
@@ -270,6 +346,23 @@ export interface GuardRecord {
   samples?: number;
   switched?: boolean;
   threshold_ms?: number | null;
+}
+/**
+ * What a lifecycle hook (hooks.py) decided about a call.
+ */
+export interface HookRecord {
+  /**
+   * what the hook added (pre: given to the command)
+   */
+  context?: string | null;
+  /**
+   * allow; deny (pre: the call did not run); block (post: the hook objected to the result); error (the hook itself failed: the call went on)
+   */
+  decision: "allow" | "deny" | "block" | "error";
+  duration_ms?: number;
+  exit_code?: number | null;
+  hook: "pre_tool_call" | "post_tool_call";
+  reason?: string | null;
 }
 /**
  * One earlier, unfinished or failed run of a call that a resume started again.
