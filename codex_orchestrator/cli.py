@@ -1,4 +1,4 @@
-"""The ``codex-orchestrator`` command line: run, exec, approve, show, schema, demo.
+"""The ``codex-orchestrator`` command line: run, exec, approve, show, schema, demo, spec-guard.
 
 Exit codes: 0 succeeded · 1 run failed or was denied · 2 usage or validation error. ``exec`` returns the
 command's own exit code when it ran, 124 when it timed out, 125 when it was denied, 127 when it could not start.
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from codex_orchestrator import __version__
+from codex_orchestrator import __version__, cli_verify
 from codex_orchestrator.errors import OrchestratorError, RequestError
 from codex_orchestrator.run import EXIT_FAILED, EXIT_USAGE, Interrupted, interrupt_exit_code
 
@@ -226,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--reviewer", default=None, help="your name, recorded with the answer (default: login name)"
     )
+    cli_verify.add_review_options(ap)
     ap.add_argument(
         "--channel", default="cli", choices=["cli", "sdk"], help=argparse.SUPPRESS
     )  # set by the SDK
@@ -246,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     schema.add_argument("--check", action="store_true", help="exit 1 when the files are stale")
 
+    cli_verify.add_parser(sub)
     demo = sub.add_parser("demo", help="run the demo: a scripted agent edits a scratch repository")
     demo.add_argument("--dir", type=Path, default=Path(".demo"), help="scratch directory (default .demo)")
     return parser
@@ -279,6 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "show": _cmd_show,
             "schema": _cmd_schema,
             "demo": _cmd_demo,
+            "spec-guard": cli_verify.run,
         }[args.command]
         return handler(args)
     except RequestError as exc:
@@ -409,6 +412,8 @@ def _cmd_approve(args: argparse.Namespace) -> int:
         if args.runs_dir is not None or not os.environ.get("PREFECT_API_URL"):
             raise
         return _approve_through_prefect(args)  # the records are elsewhere: the Prefect API knows the pause
+    if (answered := cli_verify.answer_pending_review(args, store, _prefect_env)) is not None:
+        return answered
     pending, api_url = choose_pending(store, args.approval)
     decision = (
         Decision.DENY

@@ -27,7 +27,7 @@ DEFAULT_OUTPUT_BUDGET_BYTES = 32 * 1024 * 1024
 
 # MAJOR changes when a reader of the old stream could misread the new one (a field removed, renamed or retyped);
 # MINOR when something is only added (a field, an event type). Readers refuse another MAJOR.
-EVENTS_SCHEMA_VERSION = "1.0"
+EVENTS_SCHEMA_VERSION = "1.1"
 
 
 class _Event(BaseModel):
@@ -194,6 +194,41 @@ class InstanceDown(_Event):
     reason: str
 
 
+class DiagnosticsRecorded(_Event):
+    """Verification measured the workspace's change since the run began (``git diff --stat``'s summary)."""
+
+    type: Literal["diagnostics.recorded"] = "diagnostics.recorded"
+    files_changed: int
+    insertions: int
+    deletions: int
+
+
+class GuardrailResult(_Event):
+    """One guardrail's outcome (spec-guard included, which runs without a tool call)."""
+
+    type: Literal["guardrail.result"] = "guardrail.result"
+    name: str
+    result: Literal["passed", "failed", "skipped", "error"]
+    required: bool
+    call_id: str | None = None
+
+
+class ReviewRequested(_Event):
+    """The review waits for an answer in a paused Prefect flow run (``approve RUN_ID`` answers it)."""
+
+    type: Literal["review.requested"] = "review.requested"
+    flow_run_id: str | None = None
+    policy: str
+
+
+class ReviewVerdict(_Event):
+    type: Literal["review.verdict"] = "review.verdict"
+    verdict: Literal["approved", "changes-requested", "skipped"]
+    source: Literal["human", "reviewer", "policy"]
+    by: str | None = None
+    comments: str | None = None
+
+
 class Summary(_Event):
     type: Literal["summary"] = "summary"
     status: str
@@ -224,6 +259,10 @@ Event = Annotated[
     | ToolCallFinished
     | ToolCallSkipped
     | InstanceDown
+    | DiagnosticsRecorded
+    | GuardrailResult
+    | ReviewRequested
+    | ReviewVerdict
     | Summary,
     Field(discriminator="type"),
 ]

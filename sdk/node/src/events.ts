@@ -1,7 +1,7 @@
 // GENERATED from schemas/events.schema.json by scripts/generate-types.mjs (npm run generate). Do not edit.
 
 /** MAJOR.MINOR of the event schema these types were generated from; see docs/events.md. */
-export const EVENTS_SCHEMA_VERSION = "1.0";
+export const EVENTS_SCHEMA_VERSION = "1.1";
 export type Event =
   | RunStarted
   | RunFinished
@@ -20,6 +20,10 @@ export type Event =
   | ToolCallFinished
   | ToolCallSkipped
   | InstanceDown
+  | DiagnosticsRecorded
+  | GuardrailResult
+  | ReviewRequested
+  | ReviewVerdict
   | Summary;
 
 export interface RunStarted {
@@ -396,6 +400,92 @@ export interface InstanceDown {
    */
   ts: string;
   type: "instance.down";
+}
+/**
+ * Verification measured the workspace's change since the run began (``git diff --stat``'s summary).
+ */
+export interface DiagnosticsRecorded {
+  deletions: number;
+  files_changed: number;
+  insertions: number;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  type: "diagnostics.recorded";
+}
+/**
+ * One guardrail's outcome (spec-guard included, which runs without a tool call).
+ */
+export interface GuardrailResult {
+  call_id: string | null;
+  name: string;
+  required: boolean;
+  result: "passed" | "failed" | "skipped" | "error";
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  type: "guardrail.result";
+}
+/**
+ * The review waits for an answer in a paused Prefect flow run (``approve RUN_ID`` answers it).
+ */
+export interface ReviewRequested {
+  flow_run_id: string | null;
+  policy: string;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  type: "review.requested";
+}
+export interface ReviewVerdict {
+  by: string | null;
+  comments: string | null;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  source: "human" | "reviewer" | "policy";
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  type: "review.verdict";
+  verdict: "approved" | "changes-requested" | "skipped";
 }
 export interface Summary {
   approval_source: string;
