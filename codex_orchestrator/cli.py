@@ -352,7 +352,7 @@ def _start_run(
     _prefect_env()
     import flows.autonomy  # noqa: F401  (import Prefect and the flows before freezing the heap)
     from flows import interrupt
-    from flows.runner import run_request, terminal_reviewer
+    from flows.runner import run_request, terminal_review, terminal_reviewer
     from flows.server import start_embedded_server
 
     start_embedded_server()
@@ -372,6 +372,7 @@ def _start_run(
         resume=resume,
         reviewer=reviewer,
         on_line=_json_printer() if args.json else None,
+        review_answerer=terminal_review if reviewer is not None else None,
     )
     print(f"manifest: {manifest}", file=sys.stderr)
     return code

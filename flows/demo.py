@@ -17,11 +17,12 @@ import yaml
 
 from codex_orchestrator.approvals import Decision
 from codex_orchestrator.errors import RequestError
-from codex_orchestrator.records.manifest import load_manifest
+from codex_orchestrator.records.manifest import Manifest, load_manifest
 from codex_orchestrator.request import load_request
 from codex_orchestrator.sandbox import probe
 from codex_orchestrator.terminal import stdin_is_tty
-from flows.runner import Reviewer, auto_reviewer, run_request, terminal_reviewer
+from codex_orchestrator.verification.diagnostics import summary_line
+from flows.runner import Reviewer, auto_reviewer, run_request, terminal_review, terminal_reviewer
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 GIT_ID = ["-c", "user.name=Scripted Agent", "-c", "user.email=agent@example.invalid"]
@@ -31,8 +32,9 @@ def _git(*args: str, cwd: Path) -> None:
     subprocess.run(["git", *GIT_ID, *args], cwd=cwd, check=True, capture_output=True)
 
 
-def prepare(base: Path) -> tuple[Path, Path]:
-    """Scratch repo + bare remote under ``base``; returns (repo, request file)."""
+def prepare(base: Path, *, person_reviews: bool = False) -> tuple[Path, Path]:
+    """Scratch repo + bare remote under ``base``; returns (repo, request file). The review is answered by the
+    scripted reviewer command, or (``person_reviews``) by the person at the terminal."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     root = (base / stamp).resolve()
     repo = root / "repo"
@@ -95,7 +97,27 @@ def prepare(base: Path) -> tuple[Path, Path]:
         "guardrails": [
             {"name": "lint", "command": [py, "-m", "ruff", "check", "--no-cache", "--quiet", "."]},
             {"name": "tests", "command": [py, "-m", "pytest", "-q", "-p", "no:cacheprovider"]},
+            # An eval of the change, advisory: reported in the hand-off, never fails the run by itself.
+            {
+                "name": "eval",
+                "command": [py, "-c", "import calc; assert calc.multiply(6, 7) == 42"],
+                "required": False,
+            },
         ],
+        # Before hand-off a review approves the change: the scripted stand-in for `codex review` prints its
+        # review, and the scripted auto-reviewer (without a TTY) or the person at the terminal decides.
+        "verification": {
+            "spec_guard": {"required": True},  # code changed: the changelog (a *.md) must have changed too
+            "review": {
+                "policy": "required",
+                "command": [py, str(EXAMPLES / "scripted_reviewer.py"), "review"],
+                **(
+                    {}
+                    if person_reviews
+                    else {"reviewer": [py, str(EXAMPLES / "scripted_reviewer.py"), "verdict"]}
+                ),
+            },
+        },
     }
     request_file = root / "request.yaml"
     request_file.write_text(yaml.safe_dump(request, sort_keys=False), encoding="utf-8")
@@ -103,19 +125,23 @@ def prepare(base: Path) -> tuple[Path, Path]:
 
 
 def run_demo(base: Path) -> int:
-    repo, request_file = prepare(base)
+    at_terminal = stdin_is_tty()
+    repo, request_file = prepare(base, person_reviews=at_terminal)
     say = _say
     say(f"demo: scratch repository {repo}")
     say(f"demo: request file {request_file}")
     load_request(request_file)  # a bad request is refused before anything starts
     reviewer: Reviewer
-    if stdin_is_tty():
+    if at_terminal:
         reviewer = terminal_reviewer
-        say("demo: approvals will be asked here, at the terminal")
+        say("demo: approvals and the review before hand-off will be asked here, at the terminal")
     else:
         reviewer = auto_reviewer(Decision.APPROVE_FOR_SESSION, say)
         say("demo: no TTY, so a scripted reviewer will answer approvals through the public API")
-    code, manifest_path = run_request(request_file, reviewer=reviewer, say=say)
+        say("demo: and the review before hand-off is answered by the scripted reviewer command")
+    code, manifest_path = run_request(
+        request_file, reviewer=reviewer, say=say, review_answerer=terminal_review if at_terminal else None
+    )
     try:
         manifest = load_manifest(manifest_path)
     except Exception as exc:
@@ -128,10 +154,48 @@ def run_demo(base: Path) -> int:
             f"approval={call.approval_source or '-':<12} sandbox={call.sandbox.state}"
         )
     say(f"  approval cache: {manifest.approval_cache.hits} hit(s), {manifest.approval_cache.misses} miss(es)")
+    for line in verification_lines(manifest):
+        say(line)
     say(f"demo: manifest {manifest_path}")
     say(f"demo: events   {manifest_path.parent / 'events.jsonl'}")
-    say(f"demo: metrics  {manifest_path.parents[2] / 'metrics.json'}")
+    for what, path in snapshot_paths(manifest_path.parents[4], manifest.task_id):
+        say(f"demo: {what:<6} {path}")
     return code
+
+
+def verification_lines(manifest: Manifest) -> list[str]:
+    """What verification found, as the demo prints it: the change, each guardrail, the review."""
+    lines: list[str] = []
+    if manifest.diagnostics is not None:
+        d = manifest.diagnostics
+        lines.append(
+            f"demo: change   {d.error or summary_line(d)} (edits: {', '.join(d.edited_files) or '-'})"
+        )
+    for g in manifest.guardrails:
+        lines.append(
+            f"  guardrail {g.name:<11} {g.result:<8} {'required' if g.required else 'advisory'}"
+            + (f"  {g.detail}" if g.detail and g.result != "passed" else "")
+        )
+    review = manifest.review
+    if review is not None:
+        lines.append(
+            f"demo: review   {review.verdict} (source {review.source}, by {review.by or '-'})"
+            + (f": {review.comments}" if review.comments else "")
+        )
+    return lines
+
+
+def snapshot_paths(workspace: Path, task: str) -> list[tuple[str, Path]]:
+    """The task's snapshots at the seed's paths that the run wrote (metrics.json always; the others once
+    their writers exist), workspace-relative roots as the seed names them."""
+    candidates = [
+        ("metrics", workspace / ".runs" / task / "metrics.json"),
+        ("post-rollout", workspace / ".runs" / task / "metrics" / "post-rollout.json"),
+        ("completeness", workspace / ".runs" / task / "metrics" / "completeness.json"),
+        ("mttr-delta", workspace / "out" / task / "metrics" / "mttr-delta.json"),
+        ("state", workspace / ".runs" / task / "state.json"),
+    ]
+    return [(what, path) for what, path in candidates if path.exists()]
 
 
 def _say(text: str) -> None:

@@ -9,9 +9,11 @@ file ``$CODEX_REVIEW_FILE`` names and prints ``{"verdict": "approved" | "changes
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field
+from rich.console import Console
+from rich.markdown import Markdown
 
 from codex_orchestrator.verification.diagnostics import summary_line
 from codex_orchestrator.verification.errors import VerificationError
@@ -150,3 +152,47 @@ def parse_reviewer_output(output: str, policy: ReviewPolicy) -> tuple[Verdict, s
         comments = data.get("comments")
         return verdict, (str(comments) if comments not in (None, "") else None)
     raise ReviewVerdictError('the reviewer printed no verdict JSON ({"verdict": ...})')
+
+
+def package_from_state(state: Any) -> ReviewPackage:
+    """The review as the run's records show it now (a ``RunState``): what a terminal reviewer is shown."""
+    review = state.review
+    return package(
+        run_id=state.run_id,
+        task_id=state.task_id,
+        goal=state.goal,
+        policy=review.policy if review is not None else "optional",
+        diagnostics=state.diagnostics,
+        guardrails=list(state.guardrails),
+        spec_guard=state.spec_guard,
+        command_output=review.command_output if review is not None else None,
+    )
+
+
+_PROMPT_CHOICES = {
+    "a": "approve",
+    "y": "approve",
+    "approve": "approve",
+    "r": "request-changes",
+    "c": "request-changes",
+    "request-changes": "request-changes",
+    "s": "skip",
+    "skip": "skip",
+}
+
+
+def prompt_review(pkg: ReviewPackage, *, stdin: TextIO, console: Console) -> tuple[str, str | None]:
+    """Show the review at the terminal and read (verdict word, comments); end of input requests changes."""
+    console.print(Markdown(markdown(pkg)))
+    allowed = "approve (a) · request changes (r)" + (" · skip (s)" if skip_allowed(pkg.policy) else "")
+    while True:
+        console.print(f"[bold]{allowed}[/] > ", end="")
+        line = stdin.readline()
+        if not line:
+            return "request-changes", "no answer (end of input)"
+        choice = _PROMPT_CHOICES.get(line.strip().lower())
+        if choice is None or (choice == "skip" and not skip_allowed(pkg.policy)):
+            console.print(f"[yellow]please answer: {allowed}[/]")
+            continue
+        console.print("comments (optional) > ", end="")
+        return choice, stdin.readline().strip() or None
