@@ -541,6 +541,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
         )
     for pending in m.pending_approvals:
         print(f"  waiting: {pending.approval_id} — {pending.reason}")
+    for line in cli_verify.show_lines(m):
+        print(line)
     return 0
 
 

@@ -81,6 +81,24 @@ def run(args: argparse.Namespace) -> int:
     return 0 if args.dry_run or not record.findings else EXIT_FAILED
 
 
+def show_lines(manifest: Any) -> list[str]:
+    """``show``'s lines for verification: each guardrail's result and the review (a ``Manifest``)."""
+    lines = [
+        f"  guardrail {g.name:<20} {g.result:<8} {'required' if g.required else 'advisory'}"
+        + (f" — {g.detail}" if g.detail and g.result != "passed" else "")
+        for g in manifest.guardrails
+    ]
+    review = manifest.review
+    if review is not None and review.status == "pending":
+        lines.append(f"  waiting: review (policy {review.policy}) — `approve {manifest.run_id}` answers it")
+    elif review is not None:
+        lines.append(
+            f"  review {review.verdict} (source {review.source}, by {review.by or '-'})"
+            + (f" — {review.comments}" if review.comments else "")
+        )
+    return lines
+
+
 # -- approve: the review ---------------------------------------------------------------------------------------
 def add_review_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument(

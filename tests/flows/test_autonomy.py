@@ -211,10 +211,8 @@ def test_failed_guardrail_fails_the_run(prefect_server: str, workspace: Path) ->
     assert data["milestones"][3]["status"] == "failed"
     assert data["metrics"]["guardrails_failed"] == 1
     results = {g["name"]: (g["result"], g["required"]) for g in data["guardrails"]}
-    assert results == {
-        "spec-guard": ("passed", False),
-        "tests": ("failed", True),
-    }  # nothing changed: no finding
+    # tests/test_broken.py is code that came without a spec change: spec-guard finds it, but it is advisory.
+    assert results == {"spec-guard": ("failed", False), "tests": ("failed", True)}
     # A required guardrail failed: nobody is asked to review (no pause), and the manifest says why.
     assert (data["review"]["verdict"], data["review"]["source"]) == ("skipped", "policy")
     assert "tests" in data["review"]["comments"]

@@ -156,6 +156,28 @@ def test_reviewer_command_approves_and_advisory_guardrail_does_not_fail(
     assert (verdict["verdict"], verdict["source"]) == ("approved", "reviewer")
     (diag_event,) = _events(data, "diagnostics.recorded")
     assert diag_event["files_changed"] == 3
+    handoff = _handoff(data)
+    assert f"run `{data['run_id']}` — **succeeded**" in handoff
+    assert (
+        "| eval | **failed** | advisory |" in handoff
+        and "**Review** (policy `required`): **approved**" in handoff
+    )
+    assert f"- manifest: `.runs/verify-test/cli/{data['run_id']}/manifest.json`" in handoff
+
+
+def _handoff(data: dict[str, Any]) -> str:
+    """The run's hand-off artifact, from the Prefect API."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from codex_orchestrator.records.paths import artifact_key
+
+    key = artifact_key(data["task_id"], "handoff")
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+    texts = [str(a.data) for a in found if data["run_id"] in str(a.data)]
+    assert texts, f"no hand-off artifact {key} for run {data['run_id']}"
+    return texts[0]
 
 
 def test_person_approves_from_python_and_a_forbidden_skip_is_refused(
@@ -187,7 +209,7 @@ def test_person_approves_from_python_and_a_forbidden_skip_is_refused(
         "approved",
         "human",
         "ada",
-        "cli",
+        "sdk",
     )
     assert review["comments"] == "ship it" and review["flow_run_id"]
     assert len(_events(data, "review.requested")) == 1
@@ -216,3 +238,12 @@ def test_request_changes_from_the_cli_ends_the_run_changes_requested(
     (verdict,) = _events(data, "review.verdict")
     assert verdict["comments"] == "divide too, please" and verdict["source"] == "human"
     assert [m["status"] for m in data["milestones"]][-1] == "failed"
+    shown = subprocess.run(
+        [PY, "-m", "codex_orchestrator.cli", "show", data["run_id"], "--runs-dir", str(workspace / ".runs")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert "  review changes-requested (source human" in shown.stdout and "divide too, please" in shown.stdout
+    assert "  guardrail tests                passed   required" in shown.stdout
