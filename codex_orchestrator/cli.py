@@ -492,7 +492,10 @@ def _cmd_approvals(args: argparse.Namespace) -> int:
             print(record.model_dump_json())
         else:
             print(f"{record.run_id}  {record.approval_id}  step {record.step}  {record.reason}")
-    if not found and not args.json:
+    reviews = cli_verify.waiting_review_lines(_runs_dir(args.runs_dir), args.run_id, as_json=args.json)
+    for line in reviews:
+        print(line)
+    if not found and not reviews and not args.json:
         print("no pending approvals", file=sys.stderr)
     return 0
 

@@ -99,6 +99,31 @@ def show_lines(manifest: Any) -> list[str]:
     return lines
 
 
+def waiting_review_lines(runs_dir: Path, run_id: str | None, *, as_json: bool) -> list[str]:
+    """Reviews waiting for an answer, as ``approvals`` lists them beside tool-call approvals."""
+    from codex_orchestrator.records.listing import list_runs, run_store
+    from codex_orchestrator.run import FINAL_RUN_STATUSES
+
+    ids = [run_id] if run_id is not None else [str(r["run_id"]) for r in list_runs(runs_dir)]
+    lines: list[str] = []
+    for rid in ids:
+        state = run_store(runs_dir, rid).read_run()
+        review = state.review
+        if review is None or review.status != "pending" or state.status in FINAL_RUN_STATUSES:
+            continue
+        if as_json:
+            row = {
+                "run_id": rid,
+                "approval_id": REVIEW_ID,
+                "policy": review.policy,
+                "flow_run_id": review.flow_run_id,
+            }
+            lines.append(json.dumps(row))
+        else:
+            lines.append(f"{rid}  {REVIEW_ID}  the review before hand-off (policy {review.policy})")
+    return lines
+
+
 # -- approve: the review ---------------------------------------------------------------------------------------
 def add_review_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument(

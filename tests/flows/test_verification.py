@@ -190,6 +190,13 @@ def test_person_approves_from_python_and_a_forbidden_skip_is_refused(
     def answer(manifest: Path) -> None:
         review = _wait_review(manifest)
         outcome["skip"] = _approve(manifest, "--skip")  # refused before anything is sent
+        outcome["listed"] = subprocess.run(
+            [PY, "-m", "codex_orchestrator.cli", "approvals", "--runs-dir", str(manifest.parents[3])],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         api_url = json.loads(manifest.read_text())["prefect"]["api_url"]
         answer_review(  # the Python API; the CLI's own answer is the next test's
             review["flow_run_id"],
@@ -203,6 +210,9 @@ def test_person_approves_from_python_and_a_forbidden_skip_is_refused(
     request = _request(workspace, verification={"review": {"policy": "required"}})
     code, data = _run(request, answer)
     assert outcome["skip"].returncode == 2 and "does not allow skipping" in outcome["skip"].stderr
+    assert (
+        f"{data['run_id']}  review  the review before hand-off (policy required)" in outcome["listed"].stdout
+    )
     assert code == 0 and data["status"] == "succeeded"
     review = data["review"]
     assert (review["verdict"], review["source"], review["by"], review["answered_by"]) == (
