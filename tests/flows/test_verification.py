@@ -198,6 +198,7 @@ def test_person_approves_from_python_and_a_forbidden_skip_is_refused(
             timeout=60,
         )
         api_url = json.loads(manifest.read_text())["prefect"]["api_url"]
+        _skip_in_the_ui_form(review["flow_run_id"], api_url)  # not allowed either: the review asks again
         answer_review(  # the Python API; the CLI's own answer is the next test's
             review["flow_run_id"],
             "approve",
@@ -223,6 +224,26 @@ def test_person_approves_from_python_and_a_forbidden_skip_is_refused(
     )
     assert review["comments"] == "ship it" and review["flow_run_id"]
     assert len(_events(data, "review.requested")) == 1
+
+
+def _skip_in_the_ui_form(flow_run_id: str, api_url: str) -> None:
+    """What the Prefect UI's Resume form does: resume with the form's values, naming no channel."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.responses import SetStateStatus
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    deadline = time.monotonic() + 60
+    with temporary_settings({PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            state = client.read_flow_run(UUID(flow_run_id)).state
+            if state is not None and state.is_paused() and state.state_details.run_input_keyset:
+                form = {"verdict": "skip", "comments": "", "reviewer": ""}
+                if client.resume_flow_run(UUID(flow_run_id), run_input=form).status == SetStateStatus.ACCEPT:
+                    return
+            time.sleep(0.1)
+    raise AssertionError("the review never paused for the form")
 
 
 def test_request_changes_from_the_cli_ends_the_run_changes_requested(

@@ -141,3 +141,32 @@ def test_diagnostics_of_a_real_change(workspace: Path) -> None:
         workspace, None, edited=[], probes={"nope": ["no-such-tool-x", "--version"]}, now="t"
     )
     assert missing.error and missing.tools["nope"].startswith("unknown")
+
+
+def test_terminal_review_prompt_refuses_a_forbidden_skip_and_reads_comments() -> None:
+    import io
+
+    from rich.console import Console
+
+    pkg = rv.package(
+        run_id="r",
+        task_id="t",
+        goal="",
+        policy="required",
+        diagnostics=None,
+        guardrails=[],
+        spec_guard=None,
+        command_output="review: fine",
+    )
+    console = Console(file=io.StringIO(), width=100)
+    assert rv.prompt_review(pkg, stdin=io.StringIO("s\nr\nplease add divide\n"), console=console) == (
+        "request-changes",
+        "please add divide",
+    )
+    shown = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "please answer" in shown and "skipping is not allowed" in shown and "review: fine" in shown
+    optional = pkg.model_copy(update={"policy": "optional"})
+    assert rv.prompt_review(optional, stdin=io.StringIO("s\n\n"), console=console) == ("skip", None)
+    assert (
+        rv.prompt_review(pkg, stdin=io.StringIO(""), console=console)[0] == "request-changes"
+    )  # end of input
