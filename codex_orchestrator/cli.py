@@ -1,4 +1,4 @@
-"""The ``codex-orchestrator`` command line: run, exec, approve, show, schema, demo.
+"""The ``codex-orchestrator`` command line: run, exec, approve, show, schema, demo, spec-guard.
 
 Exit codes: 0 succeeded · 1 run failed or was denied · 2 usage or validation error. ``exec`` returns the
 command's own exit code when it ran, 124 when it timed out, 125 when it was denied, 127 when it could not start.
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from codex_orchestrator import __version__, cli_evidence, cli_notify
+from codex_orchestrator import __version__, cli_evidence, cli_notify, cli_verify
 from codex_orchestrator.errors import OrchestratorError, RequestError
 from codex_orchestrator.run import EXIT_FAILED, EXIT_USAGE, Interrupted, interrupt_exit_code
 
@@ -226,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--reviewer", default=None, help="your name, recorded with the answer (default: login name)"
     )
+    cli_verify.add_review_options(ap)
     ap.add_argument(
         "--channel", default="cli", choices=["cli", "sdk"], help=argparse.SUPPRESS
     )  # set by the SDK
@@ -246,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     schema.add_argument("--check", action="store_true", help="exit 1 when the files are stale")
 
+    cli_verify.add_parser(sub)
     demo = sub.add_parser("demo", help="run the demo: a scripted agent edits a scratch repository")
     demo.add_argument("--dir", type=Path, default=Path(".demo"), help="scratch directory (default .demo)")
     cli_evidence.add_parser(sub)  # metrics, verify
@@ -283,6 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "demo": _cmd_demo,
             **dict.fromkeys(cli_evidence.COMMANDS, cli_evidence.run),
             "automation": cli_notify.run,
+            "spec-guard": cli_verify.run,
         }[args.command]
         return handler(args)
     except RequestError as exc:
@@ -348,7 +351,7 @@ def _start_run(
     _prefect_env()
     import flows.autonomy  # noqa: F401  (import Prefect and the flows before freezing the heap)
     from flows import interrupt
-    from flows.runner import run_request, terminal_reviewer
+    from flows.runner import run_request, terminal_review, terminal_reviewer
     from flows.server import start_embedded_server
 
     start_embedded_server()
@@ -368,6 +371,7 @@ def _start_run(
         resume=resume,
         reviewer=reviewer,
         on_line=_json_printer() if args.json else None,
+        review_answerer=terminal_review if reviewer is not None else None,
     )
     print(f"manifest: {manifest}", file=sys.stderr)
     return code
@@ -408,6 +412,8 @@ def _cmd_approve(args: argparse.Namespace) -> int:
         if args.runs_dir is not None or not os.environ.get("PREFECT_API_URL"):
             raise
         return _approve_through_prefect(args)  # the records are elsewhere: the Prefect API knows the pause
+    if (answered := cli_verify.answer_pending_review(args, store, _prefect_env)) is not None:
+        return answered
     pending, api_url = choose_pending(store, args.approval)
     decision = (
         Decision.DENY
@@ -485,7 +491,10 @@ def _cmd_approvals(args: argparse.Namespace) -> int:
             print(record.model_dump_json())
         else:
             print(f"{record.run_id}  {record.approval_id}  step {record.step}  {record.reason}")
-    if not found and not args.json:
+    reviews = cli_verify.waiting_review_lines(_runs_dir(args.runs_dir), args.run_id, as_json=args.json)
+    for line in reviews:
+        print(line)
+    if not found and not reviews and not args.json:
         print("no pending approvals", file=sys.stderr)
     return 0
 
@@ -534,6 +543,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
         )
     for pending in m.pending_approvals:
         print(f"  waiting: {pending.approval_id} — {pending.reason}")
+    for line in cli_verify.show_lines(m):
+        print(line)
     return 0
 
 

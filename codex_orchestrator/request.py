@@ -22,6 +22,7 @@ from codex_orchestrator.records.events import DEFAULT_OUTPUT_BUDGET_BYTES
 from codex_orchestrator.records.paths import TASK_ID_ALLOWED, validate_task_id
 from codex_orchestrator.sandbox import SandboxMode
 from codex_orchestrator.suggest import did_you_mean
+from codex_orchestrator.verification.settings import RESERVED_NAMES, VerificationSettings
 
 # Environment switch for the gate rollout (the seed's risk table: "gate ToolOrchestrator behind a feature flag").
 GATE_ENV_VAR = "CODEX_ORCHESTRATOR_GATE"
@@ -168,6 +169,13 @@ class Step(BaseModel):
         return self
 
 
+class Guardrail(Step):
+    """A guardrail of the verification milestone: a step whose result is recorded (passed, failed, skipped,
+    error); a required one must pass for the run to succeed, an advisory one is only reported."""
+
+    required: bool = Field(default=True, description="false: advisory, reported but never fails the run")
+
+
 class RunRequest(BaseModel):
     """A whole autonomy run: a task in a workspace, its steps, its guardrails and the gate's settings."""
 
@@ -195,7 +203,13 @@ class RunRequest(BaseModel):
         default=[], description="environment variables passed to commands and redacted from records"
     )
     steps: list[Step] = Field(min_length=1)
-    guardrails: list[Step] = Field(default=[], description="commands whose outcome sets the run status")
+    guardrails: list[Guardrail] = Field(
+        default=[],
+        description="commands whose outcome sets the run status (required ones; advisory reported)",
+    )
+    verification: VerificationSettings = Field(
+        default=VerificationSettings(), description="spec-guard, diagnostics and the review gate"
+    )
     instructions: InstructionSettings = Field(
         default=InstructionSettings(),
         description="the AGENTS.md hierarchy: fallback_filenames, max_bytes, extra files (a bare list: extra)",
@@ -255,6 +269,12 @@ class RunRequest(BaseModel):
             if step.name in seen:
                 raise ValueError(f"step name {step.name!r} is used twice")
             seen.add(step.name)
+        for guardrail in self.guardrails:
+            if guardrail.name in RESERVED_NAMES:
+                raise ValueError(
+                    f"guardrail name {guardrail.name!r} is taken by the verification milestone "
+                    f"(reserved: {', '.join(sorted(RESERVED_NAMES))})"
+                )
         self._check_instances()
         for what, steps in (("steps", self.steps), ("guardrails", self.guardrails)):
             try:
@@ -302,6 +322,8 @@ def _allowed_for(loc: tuple[str | int, ...]) -> str | None:
         "approval": "auto, required",
         "on_failure": ", ".join(o.value for o in OnFailure),
         "on_instruction_drift": "ignore, warn, ask",
+        "policy": "required, optional, off",
+        "rules": "spec-not-updated, stale-review",
         "task": TASK_ID_ALLOWED,
     }
     return choices.get(last)
@@ -311,10 +333,20 @@ def _model_at(loc: tuple[str | int, ...]) -> type[BaseModel]:
     """The model whose fields ``loc`` (without its last part) points into."""
     model: type[BaseModel] = RunRequest
     for part in loc[:-1]:
-        if part in ("steps", "guardrails"):
+        if part == "steps":
             model = Step
+        elif part == "guardrails":
+            model = Guardrail
         elif part == "retry":
             model = RetrySettings
+        elif part == "verification":
+            model = VerificationSettings
+        elif (
+            isinstance(part, str)
+            and part in VerificationSettings.model_fields
+            and model is VerificationSettings
+        ):
+            model = VerificationSettings.model_fields[part].annotation  # type: ignore[assignment]
     return model
 
 

@@ -43,7 +43,9 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-FINAL_RUN_STATUSES = frozenset({"succeeded", "failed", "denied", "cancelled", "interrupted"})
+FINAL_RUN_STATUSES = frozenset(
+    {"succeeded", "failed", "denied", "cancelled", "interrupted", "changes-requested"}
+)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -410,12 +412,27 @@ def redact_request(request: dict[str, Any], redact: Redactor) -> dict[str, Any]:
 
 
 def run_outcome(manifest: Manifest, *, required_ok: bool = True) -> RunStatus:
-    """A finished run's status from its calls: ``denied`` if any call was refused, ``succeeded`` if every call
-    succeeded and the milestones agree (``required_ok``), else ``failed`` (a skipped call means one failed)."""
-    calls = manifest.tool_calls
+    """A finished run's status (README "Verification and review"), first match wins:
+
+    1. ``denied`` if a call that counts was refused;
+    2. ``changes-requested`` if the review asked for changes;
+    3. ``succeeded`` if every call that counts succeeded, every required guardrail passed, the review (when
+       the policy requires one) approved, and the milestones agree (``required_ok``);
+    4. else ``failed`` (a skipped call means one failed).
+
+    Calls that count: every call but advisory guardrails' and the review's own (review command, reviewer)."""
+    review = manifest.review
+    ignored = {g.call_id for g in manifest.guardrails if not g.required and g.call_id}
+    if review is not None:
+        ignored.update(i for i in (review.command_call_id, review.reviewer_call_id) if i)
+    calls = [c for c in manifest.tool_calls if c.id not in ignored]
     if any(c.status == "denied" for c in calls):
         return "denied"
-    if required_ok and all(c.status == "succeeded" for c in calls):
+    if review is not None and review.verdict == "changes-requested":
+        return "changes-requested"
+    review_ok = review is None or review.policy != "required" or review.verdict == "approved"
+    guardrails_ok = all(g.result == "passed" for g in manifest.guardrails if g.required)
+    if required_ok and review_ok and guardrails_ok and all(c.status == "succeeded" for c in calls):
         return "succeeded"
     return "failed"
 

@@ -147,6 +147,7 @@ def autonomy(
     finally:
         close_run_sessions(ref.run_id)
     artifacts.publish(owner, "final")
+    artifacts.publish_handoff(owner)
     result = {"run_id": ref.run_id, "status": status, "manifest": str(owner.paths.manifest)}
     if status == "succeeded":
         return Completed(message=f"run {ref.run_id} succeeded", data=result)

@@ -17,12 +17,13 @@ import yaml
 
 from codex_orchestrator.approvals import Decision
 from codex_orchestrator.errors import RequestError
-from codex_orchestrator.records.manifest import load_manifest
+from codex_orchestrator.records.manifest import Manifest, load_manifest
 from codex_orchestrator.records.snapshots import SnapshotPaths
 from codex_orchestrator.request import load_request
 from codex_orchestrator.sandbox import probe
 from codex_orchestrator.terminal import stdin_is_tty
-from flows.runner import Reviewer, auto_reviewer, run_request, terminal_reviewer
+from codex_orchestrator.verification.diagnostics import summary_line
+from flows.runner import Reviewer, auto_reviewer, run_request, terminal_review, terminal_reviewer
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 GIT_ID = ["-c", "user.name=Scripted Agent", "-c", "user.email=agent@example.invalid"]
@@ -32,8 +33,9 @@ def _git(*args: str, cwd: Path) -> None:
     subprocess.run(["git", *GIT_ID, *args], cwd=cwd, check=True, capture_output=True)
 
 
-def prepare(base: Path) -> tuple[Path, Path]:
-    """Scratch repo + bare remote under ``base``; returns (repo, request file)."""
+def prepare(base: Path, *, person_reviews: bool = False) -> tuple[Path, Path]:
+    """Scratch repo + bare remote under ``base``; returns (repo, request file). The review is answered by the
+    scripted reviewer command, or (``person_reviews``) by the person at the terminal."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     root = (base / stamp).resolve()
     repo = root / "repo"
@@ -96,7 +98,27 @@ def prepare(base: Path) -> tuple[Path, Path]:
         "guardrails": [
             {"name": "lint", "command": [py, "-m", "ruff", "check", "--no-cache", "--quiet", "."]},
             {"name": "tests", "command": [py, "-m", "pytest", "-q", "-p", "no:cacheprovider"]},
+            # An eval of the change, advisory: reported in the hand-off, never fails the run by itself.
+            {
+                "name": "eval",
+                "command": [py, "-c", "import calc; assert calc.multiply(6, 7) == 42"],
+                "required": False,
+            },
         ],
+        # Before hand-off a review approves the change: the scripted stand-in for `codex review` prints its
+        # review, and the scripted auto-reviewer (without a TTY) or the person at the terminal decides.
+        "verification": {
+            "spec_guard": {"required": True},  # code changed: the changelog (a *.md) must have changed too
+            "review": {
+                "policy": "required",
+                "command": [py, str(EXAMPLES / "scripted_reviewer.py"), "review"],
+                **(
+                    {}
+                    if person_reviews
+                    else {"reviewer": [py, str(EXAMPLES / "scripted_reviewer.py"), "verdict"]}
+                ),
+            },
+        },
     }
     request_file = root / "request.yaml"
     request_file.write_text(yaml.safe_dump(request, sort_keys=False), encoding="utf-8")
@@ -104,19 +126,23 @@ def prepare(base: Path) -> tuple[Path, Path]:
 
 
 def run_demo(base: Path) -> int:
-    repo, request_file = prepare(base)
+    at_terminal = stdin_is_tty()
+    repo, request_file = prepare(base, person_reviews=at_terminal)
     say = _say
     say(f"demo: scratch repository {repo}")
     say(f"demo: request file {request_file}")
     load_request(request_file)  # a bad request is refused before anything starts
     reviewer: Reviewer
-    if stdin_is_tty():
+    if at_terminal:
         reviewer = terminal_reviewer
-        say("demo: approvals will be asked here, at the terminal")
+        say("demo: approvals and the review before hand-off will be asked here, at the terminal")
     else:
         reviewer = auto_reviewer(Decision.APPROVE_FOR_SESSION, say)
         say("demo: no TTY, so a scripted reviewer will answer approvals through the public API")
-    code, manifest_path = run_request(request_file, reviewer=reviewer, say=say)
+        say("demo: and the review before hand-off is answered by the scripted reviewer command")
+    code, manifest_path = run_request(
+        request_file, reviewer=reviewer, say=say, review_answerer=terminal_review if at_terminal else None
+    )
     try:
         manifest = load_manifest(manifest_path)
     except Exception as exc:
@@ -129,11 +155,35 @@ def run_demo(base: Path) -> int:
             f"approval={call.approval_source or '-':<12} sandbox={call.sandbox.state}"
         )
     say(f"  approval cache: {manifest.approval_cache.hits} hit(s), {manifest.approval_cache.misses} miss(es)")
+    for line in verification_lines(manifest):
+        say(line)
     say(f"demo: manifest {manifest_path}")
     say(f"demo: events   {manifest_path.parent / 'events.jsonl'}")
     for name, path in SnapshotPaths(manifest_path.parents[3], manifest.task_id).files().items():
         say(f"demo: snapshot {name:<12} {path}")  # docs/metrics.md; `metrics --recompute` rebuilds them
     return code
+
+
+def verification_lines(manifest: Manifest) -> list[str]:
+    """What verification found, as the demo prints it: the change, each guardrail, the review."""
+    lines: list[str] = []
+    if manifest.diagnostics is not None:
+        d = manifest.diagnostics
+        lines.append(
+            f"demo: change   {d.error or summary_line(d)} (edits: {', '.join(d.edited_files) or '-'})"
+        )
+    for g in manifest.guardrails:
+        lines.append(
+            f"  guardrail {g.name:<11} {g.result:<8} {'required' if g.required else 'advisory'}"
+            + (f"  {g.detail}" if g.detail and g.result != "passed" else "")
+        )
+    review = manifest.review
+    if review is not None:
+        lines.append(
+            f"demo: review   {review.verdict} (source {review.source}, by {review.by or '-'})"
+            + (f": {review.comments}" if review.comments else "")
+        )
+    return lines
 
 
 def _say(text: str) -> None:

@@ -68,6 +68,8 @@ def _tell_prefect(owners: list[RunOwner], name: str) -> None:
             jobs.append((api_url, state.prefect.parent_flow_run_id, False))
         jobs += [(api_url, m.flow_run_id, False) for m in state.milestones if m.flow_run_id]
         jobs += [(api_url, a.flow_run_id, True) for a in owner.store.approvals() if a.flow_run_id]
+        if state.review is not None and state.review.flow_run_id and state.review.status == "pending":
+            jobs.append((api_url, state.review.flow_run_id, True))  # the review's pause, as an approval's
     if not jobs:
         return
     thread = threading.Thread(target=_set_states, args=(jobs, name), daemon=True)

@@ -12,11 +12,11 @@ from prefect.states import Completed, Failed
 from pydantic import BaseModel, ConfigDict, Field
 
 from codex_orchestrator.execute import read_secrets, record_skipped
-from codex_orchestrator.graph import OnFailure
 from codex_orchestrator.records.store import RunRef
 from codex_orchestrator.request import RunRequest, parse_request
 from codex_orchestrator.run import RunOwner
 from codex_orchestrator.toolcall import call_id_for
+from flows.verification import record_base_commit, verify
 from flows.workflow import gated_run_from_request
 from tasks import artifacts
 from tasks.approval import PrefectPauseApprover
@@ -50,6 +50,7 @@ def foundation(params: MilestoneParams) -> None:
         owner.begin_milestone("foundation", _flow_run_id())
         loaded = load_instruction_files(params.run, request.instructions, request.step_cwds())
         record_instructions(owner, request, loaded, get_run_logger())
+        record_base_commit(owner)  # what verification's diagnostics measure the run's change from
         get_run_logger().info("run %s: %d instruction file(s) loaded", params.run.run_id, len(loaded.sources))
         owner.end_milestone("foundation", "succeeded")
         artifacts.publish(owner, "foundation")
@@ -100,24 +101,17 @@ def telemetry(params: MilestoneParams) -> dict[str, object]:
 
 @flow(name="verification", persist_result=False)
 def verification(params: MilestoneParams, exec_succeeded: bool = True) -> State[str]:
-    """Run the guardrail commands as tool calls (their own step graph); their outcome sets the run status."""
+    """Diagnostics, spec-guard, the guardrails as tool calls, then the review (flows/verification.py); their
+    outcome sets the run status."""
     owner, request = _open(params)
     try:
         owner.begin_milestone("verification", _flow_run_id())
-        if not exec_succeeded:
-            owner.end_milestone("verification", "skipped")
-            artifacts.publish(owner, "verification")
-            return Completed(message="skipped: exec did not succeed")
-        run = gated_run_from_request(params.run, request, "verification")
-        ok = run.run_steps(
-            request.guardrails,
-            max_parallel=request.max_parallel,
-            on_failure=OnFailure.CONTINUE,  # every guardrail reports, whatever another found
-            milestone="verification",
-        )
-        run.close()
-        owner.end_milestone("verification", "succeeded" if ok else "failed")
+        ok, message = verify(owner, request, exec_succeeded=exec_succeeded)
+        status = "skipped" if not exec_succeeded else ("succeeded" if ok else "failed")
+        owner.end_milestone("verification", status)
         artifacts.publish(owner, "verification")
     finally:
         owner.close()
-    return Completed(message="guardrails passed") if ok else Failed(message="guardrails failed")
+    if not exec_succeeded:
+        return Completed(message="skipped: exec did not succeed")
+    return Completed(message=message) if ok else Failed(message=message)

@@ -37,6 +37,29 @@ class AnswerVia:
 
 # Who answers approvals raised by a run started from the CLI: told the record, the question and the way.
 Reviewer = Callable[[ApprovalRecord, ApprovalRequest, AnswerVia], None]
+# Who answers the run's review (verification) from this process: told the run's records, its flow run, the way.
+ReviewAnswerer = Callable[[RunStore, str, AnswerVia], None]
+
+
+def terminal_review(store: RunStore, flow_run_id: str, where: AnswerVia) -> None:
+    """Show the review at this terminal and answer it through the same API ``approve`` uses."""
+    from rich.console import Console
+
+    from codex_orchestrator.verification.review import package_from_state, prompt_review
+    from tasks.review import answer_review
+
+    verdict, comments = prompt_review(
+        package_from_state(store.read_run()), stdin=sys.stdin, console=Console(stderr=True)
+    )
+    answer_review(
+        flow_run_id,
+        verdict,
+        comments=comments,
+        reviewer=login_name(),
+        answered_by="terminal",
+        api_url=where.api_url,
+        redact=where.redact,
+    )
 
 
 def terminal_reviewer(record: ApprovalRecord, request: ApprovalRequest, where: AnswerVia) -> None:
@@ -88,8 +111,10 @@ class _Dispatcher:
         reviewer: Reviewer | None,
         on_line: Callable[[str], None] | None,
         say: Callable[[str], None],
+        review_answerer: ReviewAnswerer | None = None,
     ) -> None:
         self.store = store
+        self.review_answerer = review_answerer
         self.reviewer = reviewer
         self.on_line = on_line
         self.say = say
@@ -98,6 +123,9 @@ class _Dispatcher:
     def __call__(self, line: str) -> None:
         if self.on_line is not None:
             self.on_line(line)
+        if '"review.requested"' in line:
+            self._review(json.loads(line))
+            return
         if '"approval.requested"' not in line:
             return
         event = json.loads(line)
@@ -126,6 +154,35 @@ class _Dispatcher:
         self.threads.append(thread)
         thread.start()
 
+    def _review(self, event: dict[str, object]) -> None:
+        flow_run_id = str(event.get("flow_run_id") or "")
+        if not flow_run_id:
+            return
+        state = self.store.read_run()
+        if self.on_line is None:  # human mode: say what waits and exactly how to answer it
+            skip = " [--skip]" if event.get("policy") != "required" else ""
+            url = flow_run_url(state.prefect.api_url, flow_run_id, _ui_url())
+            self.say(
+                f"waiting for the review of run {state.run_id}:\n  answer:  codex-orchestrator approve "
+                f"{state.run_id} [--request-changes --comment TEXT]{skip}"
+                + (f"\n  or in the Prefect UI: {url}" if url else "")
+            )
+        if self.review_answerer is None:
+            return
+        answerer = self.review_answerer
+        names = [str(n) for n in state.request.get("secret_env") or []]
+        where = AnswerVia(state.prefect.api_url, Redactor(read_secrets(names).values()))
+
+        def answer() -> None:
+            try:
+                answerer(self.store, flow_run_id, where)
+            except Exception as exc:  # the run goes on waiting; the UI/CLI can still answer
+                self.say(f"could not answer the review: {exc}")
+
+        thread = threading.Thread(target=answer, name="review-answerer", daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
 
 def run_request(
     request_file: Path,
@@ -136,6 +193,7 @@ def run_request(
     reviewer: Reviewer | None = None,
     on_line: Callable[[str], None] | None = None,
     say: Callable[[str], None] = lambda text: print(text, file=sys.stderr),
+    review_answerer: ReviewAnswerer | None = None,
 ) -> tuple[int, Path]:
     """Run the autonomy flow here; returns (exit code, manifest path)."""
     from flows.autonomy import autonomy  # imports Prefect: only when a run is really started
@@ -144,7 +202,9 @@ def run_request(
     ref = run_ref(request, validate_run_id(run_id or new_run_id()), str(runs_dir) if runs_dir else None)
     store = RunStore(ref)
     say(f"run {ref.run_id}: records in {store.run_dir}")
-    follower = LogFollower(store.paths.events, _Dispatcher(store, reviewer, on_line, say)).start()
+    follower = LogFollower(
+        store.paths.events, _Dispatcher(store, reviewer, on_line, say, review_answerer)
+    ).start()
     try:
         autonomy(
             request_path=str(request_file.resolve()),
@@ -162,4 +222,12 @@ def run_request(
     return (manifest.exit_code if manifest.exit_code is not None else EXIT_FAILED), manifest_path
 
 
-__all__ = ["RUNS_DIRNAME", "Reviewer", "auto_reviewer", "run_request", "terminal_reviewer"]
+__all__ = [
+    "RUNS_DIRNAME",
+    "ReviewAnswerer",
+    "Reviewer",
+    "auto_reviewer",
+    "run_request",
+    "terminal_review",
+    "terminal_reviewer",
+]

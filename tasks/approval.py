@@ -158,7 +158,7 @@ def approval(params: ApprovalWait) -> dict[str, object]:
             key=params.pause_key,
         )
     except FlowPauseTimeout:
-        _resume_after_timeout(flow_run_id)
+        resume_after_timeout(flow_run_id)
         return {
             "decision": Decision.DENY.value,
             "reason": f"no answer within {params.timeout_s} s",
@@ -166,7 +166,7 @@ def approval(params: ApprovalWait) -> dict[str, object]:
             "timed_out": True,
         }
     # The channel is what our own answerers wrote beside the form; the stored answer is then deleted.
-    channel = _take_answer(flow_run_id, keyset_from_paused_state(Paused(pause_key=params.pause_key)))
+    channel = take_answer(flow_run_id, keyset_from_paused_state(Paused(pause_key=params.pause_key)))
     return {
         "decision": answer.decision.value,
         "reason": answer.reason or None,
@@ -193,7 +193,7 @@ def channel_key(keyset: Keyset) -> str:
     return keyset["response"].removesuffix("-response") + "-channel"
 
 
-def _take_answer(flow_run_id: UUID, keyset: Keyset) -> str:
+def take_answer(flow_run_id: UUID, keyset: Keyset) -> str:
     """Read the answer's channel, then delete the answer and the channel key from Prefect's database."""
     with get_client(sync_client=True) as client:
         written = _read_input(client, flow_run_id, channel_key(keyset))
@@ -227,7 +227,7 @@ def _not_found(exc: Exception) -> bool:
     )
 
 
-def _resume_after_timeout(flow_run_id: UUID) -> None:
+def resume_after_timeout(flow_run_id: UUID) -> None:
     """A timed-out pause leaves the run Paused; put it back to Running so the rest of the run can go on."""
     with get_client(sync_client=True) as client:
         client.set_flow_run_state(flow_run_id, Running(), force=True)
@@ -269,6 +269,19 @@ def answer_approval(
         "reason": redact(reason or ""),
         "reviewer": redact(reviewer or ""),
     }
+    resume_with_input(flow_run_id, run_input, answered_by=answered_by, api_url=api_url, wait_s=wait_s)
+
+
+def resume_with_input(
+    flow_run_id: str,
+    run_input: dict[str, str],
+    *,
+    answered_by: str,
+    api_url: str | None = None,
+    wait_s: float = RESUME_WAIT_S,
+) -> None:
+    """Resume a flow run paused for input with ``run_input``, naming the channel beside it (approvals and
+    the review both answer this way). Waits up to ``wait_s`` for the flow run to finish pausing."""
     run_uuid = UUID(flow_run_id)
     deadline = time.monotonic() + wait_s
     with _api_url(api_url), get_client(sync_client=True) as client:

@@ -13,9 +13,10 @@ from pathlib import Path
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from codex_orchestrator.records import views
-from codex_orchestrator.records.paths import artifact_key
+from codex_orchestrator.records.paths import artifact_key, relative_to_workspace
 from codex_orchestrator.records.snapshots import SnapshotPaths, snapshot_table
 from codex_orchestrator.run import RunOwner
+from codex_orchestrator.verification.handoff import handoff_markdown
 
 # The task's metrics snapshots are published when they are written: by the telemetry milestone and at the end.
 _SNAPSHOT_MILESTONES = ("telemetry", "final")
@@ -59,3 +60,23 @@ def publish_snapshots(recorder: RunOwner) -> None:
             description=f"Snapshot `{name}` of task {recorder.ref.task_id} as of {document.get('generated_at')}: "
             f"{path.name}, recomputable with `codex-orchestrator metrics --recompute`",
         )
+
+
+def publish_handoff(owner: RunOwner, extra_records: list[tuple[str, str]] | None = None) -> None:
+    """The hand-off summary of a finished run (``<task>-handoff``): status, guardrails, review, records."""
+    manifest = owner.manifest()
+    paths = owner.paths
+    records = [
+        (what, relative_to_workspace(path, owner.workspace))
+        for what, path in (
+            ("manifest", paths.manifest),
+            ("events", paths.events),
+            ("traces", paths.traces),
+            ("task metrics", paths.task_metrics),
+        )
+    ]
+    create_markdown_artifact(
+        markdown=owner.redact(handoff_markdown(manifest, [*records, *(extra_records or [])])),
+        key=artifact_key(manifest.task_id, "handoff"),
+        description=f"Hand-off of run {manifest.run_id}: {manifest.status}, guardrails, review verdict, records",
+    )

@@ -226,6 +226,41 @@ class InstructionsDrift(_Event):
     policy: str = Field(description="on_instruction_drift: ignore, warn or ask")
 
 
+class DiagnosticsRecorded(_Event):
+    """Verification measured the workspace's change since the run began (``git diff --stat``'s summary)."""
+
+    type: Literal["diagnostics.recorded"] = "diagnostics.recorded"
+    files_changed: int
+    insertions: int
+    deletions: int
+
+
+class GuardrailResult(_Event):
+    """One guardrail's outcome (spec-guard included, which runs without a tool call)."""
+
+    type: Literal["guardrail.result"] = "guardrail.result"
+    name: str
+    result: Literal["passed", "failed", "skipped", "error"]
+    required: bool
+    call_id: str | None = None
+
+
+class ReviewRequested(_Event):
+    """The review waits for an answer in a paused Prefect flow run (``approve RUN_ID`` answers it)."""
+
+    type: Literal["review.requested"] = "review.requested"
+    flow_run_id: str | None = None
+    policy: str
+
+
+class ReviewVerdict(_Event):
+    type: Literal["review.verdict"] = "review.verdict"
+    verdict: Literal["approved", "changes-requested", "skipped"]
+    source: Literal["human", "reviewer", "policy"]
+    by: str | None = None
+    comments: str | None = None
+
+
 class Summary(_Event):
     type: Literal["summary"] = "summary"
     status: str
@@ -258,6 +293,10 @@ Event = Annotated[
     | InstanceDown
     | NotificationFailed
     | InstructionsDrift
+    | DiagnosticsRecorded
+    | GuardrailResult
+    | ReviewRequested
+    | ReviewVerdict
     | Summary,
     Field(discriminator="type"),
 ]

@@ -11,10 +11,24 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from codex_orchestrator.approvals import ApprovalRequest
 from codex_orchestrator.errors import RecordError
+from codex_orchestrator.verification.records import (
+    DiagnosticsRecord,
+    GuardrailRecord,
+    ReviewRecord,
+    SpecGuardRecord,
+)
 
 SCHEMA_VERSION: Literal[1] = 1
 RunStatus = Literal[
-    "queued", "running", "awaiting-approval", "succeeded", "failed", "denied", "cancelled", "interrupted"
+    "queued",
+    "running",
+    "awaiting-approval",
+    "succeeded",
+    "failed",
+    "denied",
+    "cancelled",
+    "interrupted",
+    "changes-requested",
 ]
 ToolCallStatus = Literal[
     "pending", "awaiting-approval", "running", "succeeded", "failed", "denied", "timed-out", "skipped"
@@ -337,6 +351,16 @@ class RunState(_Model):
     instances: list[InstanceState] = Field(
         default_factory=list, description="the run's instances, up or down"
     )
+    diagnostics: DiagnosticsRecord | None = Field(
+        default=None, description="verification: what changed in the workspace, tool versions"
+    )
+    spec_guard: SpecGuardRecord | None = Field(
+        default=None, description="verification: spec-guard's findings"
+    )
+    guardrails: list[GuardrailRecord] = Field(
+        default_factory=list, description="verification: each guardrail's result, required or advisory"
+    )
+    review: ReviewRecord | None = Field(default=None, description="verification: the review before hand-off")
     events_file: str = "events.jsonl"
     traces_file: str = "traces.jsonl"
     chain: ChainHead | None = Field(

@@ -206,10 +206,17 @@ def test_unanswered_pause_times_out_as_a_denial(prefect_server: str, workspace: 
 
 def test_failed_guardrail_fails_the_run(prefect_server: str, workspace: Path) -> None:
     (workspace / "tests" / "test_broken.py").write_text("def test_broken() -> None:\n    assert False\n")
-    code, data, _ = _run(_request(workspace, [{"name": "inspect", "command": "ls"}]))
+    steps = [{"name": "inspect", "command": "ls"}]
+    code, data, _ = _run(_request(workspace, steps, verification={"review": {"policy": "required"}}))
     assert code == 1 and data["status"] == "failed"
     assert data["milestones"][3]["status"] == "failed"
     assert data["metrics"]["guardrails_failed"] == 1
+    results = {g["name"]: (g["result"], g["required"]) for g in data["guardrails"]}
+    # tests/test_broken.py is code that came without a spec change: spec-guard finds it, but it is advisory.
+    assert results == {"spec-guard": ("failed", False), "tests": ("failed", True)}
+    # A required guardrail failed: nobody is asked to review (no pause), and the manifest says why.
+    assert (data["review"]["verdict"], data["review"]["source"]) == ("skipped", "policy")
+    assert "tests" in data["review"]["comments"]
 
 
 def _check_evidence(data: dict[str, Any], manifest: Path) -> None:

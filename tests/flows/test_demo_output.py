@@ -47,6 +47,11 @@ def test_the_demo_prints_only_what_a_person_needs(tmp_path: Path) -> None:
     reviewer_lines = [line for line in done.stdout.splitlines() if "no TTY: answering" in line]
     assert reviewer_lines and all(line.startswith("no TTY: answering") for line in reviewer_lines)
     assert all(line.endswith("would") for line in reviewer_lines)  # nothing ran into the end of the line
+    # The review before hand-off, answered by the scripted reviewer command without a TTY; the snapshots.
+    assert "demo: review   approved (source reviewer" in done.stdout
+    assert "  guardrail spec-guard  passed   required" in done.stdout
+    assert "  guardrail eval        passed   advisory" in done.stdout
+    assert "demo: metrics " in done.stdout and "demo: change   " in done.stdout
     (repo,) = (tmp_path / "demo").glob("*/repo")
     committed = subprocess.run(
         ["git", "log", "--name-only", "--format="], cwd=repo, capture_output=True, text=True, check=True

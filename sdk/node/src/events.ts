@@ -22,6 +22,10 @@ export type Event =
   | InstanceDown
   | NotificationFailed
   | InstructionsDrift
+  | DiagnosticsRecorded
+  | GuardrailResult
+  | ReviewRequested
+  | ReviewVerdict
   | Summary;
 
 export interface RunStarted {
@@ -541,6 +545,108 @@ export interface InstructionsDrift {
    */
   ts: string;
   type: "instructions.drift";
+}
+/**
+ * Verification measured the workspace's change since the run began (``git diff --stat``'s summary).
+ */
+export interface DiagnosticsRecorded {
+  deletions: number;
+  files_changed: number;
+  insertions: number;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  type: "diagnostics.recorded";
+}
+/**
+ * One guardrail's outcome (spec-guard included, which runs without a tool call).
+ */
+export interface GuardrailResult {
+  call_id: string | null;
+  name: string;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
+  required: boolean;
+  result: "passed" | "failed" | "skipped" | "error";
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  type: "guardrail.result";
+}
+/**
+ * The review waits for an answer in a paused Prefect flow run (``approve RUN_ID`` answers it).
+ */
+export interface ReviewRequested {
+  flow_run_id: string | null;
+  policy: string;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  type: "review.requested";
+}
+export interface ReviewVerdict {
+  by: string | null;
+  comments: string | null;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  source: "human" | "reviewer" | "policy";
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  type: "review.verdict";
+  verdict: "approved" | "changes-requested" | "skipped";
 }
 export interface Summary {
   approval_source: string;

@@ -12,6 +12,10 @@ export interface Manifest {
   chain?: ChainHead | null;
   created_at: string;
   /**
+   * verification: what changed in the workspace, tool versions
+   */
+  diagnostics?: DiagnosticsRecord | null;
+  /**
    * instruction drift since the previous run
    */
   drift?: DriftRecord | null;
@@ -21,6 +25,10 @@ export interface Manifest {
   finished_at?: string | null;
   gate_enabled?: boolean;
   goal?: string;
+  /**
+   * verification: each guardrail's result, required or advisory
+   */
+  guardrails?: GuardrailRecord[];
   heartbeat_at: string;
   /**
    * per instance: calls, busy time
@@ -59,11 +67,19 @@ export interface Manifest {
    */
   resumed_at?: string[];
   /**
+   * verification: the review before hand-off
+   */
+  review?: ReviewRecord | null;
+  /**
    * this run's directory, workspace-relative
    */
   run_dir: string;
   run_id: string;
   schema_version?: 1;
+  /**
+   * verification: spec-guard's findings
+   */
+  spec_guard?: SpecGuardRecord | null;
   status?:
     | "queued"
     | "running"
@@ -72,7 +88,8 @@ export interface Manifest {
     | "failed"
     | "denied"
     | "cancelled"
-    | "interrupted";
+    | "interrupted"
+    | "changes-requested";
   task_id: string;
   tool_calls?: ToolCallRecord[];
   traces_file?: string;
@@ -140,6 +157,57 @@ export interface ChainHead {
   seq: number;
 }
 /**
+ * What changed in the workspace during the run, and the tools it ran with.
+ */
+export interface DiagnosticsRecord {
+  /**
+   * HEAD when the run began (foundation)
+   */
+  base_commit?: string | null;
+  /**
+   * changed, but by no edit step
+   */
+  command_files?: string[];
+  deletions?: number;
+  /**
+   * written by edit steps
+   */
+  edited_files?: string[];
+  /**
+   * why the change could not be measured
+   */
+  error?: string | null;
+  files?: ChangedFile[];
+  files_changed?: number;
+  /**
+   * HEAD when verification began
+   */
+  head_commit?: string | null;
+  insertions?: number;
+  recorded_at?: string | null;
+  /**
+   * tool -> version (first line)
+   */
+  tools?: {
+    [k: string]: string;
+  };
+}
+export interface ChangedFile {
+  /**
+   * written by an edit step, or changed by commands
+   */
+  by: "edit" | "command";
+  deletions?: number | null;
+  /**
+   * None for a binary file
+   */
+  insertions?: number | null;
+  /**
+   * workspace-relative
+   */
+  path: string;
+}
+/**
  * The run's instruction sources compared with the previous run of the same task.
  */
 export interface DriftRecord {
@@ -161,6 +229,20 @@ export interface DriftChange {
   path: string;
   sha256_after?: string | null;
   sha256_before?: string | null;
+}
+export interface GuardrailRecord {
+  /**
+   * the tool call that ran it (None: in-process)
+   */
+  call_id?: string | null;
+  /**
+   * why it failed, errored or was skipped
+   */
+  detail?: string | null;
+  exit_code?: number | null;
+  name: string;
+  required?: boolean;
+  result: "passed" | "failed" | "skipped" | "error";
 }
 export interface InstanceStats {
   busy_ms?: number;
@@ -250,6 +332,65 @@ export interface PrefectRecord {
    */
   api_url?: string | null;
   parent_flow_run_id?: string | null;
+}
+export interface ReviewRecord {
+  answered_at?: string | null;
+  /**
+   * the channel: prefect-ui, cli, terminal, sdk, reviewer, timeout, policy
+   */
+  answered_by?: string | null;
+  /**
+   * who answered: a reviewer's name or the reviewer command
+   */
+  by?: string | null;
+  /**
+   * the review command's tool call
+   */
+  command_call_id?: string | null;
+  /**
+   * its output (tail, redacted)
+   */
+  command_output?: string | null;
+  comments?: string | null;
+  /**
+   * the paused Prefect flow run of the review
+   */
+  flow_run_id?: string | null;
+  policy?: "required" | "optional" | "off";
+  requested_at?: string | null;
+  /**
+   * the reviewer command's tool call
+   */
+  reviewer_call_id?: string | null;
+  source?: ("human" | "reviewer" | "policy") | null;
+  status?: "pending" | "answered";
+  verdict?: ("approved" | "changes-requested" | "skipped") | null;
+}
+export interface SpecGuardRecord {
+  /**
+   * the revision the change is measured from
+   */
+  base?: string | null;
+  /**
+   * changed code files
+   */
+  code_files?: string[];
+  detail?: string | null;
+  findings?: SpecFinding[];
+  required?: boolean;
+  /**
+   * changed spec/task documents
+   */
+  spec_files?: string[];
+  status: "passed" | "failed" | "skipped" | "error";
+}
+export interface SpecFinding {
+  /**
+   * workspace-relative
+   */
+  file: string;
+  message: string;
+  rule: "spec-not-updated" | "stale-review";
 }
 export interface ToolCallRecord {
   /**
