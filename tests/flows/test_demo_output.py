@@ -51,7 +51,9 @@ def test_the_demo_prints_only_what_a_person_needs(tmp_path: Path) -> None:
     assert "demo: review   approved (source reviewer" in done.stdout
     assert "  guardrail spec-guard  passed   required" in done.stdout
     assert "  guardrail eval        passed   advisory" in done.stdout
-    assert "demo: metrics " in done.stdout and "demo: change   " in done.stdout
+    assert "demo: change   " in done.stdout
+    snapshots = [line.split()[2] for line in done.stdout.splitlines() if line.startswith("demo: snapshot ")]
+    assert snapshots == ["metrics", "post-rollout", "completeness", "state", "mttr-delta"]
     (repo,) = (tmp_path / "demo").glob("*/repo")
     committed = subprocess.run(
         ["git", "log", "--name-only", "--format="], cwd=repo, capture_output=True, text=True, check=True
