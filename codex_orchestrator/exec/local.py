@@ -112,6 +112,28 @@ class PtyMaster:
     def terminate_tree(self, grace_s: float = DEFAULT_KILL_GRACE_S) -> int | None:
         raise NotImplementedError
 
+    def fileno(self) -> int:
+        """The master end, for a selector (``exec/reader_loop.py``); valid until ``close``."""
+        return self._master_fd
+
+    def read_nowait(self) -> bytes | None:
+        """What the terminal holds now (up to ``READ_CHUNK_BYTES``): None when nothing, ``b""`` at EOF.
+
+        For the one reader that owns the descriptor between spawn and ``close`` (the shared reader loop)."""
+        if self._eof or self._closed:
+            return b""
+        try:
+            data = os.read(self._master_fd, READ_CHUNK_BYTES)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            if exc.errno != errno.EIO:  # EIO: every slave end is closed, which is EOF
+                raise ExecError(f"reading from pid {self.pid} failed: {exc.strerror}") from exc
+            data = b""
+        if not data:
+            self._eof = True
+        return data
+
     def read(self, timeout_s: float) -> bytes | None:
         """Up to ``READ_CHUNK_BYTES``; None after ``timeout_s`` of quiet; ``b""`` at EOF or once closed."""
         deadline = time.monotonic() + max(0.0, timeout_s)
