@@ -66,8 +66,10 @@ def initial_requirement(
 ) -> tuple[CallFacts, Requirement]:
     """Step 1's decision for ``spec`` before anything is asked or run; ``exec`` also uses it to know up front
     whether a Prefect pause may be needed."""
+    # Only on-failure looks at `confined`: the others decide without probing bwrap (start-up of `exec`).
     confined = (
-        config.enabled
+        config.policy is ApprovalPolicy.ON_FAILURE
+        and config.enabled
         and spec.kind in (ToolKind.SHELL, ToolKind.AGENT)
         and isinstance(backend, LocalPtyBackend)
         and config.sandbox is not SandboxMode.NONE

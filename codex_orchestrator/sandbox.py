@@ -296,7 +296,8 @@ def _probe_cached(bwrap_path: str) -> SandboxProbe:
         return SandboxProbe(
             False, f"{bwrap_path!r} not found on PATH; install bubblewrap (apt-get install bubblewrap)", None
         )
-    version = _bwrap_version(resolved)
+    # `--version` runs while the probe does: start-up pays for one process, not two in a row.
+    asking = _start_version(resolved)
     root = Path("/")
     argv = wrap_argv(["true"], SandboxSpec(SandboxMode.READ_ONLY, root, bwrap_path=resolved), cwd=root)
     try:
@@ -310,10 +311,13 @@ def _probe_cached(bwrap_path: str) -> SandboxProbe:
         )
     except subprocess.TimeoutExpired:
         return SandboxProbe(
-            False, f"{resolved} did not finish a trivial sandboxed command in {PROBE_TIMEOUT_S}s", version
+            False,
+            f"{resolved} did not finish a trivial sandboxed command in {PROBE_TIMEOUT_S}s",
+            _version_of(asking),
         )
     except OSError as exc:
-        return SandboxProbe(False, f"cannot run {resolved}: {exc}", version)
+        return SandboxProbe(False, f"cannot run {resolved}: {exc}", _version_of(asking))
+    version = _version_of(asking)
     if done.returncode != 0:
         stderr = done.stderr.strip() or "(no stderr)"
         detail = (
@@ -325,18 +329,29 @@ def _probe_cached(bwrap_path: str) -> SandboxProbe:
     return SandboxProbe(True, f"{resolved} {version or '(unknown version)'} sandboxes commands", version)
 
 
-def _bwrap_version(resolved: str) -> str | None:
-    """``bwrap --version`` prints "bubblewrap 0.8.0"; None when it prints nothing usable."""
+def _start_version(resolved: str) -> subprocess.Popen[str] | None:
+    """Start ``bwrap --version`` (it prints "bubblewrap 0.8.0"); ``_version_of`` collects it."""
     try:
-        done = subprocess.run(
+        return subprocess.Popen(
             [resolved, "--version"],
             stdin=subprocess.DEVNULL,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
             text=True,
-            timeout=PROBE_TIMEOUT_S,
-            check=False,
         )
-    except (OSError, subprocess.TimeoutExpired):
+    except OSError:
         return None
-    words = done.stdout.split()
-    return words[-1] if done.returncode == 0 and words else None
+
+
+def _version_of(asking: subprocess.Popen[str] | None) -> str | None:
+    """The version ``_start_version`` asked for; None when bwrap printed nothing usable."""
+    if asking is None:
+        return None
+    try:
+        stdout, _ = asking.communicate(timeout=PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        asking.kill()
+        asking.communicate()
+        return None
+    words = stdout.split()
+    return words[-1] if asking.returncode == 0 and words else None
