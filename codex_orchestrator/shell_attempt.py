@@ -9,6 +9,7 @@ otherwise, behind an SSH host's sandbox command, or unsandboxed; then waits, str
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from codex_orchestrator.attempts import OUTPUT_TAIL_BYTES, AttemptResult, OutputRecorder
@@ -44,15 +45,16 @@ class SandboxChoice:
 class LaunchedBackend:
     """Runs calls in a kept-alive sandbox through its launcher; to the records it is the local backend."""
 
-    def __init__(self, launcher: SandboxLauncher) -> None:
+    def __init__(self, launcher: SandboxLauncher, tmp_entries: tuple[Path, ...] = ()) -> None:
         self.launcher = launcher
+        self.tmp_entries = tmp_entries
 
     @property
     def name(self) -> str:
         return "local"
 
     def spawn(self, request: SpawnRequest) -> LauncherProcess:
-        return self.launcher.spawn(request)
+        return self.launcher.spawn(request, self.tmp_entries)
 
 
 def wrap(argv: tuple[str, ...], spec: ToolCallSpec, sandbox: SandboxChoice) -> tuple[str, ...]:
@@ -123,7 +125,7 @@ def _where(
     if sandbox.spec is not None and sandbox.state is SandboxState.SANDBOXED:
         launcher = POOL.launcher_for(gate.recorder.run_id, gate.recorder.instance, sandbox.spec)
         if launcher is not None:
-            return LaunchedBackend(launcher), spec.argv()
+            return LaunchedBackend(launcher, sandbox.spec.readable_paths), spec.argv()
     return gate.backend, wrap(spec.argv(), spec, sandbox)
 
 

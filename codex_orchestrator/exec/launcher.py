@@ -33,6 +33,8 @@ from codex_orchestrator.sandbox import SandboxSpec, wrap_argv
 log = logging.getLogger(__name__)
 
 LAUNCHER_SCRIPT = Path(__file__).with_name("launcher_main.py")
+_TMP = Path("/tmp")
+HOST_TMP = "/tmp/.host-tmp"  # as sandbox.wrap_argv shows the host's /tmp
 # Starting the launcher: bwrap, then a Python without site (-S) or environment (-I).
 LAUNCHER_START_TIMEOUT_S = 30.0
 # How long a spawn waits for the launcher's answer; it is a fork and an exec.
@@ -84,8 +86,10 @@ class SandboxLauncher:
     def alive(self) -> bool:
         return self._alive and self._popen.poll() is None
 
-    def spawn(self, request: SpawnRequest) -> LauncherProcess:
-        """Start ``request`` in this sandbox on a fresh PTY; raises ``SpawnError`` as ``LocalPtyBackend`` does."""
+    def spawn(self, request: SpawnRequest, tmp_entries: tuple[Path, ...] = ()) -> LauncherProcess:
+        """Start ``request`` in this sandbox on a fresh PTY; raises ``SpawnError`` as ``LocalPtyBackend`` does.
+
+        ``tmp_entries``: the host's /tmp entries the call should see (``SandboxSpec.readable_paths``)."""
         argv = list(request.argv)
         if not argv:
             raise SpawnError(argv, "argv is empty")
@@ -101,7 +105,7 @@ class SandboxLauncher:
         try:
             set_window_size(master_fd, request.rows, request.cols)
             message = {"op": "spawn", "id": call_id, "argv": argv, "cwd": cwd, "env": env}
-            message |= {"rows": request.rows, "cols": request.cols}
+            message |= {"rows": request.rows, "cols": request.cols, "tmp": _tmp_names(tmp_entries)}
             self._send(message, [slave_fd])
         except BaseException:
             os.close(master_fd)
@@ -252,8 +256,9 @@ class SandboxPool:
 
     def launcher_for(self, run_id: str, instance: str, spec: SandboxSpec) -> SandboxLauncher | None:
         """The key's live launcher (started on the key's second call), or None: run in a bwrap of its own."""
-        # /tmp's entries are part of the spec; a changed /tmp replaces the run's sandbox of that kind.
-        key = _Key(run_id, instance, spec)
+        # The host's /tmp entries are not part of the key: on a busy machine they change all the time. A call
+        # brings the current list and the launcher links the new ones (``launcher_main._link_tmp_entries``).
+        key = _Key(run_id, instance, replace(spec, readable_paths=()))
         with self._lock:
             launcher = self._launchers.get(key)
             if launcher is not None and launcher.alive:
@@ -261,10 +266,6 @@ class SandboxPool:
             if key not in self._seen or key in self._unavailable:
                 self._seen.add(key)
                 return None
-            stale = [k for k in self._launchers if _same_but_tmp(k, key)]
-            retired = [self._launchers.pop(k) for k in stale]
-        for old in retired:
-            old.close()
         try:
             launcher = self._start_on_starter(spec)
         except (LauncherError, OSError) as exc:
@@ -320,10 +321,8 @@ class SandboxPool:
                 reply.put(exc)
 
 
-def _same_but_tmp(old: _Key, new: _Key) -> bool:
-    return (old.run_id, old.instance) == (new.run_id, new.instance) and replace(
-        old.spec, readable_paths=()
-    ) == replace(new.spec, readable_paths=())
+def _tmp_names(entries: tuple[Path, ...]) -> list[str]:
+    return [entry.name for entry in entries if entry.parent == _TMP]
 
 
 def start_launcher(spec: SandboxSpec) -> SandboxLauncher:
@@ -333,6 +332,11 @@ def start_launcher(spec: SandboxSpec) -> SandboxLauncher:
     argv = wrap_argv(
         [sys.executable, "-I", "-S", str(LAUNCHER_SCRIPT), str(theirs.fileno())], spec, cwd=spec.workspace
     )
+    if HOST_TMP not in argv:
+        # The host's /tmp bind comes with the first entry to show; a kept sandbox needs it from the start,
+        # for the entries that appear later. Right after the private /tmp, before the binds inside it.
+        at = argv.index("--tmpfs") + 2
+        argv = (*argv[:at], "--ro-bind", "/tmp", HOST_TMP, *argv[at:])
     try:
         popen = subprocess.Popen(
             argv,

@@ -193,6 +193,22 @@ class _Spare:
         self.control = ours
 
 
+# Where bwrap shows the host's /tmp (read-only) inside the sandbox's private /tmp (sandbox.wrap_argv).
+HOST_TMP = "/tmp/.host-tmp"
+
+
+def _link_tmp_entries(names: list[str]) -> None:
+    """Show host /tmp entries that appeared since the sandbox started, as bwrap shows the first ones: a
+    symlink into the read-only bind of the host's /tmp. A name a call already uses in /tmp is left alone."""
+    if not os.path.isdir(HOST_TMP):
+        return  # the sandbox started with nothing of the host's /tmp to show
+    for name in names:
+        if "/" in name or name in (".", "..", ".host-tmp"):
+            continue
+        with contextlib.suppress(OSError):  # exists already (ours or the call's), or /tmp is full
+            os.symlink(f"{HOST_TMP}/{name}", f"/tmp/{name}")
+
+
 def _close_fds_but(*keep: int) -> None:
     """A call init holds only its own control socket (and stdio): never another call's."""
     for name in os.listdir("/proc/self/fd"):
@@ -241,6 +257,7 @@ def main(fd: int) -> int:
                 return 0  # the orchestrator closed its end: the sandbox ends with us
             op, call_id = message.get("op"), int(message.get("id", 0))
             if op == "spawn":
+                _link_tmp_entries(message.get("tmp", []))
                 if spare is None:
                     spare = _Spare()
                 calls[call_id], ids[spare.pid] = spare, call_id

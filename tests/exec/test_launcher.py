@@ -5,9 +5,11 @@ ended), calls isolated from each other, the pool's lifetime rules, and the gate'
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -47,10 +49,11 @@ def launcher(workspace_dir: Path) -> Iterator[SandboxLauncher]:
     live.close()
 
 
-def run(launcher: SandboxLauncher, script: str, cwd: Path | None = None) -> tuple[int | None, str]:
-    child = launcher.spawn(
-        SpawnRequest(argv=("/bin/sh", "-c", script), cwd=str(cwd or launcher.spec.workspace))
-    )
+def run(
+    launcher: SandboxLauncher, script: str, cwd: Path | None = None, tmp_entries: tuple[Path, ...] = ()
+) -> tuple[int | None, str]:
+    request = SpawnRequest(argv=("/bin/sh", "-c", script), cwd=str(cwd or launcher.spec.workspace))
+    child = launcher.spawn(request, tmp_entries)
     try:
         output = bytearray()
         while data := child.read(WAIT_S):
@@ -165,6 +168,19 @@ def test_spawn_failures_read_as_the_local_backends(launcher: SandboxLauncher, wo
     with pytest.raises(SpawnError, match="working directory"):
         launcher.spawn(SpawnRequest(argv=("true",), cwd=str(workspace_dir / "missing")))
     assert run(launcher, "echo still-serving")[1].strip() == "still-serving"
+
+
+def test_a_host_tmp_entry_made_after_the_sandbox_started_is_shown_read_only(
+    launcher: SandboxLauncher,
+) -> None:
+    late = Path(tempfile.mkdtemp(prefix="co-late-", dir="/tmp"))
+    try:
+        (late / "note").write_text("seen\n")
+        code, out = run(launcher, f"cat {late}/note; touch {late}/x", tmp_entries=(late,))
+        assert code != 0 and "seen" in out and "Read-only file system" in out
+        assert not (late / "x").exists()
+    finally:
+        shutil.rmtree(late, ignore_errors=True)
 
 
 def test_pool_keys_lifetime_and_close(workspace_dir: Path) -> None:
