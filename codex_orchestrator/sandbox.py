@@ -9,6 +9,7 @@ import os.path
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -260,13 +261,35 @@ def _is_writable(path: PurePosixPath, binds: list[tuple[str, bool]]) -> bool:
 MAX_TMP_ENTRIES = 256
 
 
+# A listing of /tmp is reused while /tmp's mtime stays what it was, once that mtime is this old: a change
+# within the file system's timestamp granularity of the listing could otherwise go unseen.
+_TMP_LISTING_SETTLED_S = 1.0
+_tmp_listing: tuple[int, int, tuple[Path, ...]] | None = None  # (mtime_ns, limit, entries)
+
+
 def host_tmp_entries(limit: int = MAX_TMP_ENTRIES) -> tuple[Path, ...]:
     """The top-level entries of the host's /tmp, for ``SandboxSpec.readable_paths``.
 
     The sandbox's /tmp is a private tmpfs, so writes never reach the host; showing the host's entries
     read-only on top keeps what the read-only root shows everywhere else visible under /tmp too (a virtualenv
-    or a checkout in /tmp). Sockets and other special files are skipped.
+    or a checkout in /tmp). Sockets and other special files are skipped. Every sandboxed call asks, so the
+    listing is kept while /tmp's mtime (which any entry added, removed or renamed changes) stays put.
     """
+    global _tmp_listing
+    try:
+        mtime_ns = os.stat("/tmp").st_mtime_ns
+    except OSError:
+        return ()
+    cached = _tmp_listing
+    if cached is not None and cached[:2] == (mtime_ns, limit):
+        return cached[2]
+    entries = _list_tmp(limit)
+    if time.time_ns() - mtime_ns > _TMP_LISTING_SETTLED_S * 1e9:
+        _tmp_listing = (mtime_ns, limit, entries)
+    return entries
+
+
+def _list_tmp(limit: int) -> tuple[Path, ...]:
     try:
         entries = sorted(os.scandir("/tmp"), key=lambda e: e.name)
     except OSError:

@@ -33,7 +33,6 @@ from codex_orchestrator.sandbox import SandboxSpec, wrap_argv
 log = logging.getLogger(__name__)
 
 LAUNCHER_SCRIPT = Path(__file__).with_name("launcher_main.py")
-_TMP = Path("/tmp")
 HOST_TMP = "/tmp/.host-tmp"  # as sandbox.wrap_argv shows the host's /tmp
 # Starting the launcher: bwrap, then a Python without site (-S) or environment (-I).
 LAUNCHER_START_TIMEOUT_S = 30.0
@@ -73,6 +72,7 @@ class SandboxLauncher:
         self._calls: dict[int, _Call] = {}
         self._next_id = 0
         self._alive = True
+        self._tmp_shown: set[str] = set()
         ready = self._recv()
         if ready is None or ready.get("op") != "ready":
             detail = (ready or {}).get("detail", "it exited before saying it was ready")
@@ -105,7 +105,7 @@ class SandboxLauncher:
         try:
             set_window_size(master_fd, request.rows, request.cols)
             message = {"op": "spawn", "id": call_id, "argv": argv, "cwd": cwd, "env": env}
-            message |= {"rows": request.rows, "cols": request.cols, "tmp": _tmp_names(tmp_entries)}
+            message |= {"rows": request.rows, "cols": request.cols, "tmp": self._new_tmp_names(tmp_entries)}
             self._send(message, [slave_fd])
         except BaseException:
             os.close(master_fd)
@@ -123,6 +123,13 @@ class SandboxLauncher:
             os.close(master_fd)
             raise SpawnError(argv, str(spawned.get("detail", "the command could not be started")))
         return LauncherProcess(self, call_id, call, int(spawned["pid"]), master_fd)
+
+    def _new_tmp_names(self, entries: tuple[Path, ...]) -> list[str]:
+        """The host /tmp entries this sandbox has not been told about yet (most calls: none)."""
+        with self._lock:
+            names = [name for name in _tmp_names(entries) if name not in self._tmp_shown]
+            self._tmp_shown.update(names)
+        return names
 
     def order(self, call_id: int, op: str, *signums: int) -> None:
         """``signal`` (the command's process group), ``term`` (every process of the call) or ``kill``."""
@@ -322,7 +329,9 @@ class SandboxPool:
 
 
 def _tmp_names(entries: tuple[Path, ...]) -> list[str]:
-    return [entry.name for entry in entries if entry.parent == _TMP]
+    # Plain string checks: this runs for every call over every entry of the host's /tmp.
+    paths = (str(entry) for entry in entries)
+    return [path[5:] for path in paths if path.startswith("/tmp/") and "/" not in path[5:]]
 
 
 def start_launcher(spec: SandboxSpec) -> SandboxLauncher:
