@@ -8,7 +8,7 @@ otherwise, behind an SSH host's sandbox command, or unsandboxed; then waits, str
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -134,7 +134,10 @@ def _in_named_session(
 ) -> AttemptResult:
     """Run the command in the step's persistent shell, which keeps its cwd and environment across calls."""
     assert spec.session is not None
-    key = (spec.session, sandbox.spec, sandbox.prefix)
+    # The host's /tmp entries are not part of the key: another process adding one must not cost the step its
+    # shell (its cwd and environment), as it does not cost a run its kept sandbox.
+    shown = replace(sandbox.spec, readable_paths=()) if sandbox.spec is not None else None
+    key = (spec.session, shown, sandbox.prefix)
     session = gate.named_shells.get(key)
     if session is None or session.exit_code is not None:
         cwd = spec.backend_cwd if spec.backend_cwd is not None else str(spec.cwd)

@@ -260,3 +260,18 @@ def test_launcher_process_is_a_child_process(launcher: SandboxLauncher) -> None:
         assert child.wait(WAIT_S) == 0
     finally:
         child.close()
+
+
+def test_a_named_shell_outlives_a_change_of_the_hosts_tmp(workspace: Path) -> None:
+    """Another process adding a /tmp entry between two calls must not cost the step its shell."""
+    gate = make_gate(workspace, ScriptedApprover())
+    first = gate.run(shell(workspace, "cd tests && export GREETING=hello", session="dev"))
+    appeared = Path(tempfile.mkdtemp(prefix="0000-co-", dir="/tmp"))  # sorts first: within the shown entries
+    try:
+        second = gate.run(
+            shell(workspace, 'echo "$GREETING from $(basename "$PWD")"', step="again", session="dev")
+        )
+    finally:
+        shutil.rmtree(appeared)
+    assert first.session_id == second.session_id and "hello from tests" in second.output_tail
+    finish(gate)
