@@ -67,10 +67,16 @@ node-test: install system-deps
 	cd $(NODE_SDK) && CODEX_ORCHESTRATOR_CLI=$(CURDIR)/$(VENV)/bin/codex-orchestrator \
 	  node --test $(NODE_TEST_FLAGS) test/*.test.mjs
 
+# Each script prints its tables; bench/summary.py then prints issue 13's per-call cost table from their
+# JSON lines (every figure, its target, met or missed, and its spread).
 bench: install system-deps
-	PREFECT_HOME=$$(mktemp -d) $(PY) bench/gate_overhead.py
-	PREFECT_HOME=$$(mktemp -d) $(PY) bench/exec_latency.py
-	PREFECT_HOME=$$(mktemp -d) $(PY) bench/fanout.py
+	@out=$$(mktemp -d); failed=0; \
+	PREFECT_HOME=$$(mktemp -d) $(PY) bench/gate_overhead.py | tee $$out/gate_overhead.txt || failed=1; \
+	PREFECT_HOME=$$(mktemp -d) $(PY) bench/exec_latency.py | tee $$out/exec_latency.txt || failed=1; \
+	PREFECT_HOME=$$(mktemp -d) $(PY) bench/startup.py | tee $$out/startup.txt || failed=1; \
+	PREFECT_HOME=$$(mktemp -d) $(PY) bench/fanout.py || failed=1; \
+	$(PY) bench/summary.py $$out/gate_overhead.txt $$out/exec_latency.txt $$out/startup.txt || failed=1; \
+	exit $$failed
 
 clean:
 	rm -rf $(VENV) .demo .runs .mypy_cache .ruff_cache .pytest_cache test-artifacts $(NODE_SDK)/node_modules $(NODE_SDK)/dist

@@ -194,18 +194,54 @@ def ratio(value: float, baseline: float) -> float:
 
 @dataclass(frozen=True)
 class Target:
-    """``ratio`` against a same-run baseline, met when at most (or, with ``at_least``, at least) ``target``."""
+    """``ratio`` against a same-run baseline, met when at most (or, with ``at_least``, at least) ``target``.
+
+    ``spread``: the interquartile range of the per-round ratios the median ``ratio`` came from (or their
+    range, with few rounds); ``unit`` names what a ratio-less figure is in (``s``)."""
 
     ratio: float
     target: float
     at_least: bool = False
+    spread: tuple[float, float] | None = None
+    rounds: int = 0
+    unit: str = ""
 
     @property
     def met(self) -> bool:
         return self.ratio >= self.target if self.at_least else self.ratio <= self.target
 
-    def as_dict(self) -> dict[str, float | bool]:
-        return {"ratio": round(self.ratio, 4), "target": self.target, "met": self.met}
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"ratio": round(self.ratio, 4), "target": self.target, "met": self.met}
+        if self.spread is not None:
+            out["spread"] = [round(self.spread[0], 4), round(self.spread[1], 4)]
+            out["rounds"] = self.rounds
+        if self.unit:
+            out["unit"] = self.unit
+        return out
+
+
+# Fewer rounds than this: the spread is the whole range, not the interquartile one.
+_IQR_MIN_ROUNDS = 8
+
+
+def paired_target(
+    values: Sequence[float], baselines: Sequence[float], target: float, *, at_least: bool = False
+) -> Target:
+    """The median of the per-round ratios ``values[i] / baselines[i]`` (rounds interleave both sides, so
+    each pair saw the same machine), with their spread."""
+    ratios = [ratio(v, b) for v, b in zip(values, baselines, strict=True)]
+    return spread_target(ratios, target, at_least=at_least)
+
+
+def spread_target(
+    samples: Sequence[float], target: float, *, at_least: bool = False, unit: str = ""
+) -> Target:
+    """The median of ``samples`` (ratios, or a figure in ``unit``) against ``target``, with their spread."""
+    low, high = (25, 75) if len(samples) >= _IQR_MIN_ROUNDS else (0, 100)
+    spread = (percentile(samples, low) if low else min(samples), percentile(samples, high))
+    return Target(
+        percentile(samples, 50), target, at_least=at_least, spread=spread, rounds=len(samples), unit=unit
+    )
 
 
 def _cell(value: object) -> str:
@@ -235,11 +271,19 @@ def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[obje
 
 def print_targets(targets: Mapping[str, Target]) -> None:
     rows = [
-        [name, t.ratio, f"{'>=' if t.at_least else '<='} {t.target}", "met" if t.met else "MISSED"]
+        [
+            name,
+            t.ratio,
+            f"{'>=' if t.at_least else '<='} {t.target}{t.unit}",
+            f"{_cell(t.spread[0])}-{_cell(t.spread[1])} ({t.rounds} rounds)" if t.spread else "",
+            "met" if t.met else "MISSED",
+        ]
         for name, t in targets.items()
     ]
     print_table(
-        "Targets (ratios against baselines measured in this run)", ["target", "ratio", "goal", ""], rows
+        "Targets (medians of ratios against baselines measured in this run; spread: IQR or range)",
+        ["target", "median", "goal", "spread", ""],
+        rows,
     )
 
 

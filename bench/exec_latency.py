@@ -38,11 +38,13 @@ from bench._common import (
     Target,
     emit_report,
     note,
+    paired_target,
     parser,
     print_table,
     ratio,
     run_in_raw_pty,
     run_in_raw_ptys,
+    spread_target,
 )
 from codex_orchestrator.errors import OrchestratorError
 from codex_orchestrator.exec.backend import ExecBackend, SpawnRequest
@@ -71,7 +73,10 @@ CONCURRENT_START_DELAY_S = 3.0
 WAIT_S = 120.0
 LOCAL_P95_TARGET_MS = 1.0
 SSH_P95_TARGET_MS = 2.0
+# The SSH bulk target stays the old floor; local bulk and 64 sessions at once are issue 13's.
 BULK_TARGET = 0.5
+LOCAL_BULK_TARGET = 0.8
+BURST_TARGET = 2.0
 
 
 @dataclass(frozen=True)
@@ -81,10 +86,14 @@ class Sizes:
     bulk_mb: int
     sessions: int
     session_lines: int
+    bulk_rounds: int = 5
+    burst_rounds: int = 3
 
 
 DEFAULT_SIZES = Sizes(lines=300, rounds=3, bulk_mb=64, sessions=64, session_lines=100)
-QUICK_SIZES = Sizes(lines=20, rounds=1, bulk_mb=1, sessions=4, session_lines=10)
+QUICK_SIZES = Sizes(
+    lines=20, rounds=1, bulk_mb=1, sessions=4, session_lines=10, bulk_rounds=1, burst_rounds=1
+)
 
 
 class LineClock:
@@ -204,17 +213,17 @@ def measure_latency(paths: dict[str, Runner], sizes: Sizes) -> dict[str, list[fl
     return samples
 
 
-def measure_bulk(paths: dict[str, Runner], sizes: Sizes) -> dict[str, float]:
-    """Median MiB/s over the rounds for every path, each child writing ``bulk_mb`` MiB of zeros."""
+def measure_bulk(paths: dict[str, Runner], sizes: Sizes) -> dict[str, list[float]]:
+    """MiB/s of every path per round (the paths alternate), each child writing ``bulk_mb`` MiB of zeros."""
     rates: dict[str, list[float]] = {name: [] for name in paths}
-    for _ in range(sizes.rounds):
+    for _ in range(sizes.bulk_rounds):
         for name, run in paths.items():
             counter = ByteCounter()
             run(bulk_argv(sizes.bulk_mb), counter.feed)
             if counter.total != sizes.bulk_mb * BYTES_PER_MIB:
                 raise BenchError(f"{name}: {counter.total} of {sizes.bulk_mb} MiB arrived")
             rates[name].append(counter.mib_per_s)
-    return {name: sorted(r)[len(r) // 2] for name, r in rates.items()}
+    return rates
 
 
 @dataclass
@@ -364,24 +373,35 @@ def main(argv: list[str] | None = None) -> int:
             }
             note(f"latency: {sizes.rounds} rounds x {sizes.lines} lines on each of {len(paths)} paths ...")
             latency = {name: Stats.of(ms) for name, ms in measure_latency(paths, sizes).items()}
-            note(f"bulk: {sizes.rounds} rounds x {sizes.bulk_mb} MiB on each path ...")
-            bulk = measure_bulk(paths, sizes)
+            note(f"bulk: {sizes.bulk_rounds} rounds x {sizes.bulk_mb} MiB on each path ...")
+            bulk_rounds = measure_bulk(paths, sizes)
         note(
-            f"concurrency: {sizes.sessions} children x {sizes.session_lines} lines, spread and in bursts ..."
+            f"concurrency: {sizes.sessions} children x {sizes.session_lines} lines, spread, then "
+            f"{sizes.burst_rounds} rounds in bursts ..."
         )
-        concurrent = [measure_concurrent(sizes, burst=burst) for burst in (False, True)]
+        spread = measure_concurrent(sizes, burst=False)
+        bursts = [measure_concurrent(sizes, burst=True) for _ in range(sizes.burst_rounds)]
     except (BenchError, OrchestratorError) as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    report(sizes, latency, bulk, concurrent)
+    report(sizes, latency, bulk_rounds, spread, bursts)
     return 0
 
 
 def report(
-    sizes: Sizes, latency: dict[str, Stats], bulk: dict[str, float], concurrent: list[ConcurrentResult]
+    sizes: Sizes,
+    latency: dict[str, Stats],
+    bulk_rounds: dict[str, list[float]],
+    spread: ConcurrentResult,
+    bursts: list[ConcurrentResult],
 ) -> None:
+    bulk = {name: sorted(rates)[len(rates) // 2] for name, rates in bulk_rounds.items()}
+    burst_target = spread_target([ratio(b.latency.p95, b.raw_latency.p95) for b in bursts], BURST_TARGET)
+    # The table shows the burst round whose ratio is the median one.
+    shown = sorted(bursts, key=lambda b: ratio(b.latency.p95, b.raw_latency.p95))[len(bursts) // 2]
+    concurrent = [spread, shown]
     baseline = {OUR_LOCAL: RAW_PTY, OUR_SSH: RAW_SSH, RAW_PTY: RAW_PTY, RAW_SSH: RAW_SSH}
     print_table(
         f"Delivery latency per line ({sizes.rounds} x {sizes.lines} lines, {LINE_GAP_S * 1000:g} ms apart; ms)",
@@ -389,7 +409,7 @@ def report(
         [[name, *_percentiles(s), ratio(s.p95, latency[baseline[name]].p95)] for name, s in latency.items()],
     )
     print_table(
-        f"Bulk throughput ({sizes.bulk_mb} MiB of zeros, median of {sizes.rounds})",
+        f"Bulk throughput ({sizes.bulk_mb} MiB of zeros, median of {sizes.bulk_rounds})",
         ["path", "MiB/s", "x raw"],
         [[name, rate, ratio(rate, bulk[baseline[name]])] for name, rate in bulk.items()],
     )
@@ -437,8 +457,13 @@ def report(
     targets = {
         "local p95 / 1 ms budget": Target(latency[OUR_LOCAL].p95 / LOCAL_P95_TARGET_MS, 1.0),
         "SSH p95 / 2 ms budget": Target(latency[OUR_SSH].p95 / SSH_P95_TARGET_MS, 1.0),
-        "local bulk / raw PTY": Target(ratio(bulk[OUR_LOCAL], bulk[RAW_PTY]), BULK_TARGET, at_least=True),
-        "SSH bulk / raw channel": Target(ratio(bulk[OUR_SSH], bulk[RAW_SSH]), BULK_TARGET, at_least=True),
+        "local bulk throughput / raw PTY read": paired_target(
+            bulk_rounds[OUR_LOCAL], bulk_rounds[RAW_PTY], LOCAL_BULK_TARGET, at_least=True
+        ),
+        "SSH bulk / raw channel": paired_target(
+            bulk_rounds[OUR_SSH], bulk_rounds[RAW_SSH], BULK_TARGET, at_least=True
+        ),
+        f"{sizes.sessions} local sessions printing at once: delivery p95 / raw select loop": burst_target,
     }
     results: dict[str, Any] = {
         "sizes": sizes.__dict__,
@@ -448,6 +473,8 @@ def report(
             for name in (OUR_LOCAL, OUR_SSH)
         },
         "bulk_mib_per_s": {name: round(rate, 2) for name, rate in bulk.items()},
+        "bulk_rounds_mib_per_s": {name: [round(r, 2) for r in rates] for name, rates in bulk_rounds.items()},
+        "burst_p95_x_raw_rounds": [round(ratio(b.latency.p95, b.raw_latency.p95), 3) for b in bursts],
         "concurrent": {
             ("burst" if c.burst else "spread"): {
                 "sessions": c.sessions,

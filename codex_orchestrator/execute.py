@@ -24,6 +24,7 @@ from codex_orchestrator.call_recorder import CallRecorder
 from codex_orchestrator.clock import utc_now
 from codex_orchestrator.errors import RequestError
 from codex_orchestrator.exec.backend import ExecBackend
+from codex_orchestrator.exec.launcher import POOL as SANDBOXES
 from codex_orchestrator.exec.local import LocalPtyBackend
 from codex_orchestrator.exec.session import ExecSession, ExecSessionManager
 from codex_orchestrator.gate import GateConfig, ToolOrchestrator
@@ -135,10 +136,12 @@ _SHELLS_LOCK = threading.Lock()
 
 
 def close_run_sessions(run_id: str) -> None:
+    """End the run's named shells and its kept-alive sandboxes (``exec/launcher.py``) in this process."""
     with _SHELLS_LOCK:
         gate = _SHELLS.pop(run_id, None)
     if gate is not None:
         gate.sessions.close_all()
+    SANDBOXES.close_run(run_id)
 
 
 BlockResolver = Callable[[str], "SshTarget"]

@@ -17,13 +17,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from codex_orchestrator.approvals import ApprovalAnswer, ApprovalRequest, Approver, Decision, cache_key
-from codex_orchestrator.attempts import OUTPUT_TAIL_BYTES, AttemptResult, OutputRecorder, run_edit, run_fetch
+from codex_orchestrator.attempts import AttemptResult, run_edit, run_fetch
 from codex_orchestrator.call_recorder import CallRecorder
 from codex_orchestrator.clock import utc_now
-from codex_orchestrator.commands import spawn_env
-from codex_orchestrator.exec.backend import DEFAULT_KILL_GRACE_S, ExecBackend, SpawnRequest
-from codex_orchestrator.exec.errors import ExecError, SpawnError
-from codex_orchestrator.exec.guard import GuardSwitch
+from codex_orchestrator.exec.backend import DEFAULT_KILL_GRACE_S, ExecBackend
+from codex_orchestrator.exec.errors import ExecError
 from codex_orchestrator.exec.local import LocalPtyBackend
 from codex_orchestrator.exec.session import ExecSession, ExecSessionManager
 from codex_orchestrator.policy import (
@@ -47,8 +45,8 @@ from codex_orchestrator.sandbox import (
     classify_denial,
     host_tmp_entries,
     probe,
-    wrap_argv,
 )
+from codex_orchestrator.shell_attempt import SandboxChoice, run_shell
 from codex_orchestrator.toolcall import ToolCallSpec
 
 
@@ -63,25 +61,15 @@ class GateConfig:
     bwrap_path: str = "bwrap"
 
 
-# bwrap's own message when the command cannot be executed (not found, not executable).
-_BWRAP_EXEC_FAILED = b"bwrap: execvp "
-
-
-@dataclass
-class _Sandbox:
-    state: SandboxState
-    spec: SandboxSpec | None = None  # None: run unsandboxed
-    prefix: tuple[str, ...] = ()  # an SSH host's own sandbox command
-    detail: str | None = None
-
-
 def initial_requirement(
     config: GateConfig, spec: ToolCallSpec, backend: ExecBackend
 ) -> tuple[CallFacts, Requirement]:
     """Step 1's decision for ``spec`` before anything is asked or run; ``exec`` also uses it to know up front
     whether a Prefect pause may be needed."""
+    # Only on-failure looks at `confined`: the others decide without probing bwrap (start-up of `exec`).
     confined = (
-        config.enabled
+        config.policy is ApprovalPolicy.ON_FAILURE
+        and config.enabled
         and spec.kind in (ToolKind.SHELL, ToolKind.AGENT)
         and isinstance(backend, LocalPtyBackend)
         and config.sandbox is not SandboxMode.NONE
@@ -111,7 +99,7 @@ class ToolOrchestrator:
     # Held around steps 3 and 4 (e.g. a slot of the instance's Prefect global concurrency limit).
     attempt_slot: Callable[[], AbstractContextManager[object]] = nullcontext
     # Named shell sessions that live across tool calls (a step's `session:`), by name and sandbox.
-    _named: dict[tuple[str, SandboxSpec | None, tuple[str, ...]], ExecSession] = field(
+    named_shells: dict[tuple[str, SandboxSpec | None, tuple[str, ...]], ExecSession] = field(
         default_factory=dict, init=False, repr=False
     )
 
@@ -338,19 +326,19 @@ class ToolOrchestrator:
     # -- 2. sandbox -----------------------------------------------------------------------------------------
     def _select_sandbox(
         self, spec: ToolCallSpec, call: ToolCallRecord, granted: frozenset[Capability]
-    ) -> _Sandbox | None:
+    ) -> SandboxChoice | None:
         if spec.kind not in (ToolKind.SHELL, ToolKind.AGENT) or not self.config.enabled:
-            return self._record_sandbox(call, _Sandbox(SandboxState.NONE))
+            return self._record_sandbox(call, SandboxChoice(SandboxState.NONE))
         if not isinstance(self.backend, LocalPtyBackend):
             if self.sandbox_prefix:
                 return self._record_sandbox(
-                    call, _Sandbox(SandboxState.SANDBOXED, prefix=self.sandbox_prefix)
+                    call, SandboxChoice(SandboxState.SANDBOXED, prefix=self.sandbox_prefix)
                 )
             return self._record_sandbox(
-                call, _Sandbox(SandboxState.NONE, detail="remote host names no sandbox")
+                call, SandboxChoice(SandboxState.NONE, detail="remote host names no sandbox")
             )
         if self.config.sandbox is SandboxMode.NONE:
-            return self._record_sandbox(call, _Sandbox(SandboxState.NONE))
+            return self._record_sandbox(call, SandboxChoice(SandboxState.NONE))
         # A call without `edit` gets a read-only sandbox even where the run's mode is workspace-write.
         mode = self.config.sandbox if Capability.EDIT in granted else SandboxMode.READ_ONLY
         sandbox_spec = SandboxSpec(
@@ -362,7 +350,7 @@ class ToolOrchestrator:
         )
         found = probe(sandbox_spec.bwrap_path)
         if found.available:
-            return self._record_sandbox(call, _Sandbox(SandboxState.SANDBOXED, spec=sandbox_spec))
+            return self._record_sandbox(call, SandboxChoice(SandboxState.SANDBOXED, spec=sandbox_spec))
         call.sandbox.detail = found.detail
         requirement = decide_escalation(self.config.policy)
         reason = f"sandbox unavailable ({found.detail}); run without it?"
@@ -376,9 +364,9 @@ class ToolOrchestrator:
             call.approval_source = answer.source
             self._refuse(call, f"denied: {answer.reason or 'running unsandboxed was refused'}")
             return None
-        return self._record_sandbox(call, _Sandbox(SandboxState.UNAVAILABLE, detail=found.detail))
+        return self._record_sandbox(call, SandboxChoice(SandboxState.UNAVAILABLE, detail=found.detail))
 
-    def _record_sandbox(self, call: ToolCallRecord, sandbox: _Sandbox) -> _Sandbox:
+    def _record_sandbox(self, call: ToolCallRecord, sandbox: SandboxChoice) -> SandboxChoice:
         call.sandbox.mode = (
             sandbox.spec.mode.value if sandbox.spec else ("host" if sandbox.prefix else "none")
         )
@@ -388,7 +376,7 @@ class ToolOrchestrator:
         return sandbox
 
     # -- 3 + 4. attempts ------------------------------------------------------------------------------------
-    def _attempts(self, spec: ToolCallSpec, call: ToolCallRecord, sandbox: _Sandbox) -> None:
+    def _attempts(self, spec: ToolCallSpec, call: ToolCallRecord, sandbox: SandboxChoice) -> None:
         rec = self.recorder
         attempt_no = 0
         failures = 0  # attempts that count against the retry budget (an escalation's rerun does not)
@@ -465,7 +453,7 @@ class ToolOrchestrator:
                     ev.SandboxDenied(tool_call_id=call.id, denial=denial.kind, evidence=call.sandbox.evidence)
                 )
                 if self._escalate(spec, call, denial.kind):
-                    sandbox = _Sandbox(SandboxState.ESCALATED)
+                    sandbox = SandboxChoice(SandboxState.ESCALATED)
                     call.sandbox.state = SandboxState.ESCALATED.value
                     continue
                 call.sandbox.state = SandboxState.DENIED.value
@@ -504,7 +492,7 @@ class ToolOrchestrator:
             call.approval_source = ApprovalSource.HUMAN.value
         return answer.approved
 
-    def _attempt(self, spec: ToolCallSpec, call: ToolCallRecord, sandbox: _Sandbox) -> AttemptResult:
+    def _attempt(self, spec: ToolCallSpec, call: ToolCallRecord, sandbox: SandboxChoice) -> AttemptResult:
         started = time.monotonic()
         try:
             if spec.kind is ToolKind.EDIT:
@@ -512,113 +500,10 @@ class ToolOrchestrator:
             elif spec.kind is ToolKind.FETCH:
                 result = run_fetch(spec)
             else:
-                result = self._shell(spec, call, sandbox)
+                result = run_shell(self, spec, call, sandbox)
         except ExecError as exc:
             result = AttemptResult(error=exc)
         except OSError as exc:
             result = AttemptResult(error=exc, output=f"{type(exc).__name__}: {exc}")
         result.duration_ms = round((time.monotonic() - started) * 1000, 3)
         return result
-
-    def _wrap(self, argv: tuple[str, ...], spec: ToolCallSpec, sandbox: _Sandbox) -> tuple[str, ...]:
-        if sandbox.spec is not None:
-            return wrap_argv(argv, sandbox.spec, cwd=spec.cwd)
-        if sandbox.prefix:
-            return (*sandbox.prefix, *argv)
-        return argv
-
-    def _in_named_session(self, spec: ToolCallSpec, call: ToolCallRecord, sandbox: _Sandbox) -> AttemptResult:
-        """Run the command in the step's persistent shell, which keeps its cwd and environment across calls."""
-        assert spec.session is not None
-        key = (spec.session, sandbox.spec, sandbox.prefix)
-        session = self._named.get(key)
-        if session is None or session.exit_code is not None:
-            cwd = spec.backend_cwd if spec.backend_cwd is not None else str(spec.cwd)
-            request = SpawnRequest(argv=self._wrap(("/bin/sh",), spec, sandbox), cwd=cwd, env=dict(spec.env))
-            session = self._named[key] = self.sessions.open(self.backend, request)
-        result = session.run_command(spec.display, spec.timeout_s)
-        if result.timed_out or result.exit_code is None:
-            # The shell is stuck in (or lost) the command: end its tree; the next call starts a fresh shell.
-            self._named.pop(key, None)
-            self.sessions.close(session.id, self.config.kill_grace_s)
-        text = self.recorder.redact(result.output.decode("utf-8", errors="replace"))
-        if text:
-            self.recorder.events.emit(
-                ev.Output(tool_call_id=call.id, session_id=session.id, stream="pty", chunk_seq=0, data=text)
-            )
-        return AttemptResult(
-            exit_code=None if result.timed_out else result.exit_code,
-            timed_out=result.timed_out,
-            output=text[-OUTPUT_TAIL_BYTES:],
-            output_bytes=len(result.output),
-            session_id=session.id,
-        )
-
-    def _shell(self, spec: ToolCallSpec, call: ToolCallRecord, sandbox: _Sandbox) -> AttemptResult:
-        if spec.session is not None:
-            return self._in_named_session(spec, call, sandbox)
-        argv = self._wrap(spec.argv(), spec, sandbox)
-        cwd = spec.backend_cwd if spec.backend_cwd is not None else str(spec.cwd)
-        subscriber = OutputRecorder(self.recorder, call.id)
-        switches: list[GuardSwitch] = []
-
-        def on_switch(session_id: str, switch: GuardSwitch) -> None:
-            switches.append(switch)
-            self._record_guard(call, switch, session_id)
-
-        session: ExecSession = self.sessions.open(
-            self.backend,
-            SpawnRequest(argv=argv, cwd=cwd, env=spawn_env(spec.env, spec.facts(), call.approval_source)),
-            subscribers=[subscriber],
-            on_guard_switch=on_switch,
-        )
-        if self.on_session is not None:
-            self.on_session(session)
-        try:
-            exit_code = session.wait(spec.timeout_s)
-            timed_out = exit_code is None
-            if timed_out:
-                session.close(self.config.kill_grace_s)
-                session.wait(self.config.kill_grace_s + 1.0)
-            subscriber.flush()
-            transcript = session.transcript
-            if sandbox.spec is not None and exit_code == 1 and transcript.head.startswith(_BWRAP_EXEC_FAILED):
-                # bwrap could not start the command: the same outcome as an unsandboxed spawn failure.
-                detail = transcript.head.decode("utf-8", errors="replace").strip()
-                raise SpawnError(spec.argv(), detail.removeprefix("bwrap: "))
-            return AttemptResult(
-                exit_code=None if timed_out else exit_code,
-                timed_out=timed_out,
-                output=transcript.tail_text(OUTPUT_TAIL_BYTES),
-                output_bytes=transcript.total_bytes,
-                omitted_bytes=transcript.omitted_bytes,
-                session_id=session.id,
-                guard=switches[0] if switches else None,
-                mode=session.mode,
-            )
-        finally:
-            self.sessions.close(session.id, self.config.kill_grace_s)
-
-    def _record_guard(self, call: ToolCallRecord, switch: GuardSwitch, session_id: str) -> None:
-        call.guard = call.guard.model_copy(
-            update={
-                "mode": "buffered",
-                "switched": True,
-                "p50_ms": switch.p50_ms,
-                "p95_ms": switch.p95_ms,
-                "p99_ms": switch.p99_ms,
-                "samples": switch.samples,
-                "threshold_ms": switch.threshold_ms,
-            }
-        )
-        self.recorder.events.emit(
-            ev.GuardSwitched(
-                tool_call_id=call.id,
-                session_id=session_id or (call.session_id or ""),
-                p50_ms=switch.p50_ms,
-                p95_ms=switch.p95_ms,
-                p99_ms=switch.p99_ms,
-                samples=switch.samples,
-                threshold_ms=switch.threshold_ms,
-            )
-        )

@@ -9,6 +9,7 @@ import os.path
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -260,13 +261,35 @@ def _is_writable(path: PurePosixPath, binds: list[tuple[str, bool]]) -> bool:
 MAX_TMP_ENTRIES = 256
 
 
+# A listing of /tmp is reused while /tmp's mtime stays what it was, once that mtime is this old: a change
+# within the file system's timestamp granularity of the listing could otherwise go unseen.
+_TMP_LISTING_SETTLED_S = 1.0
+_tmp_listing: tuple[int, int, tuple[Path, ...]] | None = None  # (mtime_ns, limit, entries)
+
+
 def host_tmp_entries(limit: int = MAX_TMP_ENTRIES) -> tuple[Path, ...]:
     """The top-level entries of the host's /tmp, for ``SandboxSpec.readable_paths``.
 
     The sandbox's /tmp is a private tmpfs, so writes never reach the host; showing the host's entries
     read-only on top keeps what the read-only root shows everywhere else visible under /tmp too (a virtualenv
-    or a checkout in /tmp). Sockets and other special files are skipped.
+    or a checkout in /tmp). Sockets and other special files are skipped. Every sandboxed call asks, so the
+    listing is kept while /tmp's mtime (which any entry added, removed or renamed changes) stays put.
     """
+    global _tmp_listing
+    try:
+        mtime_ns = os.stat("/tmp").st_mtime_ns
+    except OSError:
+        return ()
+    cached = _tmp_listing
+    if cached is not None and cached[:2] == (mtime_ns, limit):
+        return cached[2]
+    entries = _list_tmp(limit)
+    if time.time_ns() - mtime_ns > _TMP_LISTING_SETTLED_S * 1e9:
+        _tmp_listing = (mtime_ns, limit, entries)
+    return entries
+
+
+def _list_tmp(limit: int) -> tuple[Path, ...]:
     try:
         entries = sorted(os.scandir("/tmp"), key=lambda e: e.name)
     except OSError:
@@ -296,7 +319,8 @@ def _probe_cached(bwrap_path: str) -> SandboxProbe:
         return SandboxProbe(
             False, f"{bwrap_path!r} not found on PATH; install bubblewrap (apt-get install bubblewrap)", None
         )
-    version = _bwrap_version(resolved)
+    # `--version` runs while the probe does: start-up pays for one process, not two in a row.
+    asking = _start_version(resolved)
     root = Path("/")
     argv = wrap_argv(["true"], SandboxSpec(SandboxMode.READ_ONLY, root, bwrap_path=resolved), cwd=root)
     try:
@@ -310,10 +334,13 @@ def _probe_cached(bwrap_path: str) -> SandboxProbe:
         )
     except subprocess.TimeoutExpired:
         return SandboxProbe(
-            False, f"{resolved} did not finish a trivial sandboxed command in {PROBE_TIMEOUT_S}s", version
+            False,
+            f"{resolved} did not finish a trivial sandboxed command in {PROBE_TIMEOUT_S}s",
+            _version_of(asking),
         )
     except OSError as exc:
-        return SandboxProbe(False, f"cannot run {resolved}: {exc}", version)
+        return SandboxProbe(False, f"cannot run {resolved}: {exc}", _version_of(asking))
+    version = _version_of(asking)
     if done.returncode != 0:
         stderr = done.stderr.strip() or "(no stderr)"
         detail = (
@@ -325,18 +352,29 @@ def _probe_cached(bwrap_path: str) -> SandboxProbe:
     return SandboxProbe(True, f"{resolved} {version or '(unknown version)'} sandboxes commands", version)
 
 
-def _bwrap_version(resolved: str) -> str | None:
-    """``bwrap --version`` prints "bubblewrap 0.8.0"; None when it prints nothing usable."""
+def _start_version(resolved: str) -> subprocess.Popen[str] | None:
+    """Start ``bwrap --version`` (it prints "bubblewrap 0.8.0"); ``_version_of`` collects it."""
     try:
-        done = subprocess.run(
+        return subprocess.Popen(
             [resolved, "--version"],
             stdin=subprocess.DEVNULL,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
             text=True,
-            timeout=PROBE_TIMEOUT_S,
-            check=False,
         )
-    except (OSError, subprocess.TimeoutExpired):
+    except OSError:
         return None
-    words = done.stdout.split()
-    return words[-1] if done.returncode == 0 and words else None
+
+
+def _version_of(asking: subprocess.Popen[str] | None) -> str | None:
+    """The version ``_start_version`` asked for; None when bwrap printed nothing usable."""
+    if asking is None:
+        return None
+    try:
+        stdout, _ = asking.communicate(timeout=PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        asking.kill()
+        asking.communicate()
+        return None
+    words = stdout.split()
+    return words[-1] if asking.returncode == 0 and words else None

@@ -7,7 +7,6 @@ import sys
 from typing import TextIO
 
 from rich.console import Console
-from rich.markdown import Markdown
 
 from codex_orchestrator.approvals import Announce, ApprovalAnswer, ApprovalRequest, Decision
 
@@ -36,6 +35,8 @@ def prompt_decision(
     request: ApprovalRequest, *, stdin: TextIO | None = None, console: Console | None = None
 ) -> ApprovalAnswer:
     """Show the request and ask until the answer is one of the choices; EOF counts as a denial."""
+    from rich.markdown import Markdown  # markdown-it's import is ~0.1 s: only when a person is asked
+
     console = console or Console(stderr=True)
     stdin = stdin or sys.stdin
     console.print(Markdown(request.markdown()))

@@ -55,7 +55,7 @@ class LocalPtyBackend:
         master_fd, slave_fd = os.openpty()
         try:
             # Set the size before the child starts so its first look at the terminal is already right.
-            _set_window_size(master_fd, request.rows, request.cols)
+            set_window_size(master_fd, request.rows, request.cols)
             # subprocess rather than pty.fork(): its fork+exec happens in C, which stays safe while other
             # threads run (os.fork/forkpty warn about that from Python 3.12 on). The child needs its own
             # session with the PTY as controlling terminal. util-linux `setsid --ctty` does both without a
@@ -84,15 +84,15 @@ class LocalPtyBackend:
         return LocalPtyProcess(popen, master_fd)
 
 
-class LocalPtyProcess:
-    """A local child on the slave side of a PTY whose master end we hold.
+class PtyMaster:
+    """The master end of a PTY whose slave a child holds: reading, writing, resizing, closing.
 
     ``read``/``write`` may run in different threads; ``close`` wakes both and waits for them to leave
-    before the descriptor is closed, so its number can never be reused under a running call.
+    before the descriptor is closed, so its number can never be reused under a running call. Subclasses
+    say how the child is signalled, polled and ended (``LocalPtyProcess``, the sandbox launcher's calls).
     """
 
-    def __init__(self, popen: subprocess.Popen[bytes], master_fd: int) -> None:
-        self._popen = popen
+    def __init__(self, master_fd: int) -> None:
         self._master_fd = master_fd
         os.set_blocking(master_fd, False)
         # A byte in this pipe tells a read or write blocked in poll() that close() wants the descriptor.
@@ -104,12 +104,35 @@ class LocalPtyProcess:
 
     @property
     def pid(self) -> int | None:
-        return self._popen.pid
+        raise NotImplementedError
 
-    @property
-    def pgid(self) -> int:
-        """The child's process group (and session) id: the child leads both."""
-        return self._popen.pid
+    def poll(self) -> int | None:
+        raise NotImplementedError
+
+    def terminate_tree(self, grace_s: float = DEFAULT_KILL_GRACE_S) -> int | None:
+        raise NotImplementedError
+
+    def fileno(self) -> int:
+        """The master end, for a selector (``exec/reader_loop.py``); valid until ``close``."""
+        return self._master_fd
+
+    def read_nowait(self) -> bytes | None:
+        """What the terminal holds now (up to ``READ_CHUNK_BYTES``): None when nothing, ``b""`` at EOF.
+
+        For the one reader that owns the descriptor between spawn and ``close`` (the shared reader loop)."""
+        if self._eof or self._closed:
+            return b""
+        try:
+            data = os.read(self._master_fd, READ_CHUNK_BYTES)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            if exc.errno != errno.EIO:  # EIO: every slave end is closed, which is EOF
+                raise ExecError(f"reading from pid {self.pid} failed: {exc.strerror}") from exc
+            data = b""
+        if not data:
+            self._eof = True
+        return data
 
     def read(self, timeout_s: float) -> bytes | None:
         """Up to ``READ_CHUNK_BYTES``; None after ``timeout_s`` of quiet; ``b""`` at EOF or once closed."""
@@ -157,9 +180,70 @@ class LocalPtyProcess:
         """Set the terminal size; the kernel sends ``SIGWINCH`` to the foreground process group."""
         try:
             with self._fd_in_use():
-                _set_window_size(self._master_fd, rows, cols)
+                set_window_size(self._master_fd, rows, cols)
         except _Closed as exc:
             raise ExecError(f"cannot resize the terminal of pid {self.pid}: it is closed") from exc
+
+    def close(self) -> None:
+        """Close the master end (waking blocked reads/writes) and reap the child.
+
+        A child still running is ended with its session via ``terminate_tree``. Idempotent.
+        """
+        with self._state:
+            if self._closed:
+                return
+            self._closed = True
+            os.write(self._wake_w, b"x")
+            self._state.wait_for(lambda: self._fd_users == 0)
+            for fd in (self._master_fd, self._wake_r, self._wake_w):
+                os.close(fd)
+        if self.poll() is None:
+            self.terminate_tree()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(pid={self.pid}, exit_code={self.poll()}, closed={self._closed})"
+
+    @contextmanager
+    def _fd_in_use(self) -> Iterator[None]:
+        with self._state:
+            if self._closed:
+                raise _Closed
+            self._fd_users += 1
+        try:
+            yield
+        finally:
+            with self._state:
+                self._fd_users -= 1
+                self._state.notify_all()
+
+    def _wait_for(self, event: int, deadline: float | None) -> bool:
+        """Poll the master for ``event`` until ``deadline``; raises ``_Closed`` when close() wakes us."""
+        poller = select.poll()
+        poller.register(self._master_fd, event)
+        poller.register(self._wake_r, select.POLLIN)
+        timeout_ms = None if deadline is None else max(0, math.ceil((deadline - time.monotonic()) * 1000))
+        ready = poller.poll(timeout_ms)
+        if any(fd == self._wake_r for fd, _ in ready):
+            raise _Closed
+        # POLLHUP/POLLERR count as ready: the following read or write reports what happened.
+        return bool(ready)
+
+
+class LocalPtyProcess(PtyMaster):
+    """A local child on the slave side of a PTY whose master end we hold."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], master_fd: int) -> None:
+        self._popen = popen
+        super().__init__(master_fd)
+
+    @property
+    def pid(self) -> int | None:
+        return self._popen.pid
+
+    @property
+    def pgid(self) -> int:
+        """The child's process group (and session) id: the child leads both."""
+        return self._popen.pid
 
     def signal(self, signum: int) -> None:
         """Deliver ``signum`` to the child's whole process group (nothing if it is gone)."""
@@ -192,50 +276,6 @@ class LocalPtyProcess:
             if not self._wait_tree_gone(time.monotonic() + KILL_WAIT_S):
                 log.warning("session %d still has processes %.1fs after SIGKILL", self.pgid, KILL_WAIT_S)
         return self.wait(KILL_WAIT_S)
-
-    def close(self) -> None:
-        """Close the master end (waking blocked reads/writes) and reap the child.
-
-        A child still running is ended with its session via ``terminate_tree``. Idempotent.
-        """
-        with self._state:
-            if self._closed:
-                return
-            self._closed = True
-            os.write(self._wake_w, b"x")
-            self._state.wait_for(lambda: self._fd_users == 0)
-            for fd in (self._master_fd, self._wake_r, self._wake_w):
-                os.close(fd)
-        if self.poll() is None:
-            self.terminate_tree()
-
-    def __repr__(self) -> str:
-        return f"LocalPtyProcess(pid={self.pid}, exit_code={self.poll()}, closed={self._closed})"
-
-    @contextmanager
-    def _fd_in_use(self) -> Iterator[None]:
-        with self._state:
-            if self._closed:
-                raise _Closed
-            self._fd_users += 1
-        try:
-            yield
-        finally:
-            with self._state:
-                self._fd_users -= 1
-                self._state.notify_all()
-
-    def _wait_for(self, event: int, deadline: float | None) -> bool:
-        """Poll the master for ``event`` until ``deadline``; raises ``_Closed`` when close() wakes us."""
-        poller = select.poll()
-        poller.register(self._master_fd, event)
-        poller.register(self._wake_r, select.POLLIN)
-        timeout_ms = None if deadline is None else max(0, math.ceil((deadline - time.monotonic()) * 1000))
-        ready = poller.poll(timeout_ms)
-        if any(fd == self._wake_r for fd, _ in ready):
-            raise _Closed
-        # POLLHUP/POLLERR count as ready: the following read or write reports what happened.
-        return bool(ready)
 
     def _signal_tree(self, *signums: int) -> None:
         # The child's own group first: it exists even where /proc does not.
@@ -292,7 +332,7 @@ def _take_controlling_terminal() -> None:
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
-def _set_window_size(fd: int, rows: int, cols: int) -> None:
+def set_window_size(fd: int, rows: int, cols: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 

@@ -1,6 +1,7 @@
-"""Exec sessions: one child on any backend, a reader and a delivery thread, subscribers and a transcript.
+"""Exec sessions: one child on any backend, its reader and delivery thread, subscribers and a transcript.
 
-Flow at a glance: the reader thread stamps each chunk with its read time and queues it → the delivery
+Flow at a glance: the reader (for a local PTY the one shared reader loop, ``reader_loop.py``; else a thread of
+the session's own) stamps each chunk with its read time and queues it → the delivery
 thread appends it to the transcript, hands it to subscribers and feeds the latency to the streaming guard →
 once the guard trips, queued chunks are coalesced into one event per flush interval. ``ExecSessionManager``
 holds up to ``max_sessions`` sessions and prunes exited ones least-recently-used first.
@@ -23,6 +24,8 @@ from codex_orchestrator.exec.backend import DEFAULT_KILL_GRACE_S, ChildProcess, 
 from codex_orchestrator.exec.buffer import HeadTailBuffer
 from codex_orchestrator.exec.errors import ExecError, SessionLimitReached, SessionNotFound
 from codex_orchestrator.exec.guard import DeliveryMode, GuardConfig, GuardSwitch, LatencyStats, StreamingGuard
+from codex_orchestrator.exec.local import PtyMaster
+from codex_orchestrator.exec.reader_loop import LOCAL_READER, READ_POLL_INTERVAL_S, Registration
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +33,8 @@ STREAM_PTY = "pty"
 DEFAULT_MAX_SESSIONS = 64
 DEFAULT_HEAD_BYTES = 16 * 1024
 DEFAULT_TAIL_BYTES = 16 * 1024
-# The reader wakes this often to notice a child that exited while a background process keeps its terminal
-# open (so no EOF ever comes); after exit it waits one more quiet interval for output still in flight.
-READ_POLL_INTERVAL_S = 0.2
+# (READ_POLL_INTERVAL_S: the reader wakes this often to notice a child that exited while a background process
+# keeps its terminal open, so no EOF ever comes; after exit it waits one more quiet interval.)
 # Bounds how long close() waits for the reader and delivery threads; only a stuck subscriber needs it.
 THREAD_JOIN_TIMEOUT_S = 5.0
 _MS_PER_S = 1000.0
@@ -116,12 +118,21 @@ class ExecSession:
         self._closed = False
         self._command_lock = threading.Lock()
         self._shell_primed = False
-        self._reader = threading.Thread(target=self._read_loop, name=f"exec-read-{session_id}", daemon=True)
+        self._read_finished = threading.Event()
         self._deliverer = threading.Thread(
             target=self._deliver_loop, name=f"exec-deliver-{session_id}", daemon=True
         )
-        self._reader.start()
         self._deliverer.start()
+        # A local terminal joins the shared reader loop; any other backend's stream gets a reader thread.
+        self._registration: Registration | None = None
+        self._reader: threading.Thread | None = None
+        if isinstance(process, PtyMaster):
+            self._registration = LOCAL_READER.add(process, self._queue, self._end_of_stream)
+        else:
+            self._reader = threading.Thread(
+                target=self._read_loop, name=f"exec-read-{session_id}", daemon=True
+            )
+            self._reader.start()
 
     # -- state -------------------------------------------------------------------------------------------
 
@@ -198,10 +209,13 @@ class ExecSession:
         code = self._process.terminate_tree(grace_s)
         # 2. Give the reader that chance before the terminal goes; a process that left the tree (it called
         #    setsid) may still hold the terminal, and then the reader stops after its quiet interval.
-        self._reader.join(THREAD_JOIN_TIMEOUT_S)
-        # 3. Release the terminal, which also wakes a reader still blocked on it.
+        self._read_finished.wait(THREAD_JOIN_TIMEOUT_S)
+        # 3. Release the terminal (out of the shared loop first), which also wakes a reader thread blocked on it.
+        if self._registration is not None:
+            LOCAL_READER.remove(self._registration)
         self._process.close()
-        self._reader.join(THREAD_JOIN_TIMEOUT_S)
+        if self._reader is not None:
+            self._reader.join(THREAD_JOIN_TIMEOUT_S)
         # 4. Let queued output reach subscribers (unless we are a subscriber closing its own session).
         if threading.current_thread() is not self._deliverer:
             self._deliverer.join(THREAD_JOIN_TIMEOUT_S)
@@ -283,19 +297,25 @@ class ExecSession:
                     continue
                 if not data:
                     break
-                read_at = time.monotonic()
-                with self._pending_cv:
-                    self._pending.append((read_at, data))
-                    self._pending_cv.notify()
+                self._queue(time.monotonic(), data)
         # Whatever the backend raised, the stream ends here and delivery must still finish so wait() returns.
         except ExecError as exc:
             log.warning("exec session %s: output stream ended early: %s", self.id, exc)
         except Exception:
             log.exception("reading the output of exec session %s failed; its stream ends here", self.id)
         finally:
-            with self._pending_cv:
-                self._reading_done = True
-                self._pending_cv.notify()
+            self._end_of_stream()
+
+    def _queue(self, read_at: float, data: bytes) -> None:
+        with self._pending_cv:
+            self._pending.append((read_at, data))
+            self._pending_cv.notify()
+
+    def _end_of_stream(self) -> None:
+        with self._pending_cv:
+            self._reading_done = True
+            self._pending_cv.notify()
+        self._read_finished.set()
 
     def _deliver_loop(self) -> None:
         try:

@@ -1,0 +1,277 @@
+"""The kept-alive sandbox: a launcher inside one real bwrap runs each call on a fresh PTY in a pid namespace
+of its own. Same guarantees as a bwrap per call (read-only system, writable workspace, no network, the tree
+ended), calls isolated from each other, the pool's lifetime rules, and the gate's use of it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from codex_orchestrator.approvals import Decision
+from codex_orchestrator.exec.backend import SpawnRequest
+from codex_orchestrator.exec.errors import SpawnError
+from codex_orchestrator.exec.launcher import (
+    POOL,
+    LauncherProcess,
+    SandboxLauncher,
+    SandboxPool,
+    start_launcher,
+)
+from codex_orchestrator.exec.session import ExecSessionManager
+from codex_orchestrator.sandbox import SandboxMode, SandboxSpec, probe
+from tests.test_gate import ScriptedApprover, finish, make_gate, shell
+
+pytestmark = pytest.mark.skipif(not probe().available, reason="bubblewrap cannot sandbox here")
+
+WAIT_S = 30.0
+
+
+@pytest.fixture(scope="module")
+def workspace_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("launcher-ws").resolve()
+
+
+@pytest.fixture(scope="module")
+def launcher(workspace_dir: Path) -> Iterator[SandboxLauncher]:
+    """One sandbox for the module's calls, as a run would keep it."""
+    live = start_launcher(SandboxSpec(SandboxMode.WORKSPACE_WRITE, workspace_dir))
+    yield live
+    live.close()
+
+
+def run(
+    launcher: SandboxLauncher, script: str, cwd: Path | None = None, tmp_entries: tuple[Path, ...] = ()
+) -> tuple[int | None, str]:
+    request = SpawnRequest(argv=("/bin/sh", "-c", script), cwd=str(cwd or launcher.spec.workspace))
+    child = launcher.spawn(request, tmp_entries)
+    try:
+        output = bytearray()
+        while data := child.read(WAIT_S):
+            output.extend(data)
+        return child.wait(WAIT_S), output.decode()
+    finally:
+        child.close()
+
+
+def unique_sleep() -> str:
+    """A ``sleep`` argument no other process on the host has in its command line: 600.<random digits>."""
+    return f"600.{uuid.uuid4().int % 10**12:012d}"
+
+
+def host_pids_running(marker: str) -> list[int]:
+    """Host processes whose command line holds ``marker``."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/cmdline", "rb") as cmdline:
+                    if marker.encode() in cmdline.read():
+                        found.append(int(name))
+            except OSError:
+                continue
+    return found
+
+
+def wait_until(condition: object, what: str) -> None:
+    """Poll a condition the kernel settles asynchronously (a reap); a bound on a hang, not a timing claim."""
+    deadline = time.monotonic() + WAIT_S
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still not {what} after {WAIT_S}s")
+        time.sleep(0.01)
+
+
+def test_a_launched_call_has_the_sandboxs_guarantees(launcher: SandboxLauncher, workspace_dir: Path) -> None:
+    code, out = run(
+        launcher,
+        "test -t 1 && echo tty; touch /etc/co-launcher-probe; echo made > made.txt; cat made.txt; "
+        "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '; exit 7",
+    )
+    assert code == 7
+    assert "tty" in out and "Read-only file system" in out
+    assert (workspace_dir / "made.txt").read_text() == "made\n"
+    assert out.split("made\r\n")[1].split() == ["lo"]  # an empty network namespace
+    assert not Path("/etc/co-launcher-probe").exists()
+
+
+def test_a_call_cannot_see_or_signal_another_calls_processes(launcher: SandboxLauncher) -> None:
+    marker = unique_sleep()
+    victim = launcher.spawn(SpawnRequest(argv=("/bin/sh", "-c", f"echo up; exec sleep {marker}")))
+    try:
+        assert victim.read(WAIT_S) is not None
+        # The attacker kills everything it is able to, and lists every process it can see.
+        code, out = run(
+            launcher, f"kill -KILL -1; ps -eo pid,args; grep -l {marker} /proc/[0-9]*/cmdline; true"
+        )
+        assert code == 0
+        assert marker not in out.replace(f"grep -l {marker}", "")
+        assert victim.poll() is None and host_pids_running(marker)
+        # All it sees is its own namespace: its init, its shell and ps itself.
+        visible = [line.split() for line in out.splitlines()]
+        assert len([fields for fields in visible if fields and fields[0].isdigit()]) == 3
+    finally:
+        assert victim.terminate_tree(1.0) is not None
+        victim.close()
+
+
+def test_the_tree_ends_with_the_call_and_on_terminate(launcher: SandboxLauncher) -> None:
+    marker = unique_sleep()
+    # A background process left behind by a command that exits dies with it, as under a bwrap of its own.
+    code, out = run(launcher, f"(exec sleep {marker}) & echo started")
+    assert code == 0 and "started" in out
+    wait_until(lambda: not host_pids_running(marker), "gone after its command exited")
+    # A command that ignores SIGTERM is killed after the grace, with everything it started.
+    stubborn = launcher.spawn(
+        SpawnRequest(argv=("/bin/sh", "-c", f"trap '' TERM HUP; (exec sleep {marker}) & echo up; wait"))
+    )
+    try:
+        assert stubborn.read(WAIT_S)
+        wait_until(lambda: host_pids_running(marker), "started")
+        assert stubborn.terminate_tree(0.2) == 128 + signal.SIGKILL
+        wait_until(lambda: not host_pids_running(marker), "gone after terminate_tree")
+    finally:
+        stubborn.close()
+
+
+def test_signal_reaches_the_commands_group_and_the_pty_works(launcher: SandboxLauncher) -> None:
+    manager = ExecSessionManager()
+    from codex_orchestrator.shell_attempt import LaunchedBackend
+
+    with manager:
+        session = manager.open(
+            LaunchedBackend(launcher),
+            SpawnRequest(
+                argv=("/bin/sh", "-c", "trap 'echo got-int; exit 3' INT; echo ready; read x; echo $x")
+            ),
+        )
+        seen = bytearray()
+        session.subscribe(lambda event: seen.extend(event.data))
+        wait_until(lambda: b"ready" in session.transcript.head, "ready")
+        session.signal(signal.SIGINT)
+        assert session.wait(WAIT_S) == 3
+        assert b"got-int" in session.transcript.head
+
+
+def test_spawn_failures_read_as_the_local_backends(launcher: SandboxLauncher, workspace_dir: Path) -> None:
+    with pytest.raises(SpawnError, match="No such file or directory: 'co-no-such-program'"):
+        launcher.spawn(SpawnRequest(argv=("co-no-such-program",)))
+    with pytest.raises(SpawnError, match="working directory"):
+        launcher.spawn(SpawnRequest(argv=("true",), cwd=str(workspace_dir / "missing")))
+    assert run(launcher, "echo still-serving")[1].strip() == "still-serving"
+
+
+def test_a_host_tmp_entry_made_after_the_sandbox_started_is_shown_read_only(
+    launcher: SandboxLauncher,
+) -> None:
+    late = Path(tempfile.mkdtemp(prefix="co-late-", dir="/tmp"))
+    try:
+        (late / "note").write_text("seen\n")
+        code, out = run(launcher, f"cat {late}/note; touch {late}/x", tmp_entries=(late,))
+        assert code != 0 and "seen" in out and "Read-only file system" in out
+        assert not (late / "x").exists()
+    finally:
+        shutil.rmtree(late, ignore_errors=True)
+
+
+def test_pool_keys_lifetime_and_close(workspace_dir: Path) -> None:
+    pool = SandboxPool()
+    spec = SandboxSpec(SandboxMode.WORKSPACE_WRITE, workspace_dir)
+    assert pool.launcher_for("run-a", "local", spec) is None  # a run's first call: a bwrap of its own
+    first = pool.launcher_for("run-a", "local", spec)
+    assert first is not None and pool.launcher_for("run-a", "local", spec) is first
+    # A different grant is a different sandbox; another run never shares this one.
+    pool.launcher_for("run-a", "local", SandboxSpec(SandboxMode.WORKSPACE_WRITE, workspace_dir, network=True))
+    networked = pool.launcher_for(
+        "run-a", "local", SandboxSpec(SandboxMode.WORKSPACE_WRITE, workspace_dir, network=True)
+    )
+    assert networked is not None and networked is not first
+    assert pool.launcher_for("run-b", "local", spec) is None
+    bwraps = [first._popen, networked._popen]  # the sandbox's own process
+    pool.close_run("run-a")
+    assert all(p.poll() is not None for p in bwraps) and not first.alive
+    assert pool.launcher_for("run-a", "local", spec) is None  # starts over
+
+
+def test_the_launcher_dies_with_its_parent(workspace_dir: Path, tmp_path: Path) -> None:
+    marker = unique_sleep()
+    script = (
+        "import sys, pathlib\n"
+        "from codex_orchestrator.exec.launcher import start_launcher\n"
+        "from codex_orchestrator.exec.backend import SpawnRequest\n"
+        "from codex_orchestrator.sandbox import SandboxMode, SandboxSpec\n"
+        f"l = start_launcher(SandboxSpec(SandboxMode.WORKSPACE_WRITE, pathlib.Path({str(workspace_dir)!r})))\n"
+        f"c = l.spawn(SpawnRequest(argv=('/bin/sh', '-c', 'echo up; exec sleep {marker}')))\n"
+        "c.read(30); print('spawned', flush=True); sys.stdin.read()\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    assert parent.stdout is not None and parent.stdout.readline().strip() == b"spawned"
+    assert host_pids_running(marker)
+    parent.kill()
+    parent.wait(WAIT_S)
+    wait_until(lambda: not host_pids_running(marker), "gone after the orchestrator died")
+
+
+def test_the_gate_reuses_the_runs_sandbox_but_never_for_an_escalated_call(workspace: Path) -> None:
+    outside = Path("/var/tmp") / f"co-launch-escalate-{uuid.uuid4().hex}"
+    gate = make_gate(workspace, ScriptedApprover(Decision.APPROVE))
+    host_pid_ns = os.readlink("/proc/self/ns/pid")
+    try:
+        seen = []
+        for _ in range(3):
+            call = gate.run(shell(workspace, "readlink /proc/self/ns/pid; readlink /proc/self/ns/net"))
+            assert call.status == "succeeded" and call.sandbox.state == "sandboxed"
+            seen.append(call.output_tail.split())
+        assert all(host_pid_ns not in s for s in seen)
+        # The first call had a bwrap of its own; the next two shared the run's kept sandbox (one network
+        # namespace), each in a pid namespace of its own.
+        assert seen[0][1] != seen[1][1] == seen[2][1]
+        assert len({s[0] for s in seen}) == 3
+        escalated = gate.run(shell(workspace, f"touch {outside} && readlink /proc/self/ns/pid"))
+        assert escalated.status == "succeeded" and escalated.sandbox.state == "escalated" and outside.exists()
+        assert [a.sandboxed for a in escalated.attempts] == [True, False]
+        assert host_pid_ns in escalated.output_tail  # the retry ran on the host, not in the kept sandbox
+        finish(gate)
+    finally:
+        POOL.close_run(gate.recorder.run_id)
+        outside.unlink(missing_ok=True)
+
+
+def test_launcher_process_is_a_child_process(launcher: SandboxLauncher) -> None:
+    child = launcher.spawn(SpawnRequest(argv=("/bin/sh", "-c", "echo $$; exit 0")))
+    assert isinstance(child, LauncherProcess)
+    try:
+        assert child.pid is not None and child.pid < 10  # its pid inside the sandbox
+        assert child.wait(WAIT_S) == 0
+    finally:
+        child.close()
+
+
+def test_a_named_shell_outlives_a_change_of_the_hosts_tmp(workspace: Path) -> None:
+    """Another process adding a /tmp entry between two calls must not cost the step its shell."""
+    gate = make_gate(workspace, ScriptedApprover())
+    first = gate.run(shell(workspace, "cd tests && export GREETING=hello", session="dev"))
+    appeared = Path(tempfile.mkdtemp(prefix="0000-co-", dir="/tmp"))  # sorts first: within the shown entries
+    try:
+        second = gate.run(
+            shell(workspace, 'echo "$GREETING from $(basename "$PWD")"', step="again", session="dev")
+        )
+    finally:
+        shutil.rmtree(appeared)
+    assert first.session_id == second.session_id and "hello from tests" in second.output_tail
+    finish(gate)
