@@ -82,6 +82,9 @@ class Denial:
     evidence: str
 
 
+CAP_DROP_ALL = ("--cap-drop", "ALL")
+
+
 def wrap_argv(argv: Sequence[str], spec: SandboxSpec, cwd: Path | None = None) -> tuple[str, ...]:
     """The command line that runs ``argv`` under ``spec`` in ``cwd`` (default: the workspace). Pure."""
     if spec.mode is SandboxMode.NONE:
@@ -124,6 +127,9 @@ def wrap_argv(argv: Sequence[str], spec: SandboxSpec, cwd: Path | None = None) -
     # A pid namespace also makes bwrap the namespace's init: when the command exits, everything it left
     # running in the background is killed, so a tool call cannot leak processes.
     out += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent"]
+    # No capabilities: run as root, bwrap would otherwise leave the command all of them, and it could remount
+    # the read-only system writable (`mount -o remount,rw /`). A no-op for an unprivileged user.
+    out += list(CAP_DROP_ALL)
     # No --new-session: it would detach the command from the PTY it runs in (no job control, no terminal
     # signals, and the exec layer's process-group signals would miss it).
     out += ["--chdir", chdir, "--", *argv]

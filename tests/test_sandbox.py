@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -93,7 +94,7 @@ def sh(script: str, spec: SandboxSpec) -> subprocess.CompletedProcess[str]:
 # --- wrap_argv: pure and stable ----------------------------------------------------------------------------
 
 COMMON_HEAD = ("bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp")
-COMMON_TAIL = ("--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent")
+COMMON_TAIL = ("--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--cap-drop", "ALL")
 
 
 def test_mode_none_returns_argv_unchanged() -> None:
@@ -537,3 +538,27 @@ def test_host_tmp_entries_are_symlinked_except_those_holding_a_bind() -> None:
     assert argv[16:19] == ("--symlink", "/tmp/.host-tmp/c", "/tmp/c")
     assert argv[19:22] == ("--ro-bind-try", "/tmp/b", "/tmp/b")  # a real directory: the workspace is in it
     assert argv[22:25] == ("--bind", "/tmp/b/ws", "/tmp/b/ws")
+
+
+CAP_PROBE = (
+    "grep '^CapEff:' /proc/self/status; mount -o remount,rw / 2>/dev/null && echo REMOUNTED; "
+    "touch {target} 2>/dev/null && echo WROTE"
+)
+
+
+def capability_probe_target() -> Path:
+    return Path("/usr") / f"codex-cap-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.mark.sandbox
+def test_a_command_has_no_capabilities_and_cannot_remount_the_system(bwrap: str, workspace: Path) -> None:
+    # Run as root, bwrap leaves the command every capability unless told otherwise: before --cap-drop ALL,
+    # `mount -o remount,rw /` succeeded and the command wrote to the host's /usr.
+    target = capability_probe_target()
+    try:
+        done = sh(CAP_PROBE.format(target=target), SandboxSpec(SandboxMode.WORKSPACE_WRITE, workspace))
+        assert "CapEff:\t0000000000000000" in done.stdout, done.stdout
+        assert "REMOUNTED" not in done.stdout and "WROTE" not in done.stdout
+        assert not target.exists()
+    finally:
+        target.unlink(missing_ok=True)

@@ -28,7 +28,7 @@ from typing import Any
 from codex_orchestrator.exec.backend import DEFAULT_KILL_GRACE_S, PINNED_ENV, SpawnRequest
 from codex_orchestrator.exec.errors import ExecError, SpawnError
 from codex_orchestrator.exec.local import KILL_WAIT_S, PtyMaster, set_window_size
-from codex_orchestrator.sandbox import SandboxSpec, wrap_argv
+from codex_orchestrator.sandbox import CAP_DROP_ALL, SandboxSpec, wrap_argv
 
 log = logging.getLogger(__name__)
 
@@ -341,6 +341,10 @@ def start_launcher(spec: SandboxSpec) -> SandboxLauncher:
     argv = wrap_argv(
         [sys.executable, "-I", "-S", str(LAUNCHER_SCRIPT), str(theirs.fileno())], spec, cwd=spec.workspace
     )
+    # The launcher keeps its capabilities to give each call a pid namespace and /proc of its own; each call
+    # drops them all before it runs (launcher_main._drop_capabilities), as `--cap-drop ALL` would.
+    at = argv.index(CAP_DROP_ALL[0])
+    argv = (*argv[:at], *argv[at + len(CAP_DROP_ALL) :])
     if HOST_TMP not in argv:
         # The host's /tmp bind comes with the first entry to show; a kept sandbox needs it from the start,
         # for the entries that appear later. Right after the private /tmp, before the binds inside it.

@@ -33,6 +33,11 @@ CLONE_NEWPID = 0x20000000
 MS_REC = 0x4000
 MS_PRIVATE = 0x40000
 PR_SET_PDEATHSIG = 1
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
 PR_SET_CHILD_SUBREAPER = 36
 _SIGNAL_EXIT_BASE = 128
 _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -68,11 +73,30 @@ def _status_code(status: int) -> int:
 # -- the call init: pid 1 of the call's own pid namespace -----------------------------------------------------
 
 
+def _drop_capabilities() -> None:
+    """What ``bwrap --cap-drop ALL`` gives a call of its own, for a call of the kept sandbox.
+
+    The launcher keeps its capabilities (it needs CAP_SYS_ADMIN to give each call a pid namespace and a
+    /proc); a call must have none, or as root it could remount the read-only system writable. Bounding set,
+    ambient set, then effective/permitted/inheritable emptied, and no_new_privs so nothing regains them.
+    """
+    with open("/proc/sys/kernel/cap_last_cap", encoding="ascii") as handle:
+        last = int(handle.read())
+    for cap in range(last + 1):
+        _check(_LIBC.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"dropping capability {cap}")
+    _check(_LIBC.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clearing ambient capabilities")
+    header = (ctypes.c_uint32 * 2)(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)()  # two {effective, permitted, inheritable} words, all zero
+    _check(_LIBC.capset(header, data), "dropping capabilities")
+    _check(_LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "setting no_new_privs")
+
+
 def _call_init(control: socket.socket) -> None:
     """Wait for this call's ``spawn``, start the command, relay signals, exit with the command's code."""
     # Our own /proc: the namespace's view, so the call sees only its own processes.
     _check(_LIBC.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "making / private")
     _check(_LIBC.mount(b"proc", b"/proc", b"proc", 0, None), "mounting /proc")
+    _drop_capabilities()
     message, fds = _recv(control)
     if message is None or message.get("op") != "spawn" or len(fds) != 1:
         os._exit(0)  # the launcher is going away (or sent nonsense): nothing to run

@@ -275,3 +275,20 @@ def test_a_named_shell_outlives_a_change_of_the_hosts_tmp(workspace: Path) -> No
         shutil.rmtree(appeared)
     assert first.session_id == second.session_id and "hello from tests" in second.output_tail
     finish(gate)
+
+
+def test_a_kept_sandbox_call_has_no_capabilities(launcher: SandboxLauncher) -> None:
+    # The launcher keeps CAP_SYS_ADMIN to give each call its own pid namespace; the call itself has none,
+    # as under `bwrap --cap-drop ALL`, so as root it cannot remount the system writable.
+    from tests.test_sandbox import CAP_PROBE, capability_probe_target
+
+    target = capability_probe_target()
+    try:
+        _code, out = run(launcher, CAP_PROBE.format(target=target))
+        assert "CapEff:\t0000000000000000" in out, out
+        assert "REMOUNTED" not in out and "WROTE" not in out
+        assert not target.exists()
+        _code, out = run(launcher, "grep -E '^(CapBnd|NoNewPrivs):' /proc/self/status")
+        assert "CapBnd:\t0000000000000000" in out and "NoNewPrivs:\t1" in out, out
+    finally:
+        target.unlink(missing_ok=True)
