@@ -35,7 +35,7 @@ from codex_orchestrator.records.store import RunRef, RunStore
 from codex_orchestrator.redact import Redactor
 from codex_orchestrator.request import FetchSettings, InstanceSettings, RetrySettings, RunRequest, Step
 from codex_orchestrator.sandbox import SandboxMode
-from codex_orchestrator.telemetry import RunTracer
+from codex_orchestrator.telemetry import RunTracer, joined
 from codex_orchestrator.toolcall import ToolCallSpec, spec_from_step
 
 if TYPE_CHECKING:
@@ -98,6 +98,12 @@ class CallInput(BaseModel):
         default=False,
         description="hold a slot of the instance's Prefect global concurrency limit while running",
     )
+    traceparent: str | None = Field(
+        default=None,
+        description="W3C trace context of the span that submitted the call: a call in another process joins "
+        "its run's trace",
+    )
+    otel_export: bool = Field(default=True, description="export the call's spans and metrics over OTLP")
 
 
 def instance_limit_name(instance: str) -> str:
@@ -194,7 +200,13 @@ def execute_call(
     )
     for listener in listeners:
         events.add_listener(listener)
-    tracer = RunTracer(store.paths.traces, run_id=call.run.run_id, task_id=call.run.task_id, redact=redact)
+    tracer = RunTracer(
+        store.paths.traces,
+        run_id=call.run.run_id,
+        task_id=call.run.task_id,
+        redact=redact,
+        export=call.otel_export,
+    )
     recorder = CallRecorder(store, events=events, tracer=tracer, redact=redact, instance=call.instance.name)
     try:
         try:
@@ -211,7 +223,8 @@ def execute_call(
         try:
             gate = _gate_for(call, recorder, approver, exec_backend, prefix, on_session)
             gate.attempt_slot = attempt_slot or nullcontext
-            return gate.run(spec, prior, prefect_task_run_id=prefect_task_run_id)
+            with joined(call.traceparent):
+                return gate.run(spec, prior, prefect_task_run_id=prefect_task_run_id)
         finally:
             close = getattr(exec_backend, "close", None)
             if own and call.step.session is None and callable(close):

@@ -18,11 +18,13 @@ from codex_orchestrator.records import events as ev
 from codex_orchestrator.records.events import EventLog
 from codex_orchestrator.records.manifest import (
     ApprovalRecord,
+    ExportFailures,
     InstructionRecord,
     Manifest,
     MilestoneRecord,
     RunState,
     RunStatus,
+    TelemetryRecord,
 )
 from codex_orchestrator.records.metrics import compute_run_metrics, update_task_metrics
 from codex_orchestrator.records.paths import ensure_runs_dir, relative_to_workspace
@@ -98,7 +100,9 @@ class RunOwner:
             run_id=self.ref.run_id,
             task_id=self.ref.task_id,
             redact=redact,
+            export=_export_requested(store),
         )
+        self._export_baseline = self.tracer.export_counters()
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
@@ -118,6 +122,7 @@ class RunOwner:
         with_milestones: bool = True,
         trace: bool = True,
         private: dict[str, Any] | None = None,
+        telemetry_export: bool = True,
     ) -> RunOwner:
         """A new run: its directory must not exist yet (a run id is used once).
 
@@ -149,6 +154,7 @@ class RunOwner:
             request=redact_request(request, redact),
             gate_enabled=gate_enabled,
             milestones=[MilestoneRecord(name=m) for m in MILESTONES] if with_milestones else [],
+            telemetry=TelemetryRecord(export_requested=telemetry_export),
         )
         store.write_request(request if private is None else private)
         store.write_run(state)
@@ -217,9 +223,12 @@ class RunOwner:
     def start(self) -> None:
         """The run is running, in this process: its heartbeat beats here from now on."""
 
+        self._export_baseline = self.tracer.export_counters()
+
         def running(state: RunState) -> None:
             state.status = "running"
             state.heartbeat_at = utc_now()
+            state.telemetry = self._telemetry_record(state.telemetry)
 
         mode = self.update(running).mode
         with _ACTIVE_LOCK:
@@ -307,9 +316,11 @@ class RunOwner:
         self._stop.set()
         if self._heartbeat is not None and self._heartbeat is not threading.current_thread():
             self._heartbeat.join(timeout=HEARTBEAT_INTERVAL_S)
+        self.tracer.flush()  # bounded: the manifest records whether the run's telemetry got out
         now = utc_now()
 
         def change(state: RunState) -> None:
+            state.telemetry = self._telemetry_record(state.telemetry)
             state.finished_at = now
             state.exit_code = exit_code
             state.error = self.redact(error) if error else None
@@ -332,6 +343,25 @@ class RunOwner:
         forget_folder(self.store)
         self.tracer.shutdown()
 
+    def _telemetry_record(self, prior: TelemetryRecord) -> TelemetryRecord:
+        """Where this run's telemetry goes, and the export failures since it started here (counted once)."""
+        failures = ExportFailures()
+        for signal, now in self.tracer.export_counters().items():
+            before = self._export_baseline.get(signal)
+            failed = now.failures - (before.failures if before else 0)
+            dropped = now.dropped - (before.dropped if before else 0)
+            setattr(failures, signal, failed)
+            failures.dropped += dropped
+            if failed and now.last_error:
+                failures.last_error = self.redact(now.last_error)
+        return TelemetryRecord(
+            export=self.tracer.export_state.value,
+            export_requested=prior.export_requested,
+            protocol=self.tracer.protocol,
+            endpoint=self.tracer.endpoint,
+            export_failures=failures,
+        )
+
     def close_pending_approvals(self, reason: str) -> list[ApprovalRecord]:
         """Mark every question still waiting as cancelled (the asking process is going away); returns them."""
         closed: list[ApprovalRecord] = []
@@ -348,6 +378,13 @@ class RunOwner:
         """Release this handle's files without finishing the run (a milestone flow is done with it)."""
         self.events.close()
         self.tracer.shutdown()
+
+
+def _export_requested(store: RunStore) -> bool:
+    try:
+        return store.read_run().telemetry.export_requested
+    except RecordError:
+        return True  # not written yet (a handle opened while the run is being created)
 
 
 def _milestone(state: RunState, name: str) -> MilestoneRecord:

@@ -30,9 +30,11 @@ from codex_orchestrator.run import (
     interrupt_exit_code,
     run_outcome,
 )
+from codex_orchestrator.telemetry.vocabulary import MODE, RunMode, SpanName
 from flows.interrupt import shutdown
 from flows.milestones import MilestoneParams, exec_milestone, foundation, telemetry, verification
 from flows.runners import task_runner_for
+from flows.tracing import span_in_run
 from tasks import artifacts
 
 
@@ -66,6 +68,7 @@ def open_run(request: RunRequest, ref: RunRef, *, resume: bool) -> RunOwner:
         goal=request.goal,
         gate_enabled=request.gate_enabled(),
         secrets=secrets,
+        telemetry_export=request.telemetry.export,
     )
 
 
@@ -119,6 +122,17 @@ def autonomy(
     )
     owner.start()
     params = MilestoneParams(run=ref, secret_env=checked.secret_env)
+    with span_in_run(owner.tracer, SpanName.RUN, **{MODE: RunMode.RUN.value}):
+        status = _milestones(owner, params, ref, checked)
+    artifacts.publish(owner, "final")
+    result = {"run_id": ref.run_id, "status": status, "manifest": str(owner.paths.manifest)}
+    if status == "succeeded":
+        return Completed(message=f"run {ref.run_id} succeeded", data=result)
+    return Failed(message=f"run {ref.run_id} {status}: see {owner.manifest_rel}", data=result)
+
+
+def _milestones(owner: RunOwner, params: MilestoneParams, ref: RunRef, checked: RunRequest) -> str:
+    """foundation → exec → telemetry → verification, then the run's finish; returns its status."""
     # Task runners are chosen by the request: threads here, or Dask worker processes.
     run_exec = exec_milestone.with_options(task_runner=task_runner_for(checked))
     run_verification = verification.with_options(task_runner=task_runner_for(checked))
@@ -147,8 +161,4 @@ def autonomy(
     finally:
         owner.write_task_metrics()
         close_run_sessions(ref.run_id)
-    artifacts.publish(owner, "final")
-    result = {"run_id": ref.run_id, "status": status, "manifest": str(owner.paths.manifest)}
-    if status == "succeeded":
-        return Completed(message=f"run {ref.run_id} succeeded", data=result)
-    return Failed(message=f"run {ref.run_id} {status}: see {owner.manifest_rel}", data=result)
+    return status

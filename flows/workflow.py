@@ -46,8 +46,11 @@ from codex_orchestrator.records.store import RunRef, RunStore
 from codex_orchestrator.request import FetchSettings, InstanceSettings, RetrySettings, RunRequest, Step
 from codex_orchestrator.run import EXIT_FAILED, EXIT_OK, RunOwner, run_outcome
 from codex_orchestrator.sandbox import SandboxMode
+from codex_orchestrator.telemetry import current_traceparent
+from codex_orchestrator.telemetry.vocabulary import MODE, RunMode, SpanName
 from codex_orchestrator.toolcall import call_id_for
 from flows.interrupt import shutdown
+from flows.tracing import span_in_run
 from tasks.tool_call import tool_call
 
 UNLIMITED_LOCAL = InstanceSettings(max_concurrency=256)
@@ -70,8 +73,10 @@ class GatedRun:
         fetch: FetchSettings | None = None,
         output_budget_bytes: int = DEFAULT_OUTPUT_BUDGET_BYTES,
         instances: Sequence[InstanceSettings] = (),
+        otel_export: bool = True,
     ) -> None:
         self.ref = ref
+        self.otel_export = otel_export
         self.gate = gate
         self.retry = retry or RetrySettings()
         self.secret_env = list(secret_env)
@@ -105,6 +110,8 @@ class GatedRun:
             secret_env=self.secret_env,
             fetch=self.fetch_settings,
             output_budget_bytes=self.output_budget_bytes,
+            traceparent=current_traceparent(),  # the milestone's span: a call on a worker joins the trace
+            otel_export=self.otel_export,
         )
 
     def submit(
@@ -316,6 +323,7 @@ def gated_run_from_request(ref: RunRef, request: RunRequest, milestone: str = "e
         fetch=request.fetch,
         output_budget_bytes=request.event_output_budget_bytes,
         instances=request.instances,
+        otel_export=request.telemetry.export,
     )
 
 
@@ -358,16 +366,17 @@ def gated_run(
     _record_prefect(owner)
     owner.start()
     run = GatedRun(ref, gate=gate, secret_env=secret_env)
-    try:
-        yield run
-        run.close()
-    except BaseException as exc:
-        owner.finish("failed", EXIT_FAILED, error=f"{type(exc).__name__}: {exc}")
-        raise
-    finally:
-        close_run_sessions(ref.run_id)
-    status = run_outcome(owner.manifest())
-    owner.finish(status, EXIT_OK if status == "succeeded" else EXIT_FAILED)
+    with span_in_run(owner.tracer, SpanName.RUN, **{MODE: RunMode.WORKFLOW.value}):
+        try:
+            yield run
+            run.close()
+        except BaseException as exc:
+            owner.finish("failed", EXIT_FAILED, error=f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            close_run_sessions(ref.run_id)
+        status = run_outcome(owner.manifest())
+        owner.finish(status, EXIT_OK if status == "succeeded" else EXIT_FAILED)
     owner.write_task_metrics()
 
 

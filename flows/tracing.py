@@ -1,0 +1,54 @@
+"""Our spans inside Prefect's: Prefect (``prefect.telemetry``) starts each flow-run and task-run span under the
+trace context in its parent run's ``__OTEL_TRACEPARENT`` label. ``span_in_run`` opens one of our spans and,
+while it is open, puts its context in that label of the current flow run (and task run) in memory, so the
+subflows and tasks Prefect starts inside it become its children: autonomy → run → exec flow → milestone →
+tool-call task → tool_call → approval → approval flow. The label on the server is left as Prefect set it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry.trace import Span
+from prefect.context import FlowRunContext, TaskRunContext
+from prefect.telemetry.run_telemetry import LABELS_TRACEPARENT_KEY
+
+from codex_orchestrator.telemetry import RunTracer, current_traceparent
+
+
+@contextmanager
+def prefect_children_under_current_span() -> Iterator[None]:
+    """While inside: runs Prefect starts from here take the current span as their parent."""
+    traceparent = current_traceparent()
+    runs: list[Any] = []
+    flow_ctx = FlowRunContext.get()
+    if flow_ctx is not None and flow_ctx.flow_run is not None:
+        runs.append(flow_ctx.flow_run)
+    task_ctx = TaskRunContext.get()
+    if task_ctx is not None:
+        runs.append(task_ctx.task_run)
+    if traceparent is None or not runs:
+        yield
+        return
+    saved = [(run, run.labels.get(LABELS_TRACEPARENT_KEY)) for run in runs]
+    for run in runs:
+        run.labels[LABELS_TRACEPARENT_KEY] = traceparent
+    try:
+        yield
+    finally:
+        for run, before in saved:
+            if before is None:
+                run.labels.pop(LABELS_TRACEPARENT_KEY, None)
+            else:
+                run.labels[LABELS_TRACEPARENT_KEY] = before
+
+
+@contextmanager
+def span_in_run(
+    tracer: RunTracer, name: str, **attributes: str | bool | int | float | None
+) -> Iterator[Span]:
+    """``tracer.span(name)``, with the Prefect runs started inside nested under it."""
+    with tracer.span(name, **attributes) as span, prefect_children_under_current_span():
+        yield span
