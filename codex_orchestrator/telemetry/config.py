@@ -19,7 +19,7 @@ OFF_VALUES = frozenset({"off", "false", "0", "no", "disabled"})
 DEFAULT_SERVICE_NAME = "codex-orchestrator"
 # One export request may take this long (OTEL_EXPORTER_OTLP_TIMEOUT overrides): short, since a dead endpoint
 # must not hold a shutdown for long (the whole shutdown is bounded at SHUTDOWN_DEADLINE_S anyway).
-DEFAULT_EXPORT_TIMEOUT_S = 2.0
+DEFAULT_EXPORT_TIMEOUT_S = 4.0
 
 
 class Protocol(StrEnum):

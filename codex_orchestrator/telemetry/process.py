@@ -10,11 +10,13 @@ batch processor and the overload guard. A run whose request turns export off use
 from __future__ import annotations
 
 import atexit
+import math
 import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -221,7 +223,9 @@ def _span_exporter(config: OtelConfig) -> SpanExporter:
         return GrpcSpans(endpoint=config.traces_endpoint, headers=headers, timeout=config.timeout_s)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpans
 
-    return HttpSpans(endpoint=config.traces_endpoint, headers=headers, timeout=config.timeout_s)
+    return _single_attempt(
+        HttpSpans(endpoint=config.traces_endpoint, headers=headers, timeout=config.timeout_s)
+    )
 
 
 def _metric_exporter(config: OtelConfig) -> MetricExporter:
@@ -232,4 +236,20 @@ def _metric_exporter(config: OtelConfig) -> MetricExporter:
         return GrpcMetrics(endpoint=config.metrics_endpoint, headers=headers, timeout=config.timeout_s)
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetrics
 
-    return HttpMetrics(endpoint=config.metrics_endpoint, headers=headers, timeout=config.timeout_s)
+    return _single_attempt(
+        HttpMetrics(endpoint=config.metrics_endpoint, headers=headers, timeout=config.timeout_s)
+    )
+
+
+_E = TypeVar("_E")
+
+
+def _single_attempt(exporter: _E) -> _E:
+    """The guard is the one retry layer: the HTTP exporter's own backoff loop (up to 6 tries within its timeout)
+    is cut to one request, so that a guard attempt is one request (plus the reconnect the client makes at once
+    on a stale pooled connection) and a refused connection fails in milliseconds. (gRPC's exporter has no such
+    seam: its retries stay within its timeout.)"""
+    client = getattr(exporter, "_client", None)
+    if client is not None and hasattr(client, "_compute_backoff"):
+        client._compute_backoff = lambda _retry: math.inf  # a backoff longer than any deadline: give up
+    return exporter
