@@ -13,7 +13,7 @@ NODE_SDK := sdk/node
 NODE_TEST_FLAGS := $(shell node -e 'const [a, b] = process.versions.node.split(".").map(Number); \
   console.log(a > 20 || (a === 20 && b >= 10) ? "--test-concurrency=2" : "")' 2>/dev/null)
 
-.PHONY: demo test node-test install system-deps lint typecheck schemas bench clean
+.PHONY: demo test node-test install system-deps phoenix lint typecheck schemas bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(SYSTEM_PYTHON) -m venv $(VENV)
@@ -22,6 +22,17 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 install: $(VENV)/.installed
+
+# Arize Phoenix, the OTLP trace backend the telemetry tests start on loopback: in a venv of its own, since its
+# dependency pins are not Prefect's (tests/otel_backend.py finds it there, or at $CODEX_PHOENIX).
+PHOENIX_VENV ?= .venv-phoenix
+$(PHOENIX_VENV)/.installed:
+	$(SYSTEM_PYTHON) -m venv $(PHOENIX_VENV)
+	$(PHOENIX_VENV)/bin/python -m pip install -q --upgrade pip
+	$(PHOENIX_VENV)/bin/python -m pip install -q arize-phoenix
+	touch $@
+
+phoenix: $(PHOENIX_VENV)/.installed
 
 # bubblewrap (sandbox), OpenSSH server and client (the SSH tests start their own sshd), git (demo, tests),
 # node and npm (the Node.js SDK in sdk/node), chromium (the browser test drives Debian's chromium through
@@ -51,7 +62,7 @@ schemas: install
 	$(VENV)/bin/codex-orchestrator schema --out schemas
 	cd $(NODE_SDK) && ([ -d node_modules ] || npm ci --no-audit --no-fund) && npm run generate
 
-test: install system-deps lint typecheck
+test: install system-deps phoenix lint typecheck
 	PREFECT_HOME=$$(mktemp -d) $(PY) -m pytest
 	$(MAKE) --no-print-directory node-test
 
@@ -68,6 +79,7 @@ bench: install system-deps
 	PREFECT_HOME=$$(mktemp -d) $(PY) bench/gate_overhead.py
 	PREFECT_HOME=$$(mktemp -d) $(PY) bench/exec_latency.py
 	PREFECT_HOME=$$(mktemp -d) $(PY) bench/fanout.py
+	PREFECT_HOME=$$(mktemp -d) $(PY) bench/telemetry_overhead.py
 
 clean:
-	rm -rf $(VENV) .demo .runs .mypy_cache .ruff_cache .pytest_cache test-artifacts $(NODE_SDK)/node_modules $(NODE_SDK)/dist
+	rm -rf $(VENV) $(PHOENIX_VENV) .demo .runs .mypy_cache .ruff_cache .pytest_cache test-artifacts $(NODE_SDK)/node_modules $(NODE_SDK)/dist

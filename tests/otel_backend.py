@@ -19,7 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -125,12 +125,19 @@ class PhoenixServer:
             out = [s for s in out if s["context"]["trace_id"] == trace_id]
         return out
 
-    def wait_for_spans(self, trace_id: str, names: set[str], timeout_s: float = 60.0) -> list[dict[str, Any]]:
-        """The trace's spans once every name in ``names`` is among them (Phoenix ingests asynchronously)."""
+    def wait_for_spans(
+        self,
+        trace_id: str,
+        names: set[str],
+        timeout_s: float = 60.0,
+        also: Callable[[list[dict[str, Any]]], bool] = lambda _spans: True,
+    ) -> list[dict[str, Any]]:
+        """The trace's spans once every name in ``names`` is among them and ``also`` holds (Phoenix ingests
+        asynchronously)."""
         deadline = time.monotonic() + timeout_s
         while True:
             spans = self.spans(trace_id=trace_id)
-            if names <= {s["name"] for s in spans} or time.monotonic() > deadline:
+            if (names <= {s["name"] for s in spans} and also(spans)) or time.monotonic() > deadline:
                 return spans
             time.sleep(0.2)
 

@@ -72,3 +72,13 @@ def test_attribute_values_are_a_closed_vocabulary() -> None:
     assert outcome_of("succeeded", "escalated") == "escalated"
     assert outcome_of("whatever", "none") == OTHER
     assert tool_of("rm -rf /") == OTHER
+
+
+def test_the_overhead_benchmark_runs(tmp_path: Path) -> None:
+    from tests.test_bench_smoke import run_quick
+
+    stdout, report = run_quick("telemetry_overhead.py", tmp_path)
+    assert "dead endpoint" in stdout
+    dead = report["results"]["children"]["dead endpoint"]["counters"]["traces"]
+    assert dead["failures"] >= 1 and dead["attempts"] == dead["failures"]
+    assert report["results"]["live_requests_received"] >= 1
