@@ -3,15 +3,25 @@ closed attribute vocabulary."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from opentelemetry import trace
 
+from codex_orchestrator.execute import CallInput, GateSettings
+from codex_orchestrator.policy import Capability
 from codex_orchestrator.records.manifest import AttemptRecord, GuardRecord, SandboxRecord, ToolCallRecord
+from codex_orchestrator.records.store import RunRef
 from codex_orchestrator.redact import Redactor
-from codex_orchestrator.telemetry import RunTracer, process_telemetry
+from codex_orchestrator.request import Step
+from codex_orchestrator.run import RunOwner
+from codex_orchestrator.telemetry import RunTracer, current_traceparent, process_telemetry
 from codex_orchestrator.telemetry.metrics import call_measurements
 from codex_orchestrator.telemetry.vocabulary import OTHER, outcome_of, tool_of
+from codex_orchestrator.toolcall import call_id_for
 
 
 def test_every_run_and_call_shares_the_process_providers(tmp_path: Path) -> None:
@@ -82,3 +92,44 @@ def test_the_overhead_benchmark_runs(tmp_path: Path) -> None:
     dead = report["results"]["children"]["dead endpoint"]["counters"]["traces"]
     assert dead["failures"] >= 1 and dead["attempts"] == dead["failures"]
     assert report["results"]["live_requests_received"] >= 1
+
+
+CALL_IN_CHILD = """
+import sys
+from codex_orchestrator.approvals import NoApprover
+from codex_orchestrator.execute import CallInput, execute_call
+record = execute_call(CallInput.model_validate_json(sys.stdin.read()), NoApprover("nobody asks here"))
+sys.exit(0 if record.status == "succeeded" else 1)
+"""
+
+
+def test_a_call_in_another_process_joins_the_runs_trace(workspace: Path) -> None:
+    """As on a Dask worker: the call arrives by value, with its run's trace context in ``traceparent``."""
+    ref = RunRef(run_id="xproc", task_id="t", runs_dir=str(workspace / ".runs"), workspace=str(workspace))
+    owner = RunOwner.create(ref, request={}, with_milestones=False)
+    owner.start()
+    with owner.tracer.span("milestone") as span:
+        call = CallInput(
+            run=ref,
+            call_id=call_id_for("exec", "a"),
+            milestone="exec",
+            step=Step(name="a", command="true"),
+            gate=GateSettings(profile=[Capability.READ, Capability.RUN]),
+            traceparent=current_traceparent(),
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        subprocess.run(
+            [sys.executable, "-c", CALL_IN_CHILD],
+            input=call.model_dump_json(),
+            text=True,
+            env=env,
+            check=True,
+        )
+        parent = span.get_span_context()
+    owner.finish("succeeded", 0)
+    spans = [json.loads(line) for line in owner.paths.traces.read_text().splitlines()]
+    (tool,) = [s for s in spans if s["name"] == "tool_call"]
+    assert tool["trace_id"] == f"{parent.trace_id:032x}"
+    assert tool["parent_span_id"] == f"{parent.span_id:016x}"
+    (attempt,) = [s for s in spans if s["name"] == "attempt"]
+    assert attempt["parent_span_id"] == tool["span_id"]

@@ -15,9 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
@@ -73,7 +71,7 @@ class ExportBackoff:
 
 
 @dataclass
-class _Guard:
+class Guard:
     """The part both signals share: backoff, counters, the once-only log line, and a shut-down flag."""
 
     signal: str
@@ -114,7 +112,7 @@ class GuardedSpanExporter(SpanExporter):
 
     def __init__(self, inner: SpanExporter, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._inner = inner
-        self.guard = _Guard("traces", backoff=ExportBackoff(clock=clock))
+        self.guard = Guard("traces", backoff=ExportBackoff(clock=clock))
         self._pending: deque[ReadableSpan] = deque()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
@@ -148,42 +146,3 @@ class GuardedSpanExporter(SpanExporter):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
-
-
-class GuardedMetricExporter(MetricExporter):
-    """Wraps an OTLP metric exporter with the guard; keeps only the newest collection while down."""
-
-    def __init__(self, inner: MetricExporter, *, clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__(
-            preferred_temporality=inner._preferred_temporality,
-            preferred_aggregation=inner._preferred_aggregation,
-        )
-        self._inner = inner
-        self.guard = _Guard("metrics", backoff=ExportBackoff(clock=clock))
-
-    def export(
-        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
-    ) -> MetricExportResult:
-        g = self.guard
-        with g.lock:
-            if g.closed or not g.backoff.may_attempt():
-                g.counters.dropped += 1  # cumulative: the next collection carries the same totals
-                return MetricExportResult.FAILURE
-            ok = g.attempt(
-                lambda: (
-                    self._inner.export(metrics_data, timeout_millis=timeout_millis)
-                    is MetricExportResult.SUCCESS
-                ),
-                lambda: "the endpoint refused or could not be reached",
-            )
-            if not ok:
-                g.counters.dropped += 1
-            return MetricExportResult.SUCCESS if ok else MetricExportResult.FAILURE
-
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return True
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        with self.guard.lock:
-            self.guard.closed = True
-        self._inner.shutdown(timeout_millis=timeout_millis)

@@ -10,10 +10,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.sdk.metrics import MeterProvider
 
 from codex_orchestrator import __version__
 from codex_orchestrator.records.manifest import ToolCallRecord
@@ -28,6 +27,9 @@ from codex_orchestrator.telemetry.vocabulary import (
     outcome_of,
     tool_of,
 )
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics import MeterProvider
 
 TOOL_CALLS = "codex.tool_calls"
 TOOL_CALL_DURATION = "codex.tool_call.duration"

@@ -16,21 +16,25 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from codex_orchestrator import __version__
 from codex_orchestrator.telemetry.config import ExportState, OtelConfig, Protocol, config_from_env
-from codex_orchestrator.telemetry.guard import ExportCounters, GuardedMetricExporter, GuardedSpanExporter
+from codex_orchestrator.telemetry.guard import ExportCounters, GuardedSpanExporter
 from codex_orchestrator.telemetry.jsonl import RunFilesProcessor
-from codex_orchestrator.telemetry.metrics import CallMetrics
+
+if TYPE_CHECKING:  # the metrics SDK is imported only when metrics are exported (start-up of `exec`)
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import MetricExporter
+
+    from codex_orchestrator.telemetry.guard_metrics import GuardedMetricExporter
+    from codex_orchestrator.telemetry.metrics import CallMetrics
 
 SHUTDOWN_DEADLINE_S = 5.0
 # At the end of a run its spans and metrics are flushed for at most this long, so that the manifest can
@@ -190,6 +194,12 @@ def _build(config: OtelConfig) -> ProcessTelemetry:
         telemetry.batch = BatchSpanProcessor(telemetry.span_guard)
         _EXPORT.target = telemetry.batch
     if config.metrics_endpoint:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+        from codex_orchestrator.telemetry.guard_metrics import GuardedMetricExporter
+        from codex_orchestrator.telemetry.metrics import CallMetrics
+
         telemetry.metric_guard = GuardedMetricExporter(_metric_exporter(config))
         interval = int(os.environ.get("OTEL_METRIC_EXPORT_INTERVAL") or DEFAULT_METRIC_INTERVAL_MS)
         reader = PeriodicExportingMetricReader(

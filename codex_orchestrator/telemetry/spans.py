@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -23,9 +24,11 @@ from codex_orchestrator.records.manifest import ToolCallRecord
 from codex_orchestrator.redact import Redactor
 from codex_orchestrator.telemetry.config import ExportState
 from codex_orchestrator.telemetry.guard import ExportCounters
-from codex_orchestrator.telemetry.metrics import CallMetrics, call_measurements
 from codex_orchestrator.telemetry.process import FILES, ProcessTelemetry, process_telemetry
 from codex_orchestrator.telemetry.vocabulary import RUN_ID, TASK_ID
+
+if TYPE_CHECKING:
+    from codex_orchestrator.telemetry.metrics import CallMetrics
 
 AttributeValue = str | bool | int | float
 TRACEPARENT = "traceparent"
@@ -157,6 +160,8 @@ class RunTracer:
     # -- metrics (no-ops without metrics export) -----------------------------------------------------------
     def record_call(self, call: ToolCallRecord) -> None:
         if self.metrics is not None:
+            from codex_orchestrator.telemetry.metrics import call_measurements
+
             self.metrics.record(call_measurements(call))
 
     def record_approval_wait(self, wait_ms: float, *, purpose: str, decision: str) -> None:
