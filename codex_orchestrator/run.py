@@ -30,7 +30,7 @@ from codex_orchestrator.records.metrics import compute_run_metrics, update_task_
 from codex_orchestrator.records.paths import ensure_runs_dir, relative_to_workspace
 from codex_orchestrator.records.store import RunRef, RunStore, forget_folder, shared_folder
 from codex_orchestrator.redact import REDACTED, Redactor, looks_secret
-from codex_orchestrator.telemetry import RunTracer
+from codex_orchestrator.telemetry import RunTracer, process_telemetry
 
 MILESTONES = ("foundation", "exec", "telemetry", "verification")
 HEARTBEAT_INTERVAL_S = 5.0
@@ -128,6 +128,7 @@ class RunOwner:
 
         ``request`` is shown, redacted, in the manifest; ``private`` (default: ``request``) is kept as given in
         ``request.json`` (mode 0600) for the run's other processes, and never sent to Prefect."""
+        process_telemetry()  # a bad OTEL_* variable is refused before anything is written
         store = RunStore(ref)
         ensure_runs_dir(Path(ref.runs_dir))  # with its own .gitignore: an agent's `git add -A` skips records
         try:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from opentelemetry import trace
 
 from codex_orchestrator.execute import CallInput, GateSettings
@@ -18,7 +19,12 @@ from codex_orchestrator.records.store import RunRef
 from codex_orchestrator.redact import Redactor
 from codex_orchestrator.request import Step
 from codex_orchestrator.run import RunOwner
-from codex_orchestrator.telemetry import RunTracer, current_traceparent, process_telemetry
+from codex_orchestrator.telemetry import (
+    RunTracer,
+    current_traceparent,
+    process_telemetry,
+    reset_process_telemetry,
+)
 from codex_orchestrator.telemetry.metrics import call_measurements
 from codex_orchestrator.telemetry.vocabulary import OTHER, outcome_of, tool_of
 from codex_orchestrator.toolcall import call_id_for
@@ -133,3 +139,32 @@ def test_a_call_in_another_process_joins_the_runs_trace(workspace: Path) -> None
     assert tool["parent_span_id"] == f"{parent.span_id:016x}"
     (attempt,) = [s for s in spans if s["name"] == "attempt"]
     assert attempt["parent_span_id"] == tool["span_id"]
+
+
+def test_a_bad_otel_variable_is_refused_with_one_line_and_nothing_written(workspace: Path) -> None:
+    from tests.test_cli import cli
+
+    env = {
+        **os.environ,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpcc",
+    }
+    done = cli("exec", "--", "true", cwd=workspace, env=env)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "codex-orchestrator exec: error: env: OTEL_EXPORTER_OTLP_PROTOCOL: 'grpcc' is not one of http/protobuf, grpc"
+    ]
+    assert not (workspace / ".runs").exists()
+
+
+def test_otel_sdk_disabled_turns_every_span_off(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    reset_process_telemetry()
+    try:
+        tracer = RunTracer(tmp_path / "t.jsonl", run_id="r", task_id="t", redact=Redactor())
+        with tracer.span("run"):
+            pass
+        assert tracer.export_state.value == "sdk-disabled"
+    finally:
+        reset_process_telemetry()
+    assert not (tmp_path / "t.jsonl").exists()
