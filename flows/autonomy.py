@@ -122,21 +122,13 @@ def autonomy(
     )
     owner.start()
     params = MilestoneParams(run=ref, secret_env=checked.secret_env)
-    with span_in_run(owner.tracer, SpanName.RUN, **{MODE: RunMode.RUN.value}):
-        status = _milestones(owner, params, ref, checked)
-    artifacts.publish(owner, "final")
-    result = {"run_id": ref.run_id, "status": status, "manifest": str(owner.paths.manifest)}
-    if status == "succeeded":
-        return Completed(message=f"run {ref.run_id} succeeded", data=result)
-    return Failed(message=f"run {ref.run_id} {status}: see {owner.manifest_rel}", data=result)
-
-
-def _milestones(owner: RunOwner, params: MilestoneParams, ref: RunRef, checked: RunRequest) -> str:
-    """foundation → exec → telemetry → verification, then the run's finish; returns its status."""
     # Task runners are chosen by the request: threads here, or Dask worker processes.
     run_exec = exec_milestone.with_options(task_runner=task_runner_for(checked))
     run_verification = verification.with_options(task_runner=task_runner_for(checked))
     status = "failed"
+    # The run's span, around its milestones' flow runs (exited in `finally`, so the code below keeps its shape).
+    run_span = span_in_run(owner.tracer, SpanName.RUN, **{MODE: RunMode.RUN.value})
+    span = run_span.__enter__()
     try:
         if owner.milestone_status("foundation") != "succeeded":
             foundation(params)
@@ -161,4 +153,11 @@ def _milestones(owner: RunOwner, params: MilestoneParams, ref: RunRef, checked: 
     finally:
         owner.write_task_metrics()
         close_run_sessions(ref.run_id)
-    return status
+        if status != "succeeded":
+            owner.tracer.fail(span, f"run {status}")
+        run_span.__exit__(None, None, None)
+    artifacts.publish(owner, "final")
+    result = {"run_id": ref.run_id, "status": status, "manifest": str(owner.paths.manifest)}
+    if status == "succeeded":
+        return Completed(message=f"run {ref.run_id} succeeded", data=result)
+    return Failed(message=f"run {ref.run_id} {status}: see {owner.manifest_rel}", data=result)

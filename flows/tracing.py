@@ -7,15 +7,20 @@ tool-call task → tool_call → approval → approval flow. The label on the se
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from opentelemetry.trace import Span
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.telemetry.run_telemetry import LABELS_TRACEPARENT_KEY
 
+from codex_orchestrator.execute import read_secrets
+from codex_orchestrator.records.store import RunRef
+from codex_orchestrator.run import RunOwner
 from codex_orchestrator.telemetry import RunTracer, current_traceparent
+from codex_orchestrator.telemetry.vocabulary import MILESTONE, SpanName
 
 
 @contextmanager
@@ -52,3 +57,33 @@ def span_in_run(
     """``tracer.span(name)``, with the Prefect runs started inside nested under it."""
     with tracer.span(name, **attributes) as span, prefect_children_under_current_span():
         yield span
+
+
+class _RunParams(Protocol):
+    @property
+    def run(self) -> RunRef: ...
+
+    @property
+    def secret_env(self) -> list[str]: ...
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def milestone_span(name: str) -> Callable[[_F], _F]:
+    """Decorates a milestone flow (under ``@flow``): its body runs in the milestone's span, a child of Prefect's
+    span of this flow run and the parent of the task runs it starts. The first parameter is the run by value."""
+
+    def decorate(fn: _F) -> _F:
+        @functools.wraps(fn)
+        def traced(params: _RunParams, *args: Any, **kwargs: Any) -> Any:
+            owner = RunOwner.open(params.run, secrets=read_secrets(params.secret_env).values())
+            try:
+                with span_in_run(owner.tracer, SpanName.MILESTONE, **{MILESTONE: name}):
+                    return fn(params, *args, **kwargs)
+            finally:
+                owner.close()
+
+        return traced  # type: ignore[return-value]
+
+    return decorate

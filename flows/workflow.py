@@ -366,17 +366,20 @@ def gated_run(
     _record_prefect(owner)
     owner.start()
     run = GatedRun(ref, gate=gate, secret_env=secret_env)
-    with span_in_run(owner.tracer, SpanName.RUN, **{MODE: RunMode.WORKFLOW.value}):
-        try:
-            yield run
-            run.close()
-        except BaseException as exc:
-            owner.finish("failed", EXIT_FAILED, error=f"{type(exc).__name__}: {exc}")
-            raise
-        finally:
-            close_run_sessions(ref.run_id)
-        status = run_outcome(owner.manifest())
-        owner.finish(status, EXIT_OK if status == "succeeded" else EXIT_FAILED)
+    run_span = span_in_run(owner.tracer, SpanName.RUN, **{MODE: RunMode.WORKFLOW.value})
+    run_span.__enter__()  # exited below, so the code keeps its shape
+    try:
+        yield run
+        run.close()
+    except BaseException as exc:
+        owner.finish("failed", EXIT_FAILED, error=f"{type(exc).__name__}: {exc}")
+        run_span.__exit__(None, None, None)
+        raise
+    finally:
+        close_run_sessions(ref.run_id)
+    status = run_outcome(owner.manifest())
+    owner.finish(status, EXIT_OK if status == "succeeded" else EXIT_FAILED)
+    run_span.__exit__(None, None, None)
     owner.write_task_metrics()
 
 
