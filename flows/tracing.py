@@ -8,6 +8,7 @@ tool-call task → tool_call → approval → approval flow. The label on the se
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
@@ -84,6 +85,9 @@ def milestone_span(name: str) -> Callable[[_F], _F]:
             finally:
                 owner.close()
 
+        # Prefect validates a flow's parameters from its signature, resolving string annotations in the
+        # globals of the function it holds (this module's): give it the signature resolved where fn lives.
+        traced.__signature__ = inspect.signature(fn, eval_str=True)  # type: ignore[attr-defined]
         return traced  # type: ignore[return-value]
 
     return decorate
