@@ -36,6 +36,8 @@ PROVIDER_ROUNDS = 300
 QUICK_PROVIDER_ROUNDS = 20
 TARGET_OVERHEAD = 1.05  # within 5% of a tool call's median with telemetry off
 OFF, LIVE, DEAD = "telemetry off", "live endpoint", "dead endpoint"
+# A second telemetry-off process: how far two identical processes differ here (the noise floor of the ratios).
+OFF_AGAIN = "telemetry off, again"
 COMMAND = "true"
 
 
@@ -216,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     calls = options.calls or (QUICK_CALLS if options.quick else DEFAULT_CALLS)
     rounds = QUICK_PROVIDER_ROUNDS if options.quick else PROVIDER_ROUNDS
     scratch = Path(tempfile.mkdtemp(prefix="codex-bench-otel-"))
-    samples: dict[str, list[float]] = {OFF: [], LIVE: [], DEAD: []}
+    samples: dict[str, list[float]] = {OFF: [], LIVE: [], DEAD: [], OFF_AGAIN: []}
     summaries: dict[str, dict[str, Any]] = {}
     try:
         with live_endpoint() as live:
@@ -224,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                 Child(OFF, None, scratch),
                 Child(LIVE, live, scratch),
                 Child(DEAD, dead_endpoint(), scratch),
+                Child(OFF_AGAIN, None, scratch),
             ]
             try:
                 note(f"timing {calls} tool calls (`{COMMAND}`, no sandbox) per variant, interleaved ...")
