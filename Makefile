@@ -13,7 +13,7 @@ NODE_SDK := sdk/node
 NODE_TEST_FLAGS := $(shell node -e 'const [a, b] = process.versions.node.split(".").map(Number); \
   console.log(a > 20 || (a === 20 && b >= 10) ? "--test-concurrency=2" : "")' 2>/dev/null)
 
-.PHONY: demo test node-test install system-deps lint typecheck schemas bench clean
+.PHONY: demo test node-test install system-deps phoenix lint typecheck schemas bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(SYSTEM_PYTHON) -m venv $(VENV)
@@ -22,6 +22,17 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 install: $(VENV)/.installed
+
+# Arize Phoenix, the OTLP trace backend the telemetry tests start on loopback: in a venv of its own, since its
+# dependency pins are not Prefect's (tests/otel_backend.py finds it there, or at $CODEX_PHOENIX).
+PHOENIX_VENV ?= .venv-phoenix
+$(PHOENIX_VENV)/.installed:
+	$(SYSTEM_PYTHON) -m venv $(PHOENIX_VENV)
+	$(PHOENIX_VENV)/bin/python -m pip install -q --upgrade pip
+	$(PHOENIX_VENV)/bin/python -m pip install -q arize-phoenix
+	touch $@
+
+phoenix: $(PHOENIX_VENV)/.installed
 
 # bubblewrap (sandbox), OpenSSH server and client (the SSH tests start their own sshd), git (demo, tests),
 # node and npm (the Node.js SDK in sdk/node), chromium (the browser test drives Debian's chromium through
@@ -54,7 +65,7 @@ schemas: install
 # Two worker processes, a test file each at a time (module-scoped servers start once): most tests wait on
 # servers, PTYs and sandboxes rather than compute, so two overlap well on two cores. PYTEST_WORKERS=0 runs serially.
 PYTEST_WORKERS ?= 2
-test: install system-deps lint typecheck
+test: install system-deps phoenix lint typecheck
 	PREFECT_HOME=$$(mktemp -d) $(PY) -m pytest $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 	$(MAKE) --no-print-directory node-test
 
@@ -75,8 +86,9 @@ bench: install system-deps
 	PREFECT_HOME=$$(mktemp -d) $(PY) bench/exec_latency.py | tee $$out/exec_latency.txt || failed=1; \
 	PREFECT_HOME=$$(mktemp -d) $(PY) bench/startup.py | tee $$out/startup.txt || failed=1; \
 	PREFECT_HOME=$$(mktemp -d) $(PY) bench/fanout.py || failed=1; \
+	PREFECT_HOME=$$(mktemp -d) $(PY) bench/telemetry_overhead.py || failed=1; \
 	$(PY) bench/summary.py $$out/gate_overhead.txt $$out/exec_latency.txt $$out/startup.txt || failed=1; \
 	exit $$failed
 
 clean:
-	rm -rf $(VENV) .demo .runs .mypy_cache .ruff_cache .pytest_cache test-artifacts $(NODE_SDK)/node_modules $(NODE_SDK)/dist
+	rm -rf $(VENV) $(PHOENIX_VENV) .demo .runs .mypy_cache .ruff_cache .pytest_cache test-artifacts $(NODE_SDK)/node_modules $(NODE_SDK)/dist

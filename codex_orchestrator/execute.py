@@ -38,7 +38,7 @@ from codex_orchestrator.records.store import RunRef, RunStore
 from codex_orchestrator.redact import Redactor
 from codex_orchestrator.request import FetchSettings, InstanceSettings, RetrySettings, RunRequest, Step
 from codex_orchestrator.sandbox import SandboxMode
-from codex_orchestrator.telemetry import RunTracer
+from codex_orchestrator.telemetry import RunTracer, joined
 from codex_orchestrator.toolcall import ToolCallSpec, spec_from_step, step_display
 
 if TYPE_CHECKING:
@@ -103,6 +103,12 @@ class CallInput(BaseModel):
     )
     notifications: list[NotificationTarget] = Field(default_factory=list, description="notify.py targets")
     hooks: HookSettings = Field(default_factory=HookSettings, description="pre/post tool-call hooks")
+    traceparent: str | None = Field(
+        default=None,
+        description="W3C trace context of the span that submitted the call: a call in another process joins "
+        "its run's trace",
+    )
+    otel_export: bool = Field(default=True, description="export the call's spans and metrics over OTLP")
 
 
 def instance_limit_name(instance: str) -> str:
@@ -211,7 +217,13 @@ def execute_call(
     for listener in listeners:
         events.add_listener(listener)
     attach_notifier(events, store, list(call.notifications))
-    tracer = RunTracer(store.paths.traces, run_id=call.run.run_id, task_id=call.run.task_id, redact=redact)
+    tracer = RunTracer(
+        store.paths.traces,
+        run_id=call.run.run_id,
+        task_id=call.run.task_id,
+        redact=redact,
+        export=call.otel_export,
+    )
     recorder = CallRecorder(store, events=events, tracer=tracer, redact=redact, instance=call.instance.name)
     try:
         try:
@@ -236,8 +248,9 @@ def execute_call(
         try:
             gate = _gate_for(call, recorder, approver, exec_backend, prefix, on_session or stdin_at_eof)
             gate.attempt_slot = attempt_slot or nullcontext
-            record = gate.run(spec, prior, prefect_task_run_id=prefect_task_run_id)
-            return _after_hooks(call, recorder, record, pre)
+            with joined(call.traceparent):
+                record = gate.run(spec, prior, prefect_task_run_id=prefect_task_run_id)
+                return _after_hooks(call, recorder, record, pre)
         finally:
             close = getattr(exec_backend, "close", None)
             if own and call.step.session is None and callable(close):

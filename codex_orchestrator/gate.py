@@ -47,6 +47,14 @@ from codex_orchestrator.sandbox import (
     probe,
 )
 from codex_orchestrator.shell_attempt import SandboxChoice, run_shell
+from codex_orchestrator.telemetry.vocabulary import (
+    answered_by_of,
+    approval_source_of,
+    decision_of,
+    outcome_of,
+    purpose_of,
+    sandbox_state_of,
+)
 from codex_orchestrator.toolcall import ToolCallSpec
 
 
@@ -173,12 +181,17 @@ class ToolOrchestrator:
         rec = self.recorder
         call.duration_ms = round((time.monotonic() - started) * 1000, 3)
         call.finished_at = utc_now()
-        outcome = {"succeeded": "succeeded", "timed-out": "timed_out"}.get(call.status, call.status)
-        if call.sandbox.state == SandboxState.ESCALATED.value and call.status == "succeeded":
-            outcome = "escalated"
-        rec.tracer.set(span, **{"codex.outcome": outcome, "process.exit_code": call.exit_code})
+        rec.tracer.set(
+            span,
+            **{
+                "codex.outcome": outcome_of(call.status, call.sandbox.state),
+                "codex.sandbox.state": sandbox_state_of(call.sandbox.state),
+                "process.exit_code": call.exit_code,
+            },
+        )
         if call.status != "succeeded":
             rec.tracer.fail(span, call.error or call.status)
+        rec.tracer.record_call(call)
         rec.events.emit(
             ev.ToolCallFinished(
                 tool_call_id=call.id,
@@ -290,14 +303,20 @@ class ToolOrchestrator:
         with rec.tracer.span(
             "approval", **{"codex.approval.id": approval_id, "codex.approval.purpose": purpose}
         ) as span:
+            asked = time.monotonic()
             answer = self.approver.ask(request, announce)
             rec.tracer.set(
                 span,
                 **{
-                    "codex.approval.decision": answer.decision.value,
-                    "codex.approval.answered_by": answer.answered_by,
-                    "codex.approval.source": answer.source,
+                    "codex.approval.decision": decision_of(answer.decision.value),
+                    "codex.approval.answered_by": answered_by_of(answer.answered_by),
+                    "codex.approval.source": approval_source_of(answer.source),
                 },
+            )
+            rec.tracer.record_approval_wait(
+                (time.monotonic() - asked) * 1000,
+                purpose=purpose_of(purpose),
+                decision=decision_of(answer.decision.value),
             )
         record.outcome = "approved" if answer.approved else "denied"
         record.for_session = answer.decision is Decision.APPROVE_FOR_SESSION

@@ -71,6 +71,17 @@ class RunnerSettings(BaseModel):
     workers: int = Field(default=2, ge=1, le=64, description="dask: worker processes of the local cluster")
 
 
+class TelemetrySettings(BaseModel):
+    """Whether this run's spans and metrics go to the OTLP endpoint (docs/telemetry.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    export: bool = Field(
+        default=True,
+        description="false: spans stay in traces.jsonl, nothing is exported (as CODEX_ORCHESTRATOR_OTEL=off)",
+    )
+
+
 class FetchSettings(BaseModel):
     """The fence around fetch steps (codex_orchestrator/fetch.py)."""
 
@@ -239,6 +250,7 @@ class RunRequest(BaseModel):
         description="stop: running calls finish, nothing new starts; continue: only dependants are skipped",
     )
     fetch: FetchSettings = Field(default=FetchSettings())
+    telemetry: TelemetrySettings = Field(default=TelemetrySettings())
     event_output_budget_bytes: int = Field(
         default=DEFAULT_OUTPUT_BUDGET_BYTES,
         ge=1024,

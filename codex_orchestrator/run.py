@@ -21,18 +21,20 @@ from codex_orchestrator.records.events import EventLog
 from codex_orchestrator.records.manifest import (
     ApprovalRecord,
     ChainHead,
+    ExportFailures,
     InstructionRecord,
     Manifest,
     MilestoneRecord,
     RunState,
     RunStatus,
+    TelemetryRecord,
 )
 from codex_orchestrator.records.metrics import compute_run_metrics
 from codex_orchestrator.records.paths import ensure_runs_dir, relative_to_workspace
 from codex_orchestrator.records.snapshots import SnapshotPaths, write_snapshots
 from codex_orchestrator.records.store import RunRef, RunStore, forget_folder, shared_folder
 from codex_orchestrator.redact import REDACTED, Redactor, looks_secret
-from codex_orchestrator.telemetry import RunTracer
+from codex_orchestrator.telemetry import RunTracer, process_telemetry
 
 MILESTONES = ("foundation", "exec", "telemetry", "verification")
 HEARTBEAT_INTERVAL_S = 5.0
@@ -105,7 +107,9 @@ class RunOwner:
             run_id=self.ref.run_id,
             task_id=self.ref.task_id,
             redact=redact,
+            export=_export_requested(store),
         )
+        self._export_baseline = self.tracer.export_counters()
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
@@ -125,11 +129,13 @@ class RunOwner:
         with_milestones: bool = True,
         trace: bool = True,
         private: dict[str, Any] | None = None,
+        telemetry_export: bool = True,
     ) -> RunOwner:
         """A new run: its directory must not exist yet (a run id is used once).
 
         ``request`` is shown, redacted, in the manifest; ``private`` (default: ``request``) is kept as given in
         ``request.json`` (mode 0600) for the run's other processes, and never sent to Prefect."""
+        process_telemetry()  # a bad OTEL_* variable is refused before anything is written
         store = RunStore(ref)
         ensure_runs_dir(Path(ref.runs_dir))  # with its own .gitignore: an agent's `git add -A` skips records
         try:
@@ -156,6 +162,7 @@ class RunOwner:
             request=redact_request(request, redact),
             gate_enabled=gate_enabled,
             milestones=[MilestoneRecord(name=m) for m in MILESTONES] if with_milestones else [],
+            telemetry=TelemetryRecord(export_requested=telemetry_export),
         )
         store.write_request(request if private is None else private)
         store.write_run(state)
@@ -225,9 +232,12 @@ class RunOwner:
     def start(self) -> None:
         """The run is running, in this process: its heartbeat beats here from now on."""
 
+        self._export_baseline = self.tracer.export_counters()
+
         def running(state: RunState) -> None:
             state.status = "running"
             state.heartbeat_at = utc_now()
+            state.telemetry = self._telemetry_record(state.telemetry)
 
         state = self.update(running)
         with _ACTIVE_LOCK:
@@ -327,9 +337,11 @@ class RunOwner:
         self._stop.set()
         if self._heartbeat is not None and self._heartbeat is not threading.current_thread():
             self._heartbeat.join(timeout=HEARTBEAT_INTERVAL_S)
+        self.tracer.flush()  # bounded: the manifest records whether the run's telemetry got out
         now = utc_now()
 
         def change(state: RunState) -> None:
+            state.telemetry = self._telemetry_record(state.telemetry)
             state.finished_at = now
             state.exit_code = exit_code
             state.error = self.redact(error) if error else None
@@ -359,6 +371,25 @@ class RunOwner:
         self.write_snapshots()
         self.tracer.shutdown()
 
+    def _telemetry_record(self, prior: TelemetryRecord) -> TelemetryRecord:
+        """Where this run's telemetry goes, and the export failures since it started here (counted once)."""
+        failures = ExportFailures()
+        for signal, now in self.tracer.export_counters().items():
+            before = self._export_baseline.get(signal)
+            failed = now.failures - (before.failures if before else 0)
+            dropped = now.dropped - (before.dropped if before else 0)
+            setattr(failures, signal, failed)
+            failures.dropped += dropped
+            if failed and now.last_error:
+                failures.last_error = self.redact(now.last_error)
+        return TelemetryRecord(
+            export=self.tracer.export_state.value,
+            export_requested=prior.export_requested,
+            protocol=self.tracer.protocol,
+            endpoint=self.tracer.endpoint,
+            export_failures=failures,
+        )
+
     def close_pending_approvals(self, reason: str) -> list[ApprovalRecord]:
         """Mark every question still waiting as cancelled (the asking process is going away); returns them."""
         closed: list[ApprovalRecord] = []
@@ -385,6 +416,13 @@ class RunOwner:
         """Release this handle's files without finishing the run (a milestone flow is done with it)."""
         self.events.close()
         self.tracer.shutdown()
+
+
+def _export_requested(store: RunStore) -> bool:
+    try:
+        return store.read_run().telemetry.export_requested
+    except RecordError:
+        return True  # not written yet (a handle opened while the run is being created)
 
 
 def _milestone(state: RunState, name: str) -> MilestoneRecord:

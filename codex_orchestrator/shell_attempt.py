@@ -96,6 +96,8 @@ def run_shell(
             session.close(gate.config.kill_grace_s)
             session.wait(gate.config.kill_grace_s + 1.0)
         subscriber.flush()
+        latency = session.latency()
+        gate.recorder.tracer.record_stream_latency(latency.p50_ms, latency.p95_ms, latency.samples)
         transcript = session.transcript
         wrapped = sandbox.spec is not None and not isinstance(backend, LaunchedBackend)
         if wrapped and exit_code == 1 and transcript.head.startswith(_BWRAP_EXEC_FAILED):

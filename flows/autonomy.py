@@ -30,9 +30,11 @@ from codex_orchestrator.run import (
     interrupt_exit_code,
     run_outcome,
 )
+from codex_orchestrator.telemetry.vocabulary import MODE, RunMode, SpanName
 from flows.interrupt import shutdown
 from flows.milestones import MilestoneParams, exec_milestone, foundation, telemetry, verification
 from flows.runners import task_runner_for
+from flows.tracing import span_in_run
 from tasks import artifacts
 
 
@@ -66,6 +68,7 @@ def open_run(request: RunRequest, ref: RunRef, *, resume: bool) -> RunOwner:
         goal=request.goal,
         gate_enabled=request.gate_enabled(),
         secrets=secrets,
+        telemetry_export=request.telemetry.export,
     )
 
 
@@ -123,6 +126,9 @@ def autonomy(
     run_exec = exec_milestone.with_options(task_runner=task_runner_for(checked))
     run_verification = verification.with_options(task_runner=task_runner_for(checked))
     status = "failed"
+    # The run's span, around its milestones' flow runs (exited in `finally`, so the code below keeps its shape).
+    run_span = span_in_run(owner.tracer, SpanName.RUN, **{MODE: RunMode.RUN.value})
+    span = run_span.__enter__()
     try:
         if owner.milestone_status("foundation") != "succeeded":
             foundation(params)
@@ -146,6 +152,9 @@ def autonomy(
         raise
     finally:
         close_run_sessions(ref.run_id)
+        if status != "succeeded":
+            owner.tracer.fail(span, f"run {status}")
+        run_span.__exit__(None, None, None)
     artifacts.publish(owner, "final")
     artifacts.publish_handoff(owner)
     result = {"run_id": ref.run_id, "status": status, "manifest": str(owner.paths.manifest)}

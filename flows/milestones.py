@@ -16,6 +16,7 @@ from codex_orchestrator.records.store import RunRef
 from codex_orchestrator.request import RunRequest, parse_request
 from codex_orchestrator.run import RunOwner
 from codex_orchestrator.toolcall import call_id_for
+from flows.tracing import milestone_span
 from flows.verification import record_base_commit, verify
 from flows.workflow import gated_run_from_request
 from tasks import artifacts
@@ -43,6 +44,7 @@ def _open(params: MilestoneParams) -> tuple[RunOwner, RunRequest]:
 
 
 @flow(name="foundation", persist_result=False)
+@milestone_span("foundation")
 def foundation(params: MilestoneParams) -> None:
     """Load and hash the instruction hierarchy of every step's cwd; compare it with the task's previous run."""
     owner, request = _open(params)
@@ -59,6 +61,7 @@ def foundation(params: MilestoneParams) -> None:
 
 
 @flow(name="exec", persist_result=False)
+@milestone_span("exec")
 def exec_milestone(params: MilestoneParams) -> State[str]:
     """Run the request's steps through the gate as their step graph."""
     owner, request = _open(params)
@@ -85,6 +88,7 @@ def exec_milestone(params: MilestoneParams) -> State[str]:
 
 
 @flow(name="telemetry", persist_result=False)
+@milestone_span("telemetry")
 def telemetry(params: MilestoneParams) -> dict[str, object]:
     """Write the run's metrics into its records and the task's snapshots (records/snapshots.py)."""
     owner, _request = _open(params)
@@ -100,6 +104,7 @@ def telemetry(params: MilestoneParams) -> dict[str, object]:
 
 
 @flow(name="verification", persist_result=False)
+@milestone_span("verification")
 def verification(params: MilestoneParams, exec_succeeded: bool = True) -> State[str]:
     """Diagnostics, spec-guard, the guardrails as tool calls, then the review (flows/verification.py); their
     outcome sets the run status."""

@@ -196,7 +196,10 @@ def run_request(
     review_answerer: ReviewAnswerer | None = None,
 ) -> tuple[int, Path]:
     """Run the autonomy flow here; returns (exit code, manifest path)."""
+    from codex_orchestrator.telemetry import process_telemetry
     from flows.autonomy import autonomy  # imports Prefect: only when a run is really started
+
+    process_telemetry()  # before the flow starts, so that Prefect's own span of it is recorded too
 
     request = load_request(request_file)
     ref = run_ref(request, validate_run_id(run_id or new_run_id()), str(runs_dir) if runs_dir else None)

@@ -48,8 +48,11 @@ from codex_orchestrator.records.store import RunRef, RunStore
 from codex_orchestrator.request import FetchSettings, InstanceSettings, RetrySettings, RunRequest, Step
 from codex_orchestrator.run import EXIT_FAILED, EXIT_OK, RunOwner, run_outcome
 from codex_orchestrator.sandbox import SandboxMode
+from codex_orchestrator.telemetry import current_traceparent
+from codex_orchestrator.telemetry.vocabulary import MODE, RunMode, SpanName
 from codex_orchestrator.toolcall import call_id_for
 from flows.interrupt import shutdown
+from flows.tracing import span_in_run
 from tasks.tool_call import tool_call
 
 UNLIMITED_LOCAL = InstanceSettings(max_concurrency=256)
@@ -74,10 +77,12 @@ class GatedRun:
         instances: Sequence[InstanceSettings] = (),
         notifications: Sequence[NotificationTarget] = (),
         hooks: HookSettings | None = None,
+        otel_export: bool = True,
     ) -> None:
         self.ref = ref
         self.notifications = list(notifications)
         self.hooks = hooks or HookSettings()
+        self.otel_export = otel_export
         self.gate = gate
         self.retry = retry or RetrySettings()
         self.secret_env = list(secret_env)
@@ -113,6 +118,8 @@ class GatedRun:
             output_budget_bytes=self.output_budget_bytes,
             notifications=self.notifications,
             hooks=self.hooks,
+            traceparent=current_traceparent(),  # the milestone's span: a call on a worker joins the trace
+            otel_export=self.otel_export,
         )
 
     def submit(
@@ -333,6 +340,7 @@ def gated_run_from_request(ref: RunRef, request: RunRequest, milestone: str = "e
         instances=request.instances,
         notifications=request.notifications,
         hooks=request.hooks,
+        otel_export=request.telemetry.export,
     )
 
 
@@ -384,16 +392,20 @@ def gated_run(
     _record_prefect(owner)
     owner.start()
     run = GatedRun(ref, gate=gate, secret_env=secret_env, notifications=notifications, hooks=hooks)
+    run_span = span_in_run(owner.tracer, SpanName.RUN, **{MODE: RunMode.WORKFLOW.value})
+    run_span.__enter__()  # exited below, so the code keeps its shape
     try:
         yield run
         run.close()
     except BaseException as exc:
         owner.finish("failed", EXIT_FAILED, error=f"{type(exc).__name__}: {exc}")
+        run_span.__exit__(None, None, None)
         raise
     finally:
         close_run_sessions(ref.run_id)
     status = run_outcome(owner.manifest())
     owner.finish(status, EXIT_OK if status == "succeeded" else EXIT_FAILED)
+    run_span.__exit__(None, None, None)
 
 
 def _record_prefect(owner: RunOwner) -> None:

@@ -45,6 +45,7 @@ from codex_orchestrator.approvals import (
     pause_notice,
 )
 from codex_orchestrator.errors import OrchestratorError, RequestError
+from flows.tracing import prefect_children_under_current_span
 
 # Approval must resolve within ~2 s of the answer; Prefect's default poll is 10 s.
 PAUSE_POLL_INTERVAL_S = 1
@@ -122,7 +123,8 @@ class PrefectPauseApprover:
         )
         token = _ANNOUNCE.set(announce)
         try:
-            with tags(*run_tags(request.run_id), APPROVAL_TAG):
+            # The approval flow run's span nests under the gate's approval span (flows/tracing.py).
+            with tags(*run_tags(request.run_id), APPROVAL_TAG), prefect_children_under_current_span():
                 result = approval(params)
         finally:
             _ANNOUNCE.reset(token)

@@ -294,6 +294,28 @@ class RunMetrics(_Model):
     guardrails_failed: int = 0
 
 
+class ExportFailures(_Model):
+    """OTLP export failures while the run ran, in the process that owns it (each counted once)."""
+
+    traces: int = Field(default=0, description="failed export attempts of spans")
+    metrics: int = Field(default=0, description="failed export attempts of metrics")
+    dropped: int = Field(default=0, description="spans and metric collections given up on")
+    last_error: str | None = None
+
+
+class TelemetryRecord(_Model):
+    """Where the run's spans and metrics went (docs/telemetry.md)."""
+
+    export: Literal["otlp", "off", "sdk-disabled"] = Field(
+        default="off",
+        description="otlp: sent to the endpoint; off: traces.jsonl only; sdk-disabled: OTEL_SDK_DISABLED",
+    )
+    export_requested: bool = Field(default=True, description="the request's telemetry.export")
+    protocol: str | None = Field(default=None, description="http/protobuf or grpc")
+    endpoint: str | None = Field(default=None, description="scheme://host:port of the OTLP endpoint")
+    export_failures: ExportFailures = Field(default_factory=ExportFailures)
+
+
 class InstanceState(_Model):
     name: str
     status: Literal["up", "down"] = "up"
@@ -347,6 +369,7 @@ class RunState(_Model):
     )
     metrics: RunMetrics = Field(default_factory=RunMetrics)
     prefect: PrefectRecord = Field(default_factory=PrefectRecord)
+    telemetry: TelemetryRecord = Field(default_factory=TelemetryRecord)
     resumed_at: list[str] = Field(default_factory=list, description="when the run was resumed, oldest first")
     instances: list[InstanceState] = Field(
         default_factory=list, description="the run's instances, up or down"

@@ -91,6 +91,7 @@ export interface Manifest {
     | "interrupted"
     | "changes-requested";
   task_id: string;
+  telemetry?: TelemetryRecord;
   tool_calls?: ToolCallRecord[];
   traces_file?: string;
   updated_at: string;
@@ -391,6 +392,46 @@ export interface SpecFinding {
   file: string;
   message: string;
   rule: "spec-not-updated" | "stale-review";
+}
+/**
+ * Where the run's spans and metrics went (docs/telemetry.md).
+ */
+export interface TelemetryRecord {
+  /**
+   * scheme://host:port of the OTLP endpoint
+   */
+  endpoint?: string | null;
+  /**
+   * otlp: sent to the endpoint; off: traces.jsonl only; sdk-disabled: OTEL_SDK_DISABLED
+   */
+  export?: "otlp" | "off" | "sdk-disabled";
+  export_failures?: ExportFailures;
+  /**
+   * the request's telemetry.export
+   */
+  export_requested?: boolean;
+  /**
+   * http/protobuf or grpc
+   */
+  protocol?: string | null;
+}
+/**
+ * OTLP export failures while the run ran, in the process that owns it (each counted once).
+ */
+export interface ExportFailures {
+  /**
+   * spans and metric collections given up on
+   */
+  dropped?: number;
+  last_error?: string | null;
+  /**
+   * failed export attempts of metrics
+   */
+  metrics?: number;
+  /**
+   * failed export attempts of spans
+   */
+  traces?: number;
 }
 export interface ToolCallRecord {
   /**
