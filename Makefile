@@ -29,7 +29,7 @@ PHOENIX_VENV ?= .venv-phoenix
 $(PHOENIX_VENV)/.installed:
 	$(SYSTEM_PYTHON) -m venv $(PHOENIX_VENV)
 	$(PHOENIX_VENV)/bin/python -m pip install -q --upgrade pip
-	$(PHOENIX_VENV)/bin/python -m pip install -q arize-phoenix
+	$(PHOENIX_VENV)/bin/python -m pip install -q 'arize-phoenix==20.26.1'
 	touch $@
 
 phoenix: $(PHOENIX_VENV)/.installed
