@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from codex_orchestrator import __version__
+from codex_orchestrator import __version__, cli_serve
 from codex_orchestrator.errors import OrchestratorError, RequestError
 from codex_orchestrator.run import EXIT_FAILED, EXIT_USAGE, Interrupted, interrupt_exit_code
 
@@ -248,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the demo: a scripted agent edits a scratch repository")
     demo.add_argument("--dir", type=Path, default=Path(".demo"), help="scratch directory (default .demo)")
+    cli_serve.add_parser(sub)
     return parser
 
 
@@ -279,6 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "show": _cmd_show,
             "schema": _cmd_schema,
             "demo": _cmd_demo,
+            "serve": cli_serve.run,
         }[args.command]
         return handler(args)
     except RequestError as exc:

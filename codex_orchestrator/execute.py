@@ -98,6 +98,11 @@ class CallInput(BaseModel):
         default=False,
         description="hold a slot of the instance's Prefect global concurrency limit while running",
     )
+    claim_scope: str | None = Field(
+        default=None,
+        description="set when the call may be handed to several task workers: it runs once per scope "
+        "(codex_orchestrator/call_claim.py)",
+    )
 
 
 def instance_limit_name(instance: str) -> str:

@@ -16,6 +16,7 @@ Each call returns a Prefect future of its tool-call task; ``wait_for`` becomes a
 from __future__ import annotations
 
 import queue
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,7 @@ from prefect.exceptions import TerminationSignal
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from codex_orchestrator.call_recorder import process_gone
 from codex_orchestrator.exec.errors import SSH_FAILURES
 from codex_orchestrator.execute import (
     CallInput,
@@ -40,7 +42,7 @@ from codex_orchestrator.placement import NoInstance, Placement
 from codex_orchestrator.policy import ApprovalPolicy, Capability, ToolKind
 from codex_orchestrator.records import events as ev
 from codex_orchestrator.records.events import DEFAULT_OUTPUT_BUDGET_BYTES, EventLog
-from codex_orchestrator.records.manifest import InstanceState, RunState
+from codex_orchestrator.records.manifest import FINAL_CALL_STATUSES, InstanceState, RunState
 from codex_orchestrator.records.paths import RUNS_DIRNAME, new_run_id, validate_task_id
 from codex_orchestrator.records.store import RunRef, RunStore
 from codex_orchestrator.request import FetchSettings, InstanceSettings, RetrySettings, RunRequest, Step
@@ -70,8 +72,14 @@ class GatedRun:
         fetch: FetchSettings | None = None,
         output_budget_bytes: int = DEFAULT_OUTPUT_BUDGET_BYTES,
         instances: Sequence[InstanceSettings] = (),
+        task_workers: bool = False,
     ) -> None:
         self.ref = ref
+        # Calls go to Prefect task workers (their own processes, maybe other machines) instead of this
+        # flow's task runner; each such call is claimed once per this run's submission scope.
+        self.task_workers = task_workers
+        self.claim_scope = uuid.uuid4().hex[:12] if task_workers else None
+        self._requeued: set[tuple[str, str]] = set()
         self.gate = gate
         self.retry = retry or RetrySettings()
         self.secret_env = list(secret_env)
@@ -105,6 +113,7 @@ class GatedRun:
             secret_env=self.secret_env,
             fetch=self.fetch_settings,
             output_budget_bytes=self.output_budget_bytes,
+            claim_scope=self.claim_scope,
         )
 
     def submit(
@@ -121,9 +130,12 @@ class GatedRun:
             raise ValueError(f"a call named {step.name!r} was already submitted in this run")
         self._steps[step.name] = step
         call = self.call_input(step, milestone, instance)
+        future: PrefectFuture[Any]
         if step.session is not None:
             # A named shell lives in one process: its calls run in threads of this flow's own process.
             future = self._local().submit(tool_call, {"call": call}, wait_for=wait_for)
+        elif self.task_workers:
+            future = tool_call.apply_async((call,), wait_for=list(wait_for))
         else:
             future = tool_call.submit(call, wait_for=list(wait_for))  # type: ignore[call-overload]
         self.futures[step.name] = future
@@ -235,6 +247,11 @@ class GatedRun:
                 finished = [done.get(timeout=_POLL_S)]
             except queue.Empty:
                 finished = [n for n, (f, _i) in running.items() if f.state.is_final()]
+                for name in self._lost_to_dead_workers(store, running, milestone):
+                    future, instance = running[name]
+                    future = self.submit(by_name[name], milestone=milestone, instance=instance)
+                    running[name] = (future, instance)
+                    future.add_done_callback(_notify(done, name))
             for name in finished:
                 entry = running.pop(name, None)
                 if entry is None:
@@ -248,6 +265,31 @@ class GatedRun:
                     continue
                 self._skip_all(scheduler.finish(name, ok), by_name, milestone)
         return scheduler.succeeded()
+
+    def _lost_to_dead_workers(
+        self, store: RunStore, running: dict[str, tuple[PrefectFuture[Any], InstanceSettings]], milestone: str
+    ) -> list[str]:
+        """Task-worker calls to submit again because the worker that took them died: the call it was running
+        (its record names the dead process) and, once a death is seen, the calls no worker has started (the
+        dead one may have taken them). Each is resubmitted once per dead worker; its claim lets one run it."""
+        if not self.task_workers:
+            return []
+        records = {n: store.read_call(call_id_for(milestone, n)) for n in running}
+        dead = {
+            r.host
+            for r in records.values()
+            if r is not None and r.host and r.status not in FINAL_CALL_STATUSES and process_gone(r.host)
+        }
+        lost = []
+        for name, record in records.items():
+            if record is not None and record.status in FINAL_CALL_STATUSES:
+                continue
+            for host in sorted(dead):
+                if (record is None or record.host == host) and (name, host) not in self._requeued:
+                    self._requeued.add((name, host))
+                    lost.append(name)
+                    break
+        return lost
 
     def _lost_host(
         self, store: RunStore, placement: Placement, milestone: str, name: str, instance: InstanceSettings
@@ -316,6 +358,7 @@ def gated_run_from_request(ref: RunRef, request: RunRequest, milestone: str = "e
         fetch=request.fetch,
         output_budget_bytes=request.event_output_budget_bytes,
         instances=request.instances,
+        task_workers=request.runner.kind == "task-workers",
     )
 
 
