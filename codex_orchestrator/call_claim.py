@@ -1,7 +1,8 @@
 """One claim per tool call on the shared records store, so that a call handed to several task workers (the
 first one's worker died, the flow submitted it again) runs once.
 
-A claim is a file ``calls/<call id>.<scope>.claim`` naming ``hostname:pid`` of the process that holds it, created
+A claim is a file ``calls/<call id>.<scope>.claim`` naming ``hostname:pid`` of the process that holds it (and a
+token: two task runs of one call in one process are two claimants), created
 exclusively; the scope is the submitting run's, so that a resumed run may run the call again. A claim whose holder
 is provably dead (on this host, pid gone) is taken over; a live holder's claim makes the newcomer a follower: it
 waits for the call's record to be final instead of running it again.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,24 +30,24 @@ def claim_path(store: RunStore, call_id: str, scope: str) -> Path:
 
 
 def _holder(path: Path) -> str | None:
+    """``hostname:pid`` of the claim's holder, or None when there is no claim."""
     try:
-        return path.read_text(encoding="utf-8").strip() or None
+        text = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         return None
+    return text.split(" ", 1)[0] or None
 
 
 def try_claim(store: RunStore, call_id: str, scope: str) -> bool:
-    """Claim ``call_id`` for this process: True if it is ours now (new, ours already, or its holder died)."""
+    """Claim ``call_id`` for this caller: True if it is ours now (there was none, or its holder died)."""
     path = claim_path(store, call_id, scope)
     path.parent.mkdir(parents=True, exist_ok=True)
-    me = host_label()
+    me = f"{host_label()} {uuid.uuid4().hex}"
     while True:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             holder = _holder(path)
-            if holder == me:
-                return True
             if holder is not None and not process_gone(holder):
                 return False
             # The holder died: take the claim over (one newcomer wins the rename of its own stale copy away).

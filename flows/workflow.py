@@ -248,7 +248,8 @@ class GatedRun:
             except queue.Empty:
                 finished = [n for n, (f, _i) in running.items() if f.state.is_final()]
                 for name in self._lost_to_dead_workers(store, running, milestone):
-                    future, instance = running[name]
+                    lost, instance = running[name]
+                    _crash(lost, "its task worker died: the call was submitted again")
                     future = self.submit(by_name[name], milestone=milestone, instance=instance)
                     running[name] = (future, instance)
                     future.add_done_callback(_notify(done, name))
@@ -339,6 +340,15 @@ def _record_instance_down(store: RunStore, name: str, why: str) -> None:
         events.emit(ev.InstanceDown(instance=name, reason=why))
     finally:
         events.close()
+
+
+def _crash(future: PrefectFuture[Any], why: str) -> None:
+    """Mark a task run that no live process will finish Crashed, so that the UI does not show it running."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    with get_client(sync_client=True) as client:
+        client.set_task_run_state(future.task_run_id, Crashed(message=why), force=True)
 
 
 def _notify(done: queue.Queue[str], name: str) -> Any:
