@@ -16,6 +16,7 @@ Each call returns a Prefect future of its tool-call task; ``wait_for`` becomes a
 from __future__ import annotations
 
 import queue
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect.exceptions import TerminationSignal
-from prefect.futures import PrefectFuture
+from prefect.futures import PrefectDistributedFuture, PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from codex_orchestrator.call_recorder import process_gone
@@ -240,7 +241,7 @@ class GatedRun:
                 wait_for = [self.futures[d] for d in step.needs if d in self.futures]
                 future = self.submit(step, wait_for=wait_for, milestone=milestone, instance=instance)
                 running[name] = (future, instance)
-                future.add_done_callback(_notify(done, name))
+                _watch(future, done, name)
             if not running:
                 break
             try:
@@ -252,7 +253,7 @@ class GatedRun:
                     _crash(lost, "its task worker died: the call was submitted again")
                     future = self.submit(by_name[name], milestone=milestone, instance=instance)
                     running[name] = (future, instance)
-                    future.add_done_callback(_notify(done, name))
+                    _watch(future, done, name)
             for name in finished:
                 entry = running.pop(name, None)
                 if entry is None:
@@ -349,6 +350,22 @@ def _crash(future: PrefectFuture[Any], why: str) -> None:
 
     with get_client(sync_client=True) as client:
         client.set_task_run_state(future.task_run_id, Crashed(message=why), force=True)
+
+
+def _watch(future: PrefectFuture[Any], done: queue.Queue[str], name: str) -> None:
+    """Wake the step loop when ``future`` is done. A task worker's future has no working done-callbacks in
+    Prefect 3.9: a thread waits on it (Prefect's task-run waiter listens for the completion event)."""
+    if not isinstance(future, PrefectDistributedFuture):
+        future.add_done_callback(_notify(done, name))
+        return
+
+    def wait() -> None:
+        try:
+            future.wait()
+        finally:
+            done.put(name)
+
+    threading.Thread(target=wait, name=f"watch-{name}", daemon=True).start()
 
 
 def _notify(done: queue.Queue[str], name: str) -> Any:

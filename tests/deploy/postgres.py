@@ -82,7 +82,8 @@ def postgres_server() -> Iterator[Postgres]:
     options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
     _as_postgres(bin_dir / "pg_ctl", "-D", data, "-o", options, "-l", top / "server.log", "-w", "start")
     try:
-        psql = [bin_dir / "psql", "-h", sockets, "-p", str(port), "-U", SYSTEM_USER, "-v", "ON_ERROR_STOP=1"]
+        psql: list[str | Path] = [bin_dir / "psql", "-h", sockets, "-p", str(port), "-U", SYSTEM_USER]
+        psql += ["-v", "ON_ERROR_STOP=1"]
         _as_postgres(*psql, "-d", "postgres", "-c", f"CREATE DATABASE {DATABASE}")
         _as_postgres(*psql, "-d", DATABASE, "-c", "CREATE EXTENSION IF NOT EXISTS pg_trgm")
         yield Postgres(port=port, socket_dir=sockets, database=DATABASE)
