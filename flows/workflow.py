@@ -255,10 +255,10 @@ class GatedRun:
                     running[name] = (future, instance)
                     _watch(future, done, name)
             for name in finished:
-                entry = running.pop(name, None)
-                if entry is None:
-                    continue
-                future, instance = entry
+                entry = running.get(name)
+                if entry is None or (self.task_workers and not entry[0].state.is_final()):
+                    continue  # the wake-up of a call's lost copy: the loop waits for the one submitted again
+                future, instance = running.pop(name)
                 future.wait()
                 placement.release(instance.name)
                 ok = future.state.is_completed()
