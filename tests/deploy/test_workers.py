@@ -268,6 +268,27 @@ def test_approvals_under_a_worker_time_out_or_are_answered_by_approve(
     assert no["approvals"][0]["answered_by"] == "timeout"
 
 
+def test_the_exec_tool_call_deployment_runs_on_the_worker(stack: Stack, workspace: Path) -> None:
+    run = {
+        "run_id": "exec-dep-1",
+        "task_id": "exec",
+        "runs_dir": str(workspace / ".runs"),
+        "workspace": str(workspace),
+    }
+    call = {
+        "run": run,
+        "call_id": "tc-probe",
+        "milestone": "exec",
+        "step": {"name": "probe", "command": "echo from-a-worker > probe.txt"},
+        "gate": {"profile": ["read", "edit", "run"], "sandbox": "none"},
+    }
+    flow_run = _start(stack, "exec-tool-call/exec-tool-call", {"call": call})
+    assert _wait_final(stack, flow_run)["state"]["type"] == "COMPLETED", stack.logs()
+    assert (workspace / "probe.txt").read_text() == "from-a-worker\n"
+    manifest = validate_manifest(workspace / ".runs/exec/cli/exec-dep-1/manifest.json")
+    assert manifest["status"] == "succeeded" and manifest["tool_calls"][0]["status"] == "succeeded"
+
+
 def test_a_fanned_out_run_lands_on_both_task_workers_and_survives_losing_one(
     stack: Stack, workspace: Path, tmp_path: Path
 ) -> None:
