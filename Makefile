@@ -36,15 +36,17 @@ phoenix: $(PHOENIX_VENV)/.installed
 
 # bubblewrap (sandbox), OpenSSH server and client (the SSH tests start their own sshd), git (demo, tests),
 # node and npm (the Node.js SDK in sdk/node), chromium (the browser test drives Debian's chromium through
-# Playwright; Playwright cannot download one here).
+# Playwright; Playwright cannot download one here), postgresql (tests/deploy and bench/scale_out.py start a
+# private server on it; pg_trgm, which Prefect needs there, ships in Debian's postgresql-15 package).
 system-deps:
 	@if ! command -v bwrap >/dev/null || [ ! -x /usr/sbin/sshd ] || ! command -v ssh-keygen >/dev/null \
 	   || ! command -v git >/dev/null || ! command -v node >/dev/null || ! command -v npm >/dev/null \
-	   || [ ! -x /usr/bin/chromium ]; then \
-	  echo "installing bubblewrap, openssh-server, openssh-client, git, nodejs, npm, chromium"; \
+	   || [ ! -x /usr/bin/chromium ] || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  echo "installing bubblewrap, openssh-server, openssh-client, git, nodejs, npm, chromium, postgresql"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq bubblewrap openssh-server openssh-client git \
-	    $$(command -v node >/dev/null || echo nodejs) $$(command -v npm >/dev/null || echo npm) chromium >/dev/null; \
+	    $$(command -v node >/dev/null || echo nodejs) $$(command -v npm >/dev/null || echo npm) chromium \
+	    postgresql >/dev/null; \
 	fi
 
 demo: install system-deps
@@ -87,6 +89,7 @@ bench: install system-deps
 	PREFECT_HOME=$$(mktemp -d) $(PY) bench/startup.py | tee $$out/startup.txt || failed=1; \
 	PREFECT_HOME=$$(mktemp -d) $(PY) bench/fanout.py || failed=1; \
 	PREFECT_HOME=$$(mktemp -d) $(PY) bench/telemetry_overhead.py || failed=1; \
+	PREFECT_HOME=$$(mktemp -d) $(PY) bench/scale_out.py || failed=1; \
 	$(PY) bench/summary.py $$out/gate_overhead.txt $$out/exec_latency.txt $$out/startup.txt || failed=1; \
 	exit $$failed
 

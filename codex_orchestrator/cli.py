@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from codex_orchestrator import __version__, cli_evidence, cli_notify, cli_verify
+from codex_orchestrator import __version__, cli_evidence, cli_notify, cli_serve, cli_verify
 from codex_orchestrator.errors import OrchestratorError, RequestError
 from codex_orchestrator.run import EXIT_FAILED, EXIT_USAGE, Interrupted, interrupt_exit_code
 
@@ -252,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dir", type=Path, default=Path(".demo"), help="scratch directory (default .demo)")
     cli_evidence.add_parser(sub)  # metrics, verify
     cli_notify.add_parser(sub)  # automation
+    cli_serve.add_parser(sub)  # serve
     return parser
 
 
@@ -286,6 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             **dict.fromkeys(cli_evidence.COMMANDS, cli_evidence.run),
             "automation": cli_notify.run,
             "spec-guard": cli_verify.run,
+            "serve": cli_serve.run,
         }[args.command]
         return handler(args)
     except RequestError as exc:

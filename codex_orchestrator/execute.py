@@ -109,6 +109,11 @@ class CallInput(BaseModel):
         "its run's trace",
     )
     otel_export: bool = Field(default=True, description="export the call's spans and metrics over OTLP")
+    claim_scope: str | None = Field(
+        default=None,
+        description="set when the call may be handed to several task workers: it runs once per scope "
+        "(codex_orchestrator/call_claim.py)",
+    )
 
 
 def instance_limit_name(instance: str) -> str:

@@ -146,6 +146,7 @@ class ToolOrchestrator:
                     attempts=len(prior.attempts),
                     error=prior.error,
                     instance=prior.instance,
+                    host=prior.host,
                 ),
             ]
         rec.announce(call)

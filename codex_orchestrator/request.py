@@ -64,7 +64,11 @@ class RunnerSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["thread", "dask"] = Field(default="thread", description="thread (default) or dask")
+    kind: Literal["thread", "dask", "task-workers"] = Field(
+        default="thread",
+        description="thread (default), dask, or task-workers (Prefect task workers serving the tool-call task: "
+        "`prefect task serve -m tasks.tool_call`, on machines that share the records and the workspace)",
+    )
     address: str | None = Field(
         default=None, description="dask: an existing scheduler (tcp://host:8786); default a local cluster"
     )

@@ -1,12 +1,14 @@
-"""Serve the autonomy flow from this machine so runs can be started (and approved) from the Prefect UI.
+"""Serve prefect.yaml's deployments from this machine, named ``<name>-served`` (work-pool ones stay untouched).
 
-Usage: PREFECT_API_URL=http://127.0.0.1:4200/api python deployments/serve.py
-(start a server first with `prefect server start`). The UI's "Run" form takes a request (see README).
+Usage: PREFECT_API_URL=http://127.0.0.1:4200/api python deployments/serve.py [NAME ...]
+(the same as ``codex-orchestrator serve``; start a server first with ``prefect server start``).
 """
 
 from __future__ import annotations
 
-from flows.autonomy import autonomy
+import sys
+
+from flows.serving import serve_all
 
 if __name__ == "__main__":
-    autonomy.serve(name="autonomy", tags=["codex-orchestrator"])
+    serve_all(names=sys.argv[1:])

@@ -2,18 +2,25 @@
 verification as subflows, and finishes the run with the status its calls and milestones give.
 
 Its parameters carry no secrets: the CLI and the SDK pass the request by path (read here); a deployment may
-pass it inline (use ``secret_env`` names for secrets, never values)."""
+pass it inline (use ``secret_env`` names for secrets, never values). Deployment runs of one task never overlap:
+each holds the task's global concurrency slot (``codex-task-<task>``, limit 1) for its whole life, so a scheduled
+run that comes while another of its task is still going waits for it. (``run`` and ``resume`` from the CLI do
+not: a resume must not wait for the lease of the killed run it continues.)"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from prefect import Flow, State, flow
+from prefect import Flow, State, flow, get_run_logger
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.client.schemas.objects import FlowRun
+from prefect.concurrency.sync import concurrency
 from prefect.context import FlowRunContext
-from prefect.exceptions import TerminationSignal
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound, TerminationSignal
 from prefect.states import Completed, Failed
 
 from codex_orchestrator.errors import RequestError
@@ -95,6 +102,34 @@ def _mark_interrupted(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]
         owner.finish("cancelled", EXIT_FAILED, error=error)
 
 
+# A run renews its slot's lease while it lives; a crashed one frees the slot this long after its last renewal.
+TASK_SLOT_LEASE_S = 60.0
+
+
+def task_limit_name(task_id: str) -> str:
+    """The global concurrency limit that keeps runs of one task from overlapping."""
+    return f"codex-task-{task_id}"
+
+
+@contextmanager
+def task_slot(task_id: str) -> Iterator[None]:
+    """Hold the task's one slot (created on demand) while the run lives; a run that finds it taken waits.
+
+    The slot is leased: a run whose process dies frees it when the lease runs out."""
+    name = task_limit_name(task_id)
+    with get_client(sync_client=True) as client:
+        try:
+            limit = client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            with suppress(ObjectAlreadyExists):  # another run of the task may have created it first
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+            limit = client.read_global_concurrency_limit_by_name(name)
+    if limit.active_slots:
+        get_run_logger().info("waiting for %s: another run of task %s is still going", name, task_id)
+    with concurrency(name, occupy=1, strict=True, lease_duration=TASK_SLOT_LEASE_S):
+        yield
+
+
 @flow(
     name="autonomy",
     persist_result=False,
@@ -112,6 +147,20 @@ def autonomy(
     """One autonomy run: ``request`` inline or ``request_path`` (a YAML/JSON file); records under
     ``runs_dir`` (default ``<workspace>/.runs``)."""
     checked = resolve_request(request, request_path)
+    if not _started_by_deployment():  # `run`, `resume`, the SDK: the person running it decides what overlaps
+        return _run(checked, run_id, runs_dir, resume)
+    with task_slot(checked.task):
+        return _run(checked, run_id, runs_dir, resume)
+
+
+def _started_by_deployment() -> bool:
+    ctx = FlowRunContext.get()
+    return bool(ctx and ctx.flow_run and ctx.flow_run.deployment_id)
+
+
+def _run(
+    checked: RunRequest, run_id: str | None, runs_dir: str | None, resume: bool
+) -> State[dict[str, str]]:
     ref = run_ref(checked, run_id, runs_dir)
     owner = open_run(checked, ref, resume=resume)
     ctx = FlowRunContext.get()

@@ -19,10 +19,15 @@ from flows.interrupt import shutdown
 from tasks.approval import PrefectPauseApprover
 
 
+def _field(value: object, name: str) -> object:
+    """A parameter's field: the CLI passes plain dicts, a worker's engine the validated models."""
+    return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
+
+
 def _name() -> str:
     params = flow_run.parameters or {}
-    ref = params.get("run") or (params.get("call") or {}).get("run") or {}
-    run_id = ref.get("run_id") if isinstance(ref, dict) else getattr(ref, "run_id", None)
+    ref = params.get("run") or _field(params.get("call"), "run")
+    run_id = _field(ref, "run_id") if ref is not None else None
     return f"exec-{run_id or 'call'}"
 
 

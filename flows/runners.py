@@ -12,7 +12,7 @@ from codex_orchestrator.request import RunRequest
 
 def task_runner_for(request: RunRequest) -> TaskRunner[Any]:
     """Threads of this process (as many as ``max_parallel``), or Dask worker processes (prefect-dask)."""
-    if request.runner.kind == "thread":
+    if request.runner.kind in ("thread", "task-workers"):  # task workers take calls from Prefect's API
         return ThreadPoolTaskRunner(max_workers=request.max_parallel)
     try:
         from prefect_dask.task_runners import DaskTaskRunner

@@ -16,15 +16,18 @@ Each call returns a Prefect future of its tool-call task; ``wait_for`` becomes a
 from __future__ import annotations
 
 import queue
+import threading
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from prefect.exceptions import TerminationSignal
-from prefect.futures import PrefectFuture
+from prefect.futures import PrefectDistributedFuture, PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from codex_orchestrator.call_recorder import process_gone
 from codex_orchestrator.exec.errors import SSH_FAILURES
 from codex_orchestrator.execute import (
     CallInput,
@@ -42,7 +45,7 @@ from codex_orchestrator.placement import NoInstance, Placement
 from codex_orchestrator.policy import ApprovalPolicy, Capability, ToolKind
 from codex_orchestrator.records import events as ev
 from codex_orchestrator.records.events import DEFAULT_OUTPUT_BUDGET_BYTES, EventLog
-from codex_orchestrator.records.manifest import InstanceState, RunState
+from codex_orchestrator.records.manifest import FINAL_CALL_STATUSES, InstanceState, RunState
 from codex_orchestrator.records.paths import RUNS_DIRNAME, new_run_id, validate_task_id
 from codex_orchestrator.records.store import RunRef, RunStore
 from codex_orchestrator.request import FetchSettings, InstanceSettings, RetrySettings, RunRequest, Step
@@ -78,11 +81,17 @@ class GatedRun:
         notifications: Sequence[NotificationTarget] = (),
         hooks: HookSettings | None = None,
         otel_export: bool = True,
+        task_workers: bool = False,
     ) -> None:
         self.ref = ref
         self.notifications = list(notifications)
         self.hooks = hooks or HookSettings()
         self.otel_export = otel_export
+        # Calls go to Prefect task workers (their own processes, maybe other machines) instead of this
+        # flow's task runner; each such call is claimed once per this run's submission scope.
+        self.task_workers = task_workers
+        self.claim_scope = uuid.uuid4().hex[:12] if task_workers else None
+        self._requeued: set[tuple[str, str]] = set()
         self.gate = gate
         self.retry = retry or RetrySettings()
         self.secret_env = list(secret_env)
@@ -120,6 +129,7 @@ class GatedRun:
             hooks=self.hooks,
             traceparent=current_traceparent(),  # the milestone's span: a call on a worker joins the trace
             otel_export=self.otel_export,
+            claim_scope=self.claim_scope,
         )
 
     def submit(
@@ -136,9 +146,12 @@ class GatedRun:
             raise ValueError(f"a call named {step.name!r} was already submitted in this run")
         self._steps[step.name] = step
         call = self.call_input(step, milestone, instance)
+        future: PrefectFuture[Any]
         if step.session is not None:
             # A named shell lives in one process: its calls run in threads of this flow's own process.
             future = self._local().submit(tool_call, {"call": call}, wait_for=wait_for)
+        elif self.task_workers:
+            future = tool_call.apply_async((call,), wait_for=list(wait_for))
         else:
             future = tool_call.submit(call, wait_for=list(wait_for))  # type: ignore[call-overload]
         self.futures[step.name] = future
@@ -243,18 +256,24 @@ class GatedRun:
                 wait_for = [self.futures[d] for d in step.needs if d in self.futures]
                 future = self.submit(step, wait_for=wait_for, milestone=milestone, instance=instance)
                 running[name] = (future, instance)
-                future.add_done_callback(_notify(done, name))
+                _watch(future, done, name)
             if not running:
                 break
             try:
                 finished = [done.get(timeout=_POLL_S)]
             except queue.Empty:
                 finished = [n for n, (f, _i) in running.items() if f.state.is_final()]
+                for name in self._lost_to_dead_workers(store, running, milestone):
+                    lost, instance = running[name]
+                    _crash(lost, "its task worker died: the call was submitted again")
+                    future = self.submit(by_name[name], milestone=milestone, instance=instance)
+                    running[name] = (future, instance)
+                    _watch(future, done, name)
             for name in finished:
-                entry = running.pop(name, None)
-                if entry is None:
-                    continue
-                future, instance = entry
+                entry = running.get(name)
+                if entry is None or (self.task_workers and not entry[0].state.is_final()):
+                    continue  # the wake-up of a call's lost copy: the loop waits for the one submitted again
+                future, instance = running.pop(name)
                 future.wait()
                 placement.release(instance.name)
                 ok = future.state.is_completed()
@@ -263,6 +282,31 @@ class GatedRun:
                     continue
                 self._skip_all(scheduler.finish(name, ok), by_name, milestone)
         return scheduler.succeeded()
+
+    def _lost_to_dead_workers(
+        self, store: RunStore, running: dict[str, tuple[PrefectFuture[Any], InstanceSettings]], milestone: str
+    ) -> list[str]:
+        """Task-worker calls to submit again because the worker that took them died: the call it was running
+        (its record names the dead process) and, once a death is seen, the calls no worker has started (the
+        dead one may have taken them). Each is resubmitted once per dead worker; its claim lets one run it."""
+        if not self.task_workers:
+            return []
+        records = {n: store.read_call(call_id_for(milestone, n)) for n in running}
+        dead = {
+            r.host
+            for r in records.values()
+            if r is not None and r.host and r.status not in FINAL_CALL_STATUSES and process_gone(r.host)
+        }
+        lost = []
+        for name, record in records.items():
+            if record is not None and record.status in FINAL_CALL_STATUSES:
+                continue
+            for host in sorted(dead):
+                if (record is None or record.host == host) and (name, host) not in self._requeued:
+                    self._requeued.add((name, host))
+                    lost.append(name)
+                    break
+        return lost
 
     def _lost_host(
         self, store: RunStore, placement: Placement, milestone: str, name: str, instance: InstanceSettings
@@ -321,6 +365,31 @@ def _record_instance_down(store: RunStore, name: str, why: str) -> None:
         events.close()
 
 
+def _crash(future: PrefectFuture[Any], why: str) -> None:
+    """Mark a task run that no live process will finish Crashed, so that the UI does not show it running."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    with get_client(sync_client=True) as client:
+        client.set_task_run_state(future.task_run_id, Crashed(message=why), force=True)
+
+
+def _watch(future: PrefectFuture[Any], done: queue.Queue[str], name: str) -> None:
+    """Wake the step loop when ``future`` is done. A task worker's future has no working done-callbacks in
+    Prefect 3.9: a thread waits on it (Prefect's task-run waiter listens for the completion event)."""
+    if not isinstance(future, PrefectDistributedFuture):
+        future.add_done_callback(_notify(done, name))
+        return
+
+    def wait() -> None:
+        try:
+            future.wait()
+        finally:
+            done.put(name)
+
+    threading.Thread(target=wait, name=f"watch-{name}", daemon=True).start()
+
+
 def _notify(done: queue.Queue[str], name: str) -> Any:
     def callback(_future: PrefectFuture[Any]) -> None:
         done.put(name)
@@ -341,6 +410,7 @@ def gated_run_from_request(ref: RunRef, request: RunRequest, milestone: str = "e
         notifications=request.notifications,
         hooks=request.hooks,
         otel_export=request.telemetry.export,
+        task_workers=request.runner.kind == "task-workers",
     )
 
 

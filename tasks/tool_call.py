@@ -16,8 +16,11 @@ from prefect.concurrency.sync import concurrency
 from prefect.context import TaskRunContext
 from prefect.states import Completed, Failed
 
+from codex_orchestrator.call_claim import follow, try_claim
 from codex_orchestrator.exec.ssh import SshTarget
 from codex_orchestrator.execute import CallInput, execute_call, instance_limit_name
+from codex_orchestrator.records.manifest import ToolCallRecord
+from codex_orchestrator.records.store import RunStore
 from tasks.approval import PrefectPauseApprover
 
 
@@ -38,6 +41,19 @@ def _instance_slot(call: CallInput) -> Iterator[None]:
         yield
 
 
+def _claimed_elsewhere(call: CallInput) -> ToolCallRecord | None:
+    """A call handed to task workers runs once: claim it, or follow the live process that claimed it to its
+    final record (None: this process holds the claim and runs the call)."""
+    if call.claim_scope is None:
+        return None
+    store = RunStore(call.run)
+    while not try_claim(store, call.call_id, call.claim_scope):
+        record = follow(store, call.call_id, call.claim_scope)
+        if record is not None:
+            return record
+    return None
+
+
 @task(
     name="tool-call",
     task_run_name="{call.milestone}:{call.step.name}",
@@ -47,13 +63,15 @@ def _instance_slot(call: CallInput) -> Iterator[None]:
 def tool_call(call: CallInput) -> State[str]:
     task_ctx = TaskRunContext.get()
     task_run_id = str(task_ctx.task_run.id) if task_ctx is not None else None
-    record = execute_call(
-        call,
-        PrefectPauseApprover(),
-        resolve_block=load_ssh_block,
-        prefect_task_run_id=task_run_id,
-        attempt_slot=lambda: _instance_slot(call),
-    )
+    record = _claimed_elsewhere(call)
+    if record is None:
+        record = execute_call(
+            call,
+            PrefectPauseApprover(),
+            resolve_block=load_ssh_block,
+            prefect_task_run_id=task_run_id,
+            attempt_slot=lambda: _instance_slot(call),
+        )
     summary = (
         f"{record.id} {record.step}: {record.status} (exit {record.exit_code}, {len(record.attempts)} "
         f"attempt(s), approval {record.approval_source}, sandbox {record.sandbox.state})"

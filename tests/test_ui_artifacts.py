@@ -20,7 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, validate_manifest
+from tests.test_cli import CLI as CLI_ARGV
 from tests.test_cli import cli
 
 pytestmark = pytest.mark.browser
@@ -168,3 +169,98 @@ def test_the_artifacts_read_well_in_the_prefect_ui(ui_server: str, workspace: Pa
             assert HUMAN_DURATION.match(values["duration"]), values
         finally:
             browser.close()
+
+
+def _paused_approval(base: str, run_id: str) -> dict[str, object] | None:
+    response = httpx.post(
+        f"{base}/api/flow_runs/filter",
+        json={
+            "flow_runs": {"tags": {"all_": [f"codex-run:{run_id}"]}, "state": {"type": {"any_": ["PAUSED"]}}}
+        },
+        timeout=30,
+    )
+    response.raise_for_status()
+    runs = response.json()
+    return runs[0] if runs else None  # type: ignore[no-any-return]
+
+
+def test_an_approval_is_answered_in_the_prefect_ui(ui_server: str, workspace: Path, tmp_path: Path) -> None:
+    """A paused approval, as a reviewer meets it: open the flow run, fill the Resume form, see the run go on."""
+    from playwright.sync_api import sync_playwright
+
+    request = tmp_path / "request.yaml"
+    request.write_text(
+        f"task: ui-approve\nworkspace: {workspace}\nsandbox: none\nprofile: [read, run]\n"
+        "steps:\n  - {name: ship, command: 'echo shipped', approval: required}\n"
+    )
+    env = {**os.environ, "PREFECT_API_URL": f"{ui_server}/api"}
+    run = subprocess.Popen(
+        [*CLI_ARGV, "run", str(request), "--run-id", "ui-approve-1", "--no-prompt"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        paused = None
+        while paused is None:
+            assert run.poll() is None, run.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "the approval never paused"
+            paused = _paused_approval(ui_server, "ui-approve-1")
+            time.sleep(0.2)
+        SCREENSHOTS.mkdir(exist_ok=True)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport=VIEWPORT)
+                page.goto(f"{ui_server}/runs/flow-run/{paused['id']}")
+                resume = page.get_by_role("button", name="Resume")
+                resume.wait_for(timeout=PAGE_WAIT_MS)
+                page.screenshot(path=str(SCREENSHOTS / "ui-approval-paused.png"), full_page=True)
+                resume.click()
+                dialog = page.get_by_role("dialog")
+                dialog.wait_for(timeout=PAGE_WAIT_MS)
+                # The form arrives after the dialog: wait for the question, with its command, and the decision.
+                dialog.get_by_text("echo shipped").first.wait_for(timeout=PAGE_WAIT_MS)
+                dialog.locator(".p-select-button__control").first.wait_for(timeout=PAGE_WAIT_MS)
+                # The decision is an enum, rendered as a select; its list opens from the keyboard.
+                decision = dialog.locator(".p-select-button__control").first
+                assert decision.inner_text().strip() == "deny"  # the safe default
+                decision.focus()
+                page.keyboard.press("ArrowDown")
+                page.get_by_role("option", name="approve", exact=True).click()
+                assert decision.inner_text().strip() == "approve"
+                text_fields = dialog.locator("textarea")
+                text_fields.nth(0).fill("looks fine from the UI")  # reason
+                text_fields.nth(1).fill("ui-tester")  # reviewer
+                page.screenshot(path=str(SCREENSHOTS / "ui-approval-form.png"), full_page=True)
+                dialog.get_by_role("button", name="Submit").click()
+                _out, err = run.communicate(timeout=SERVER_START_S)
+                assert run.returncode == 0, err[-3000:]
+                page.reload()
+                page.wait_for_selector("text=Completed", timeout=PAGE_WAIT_MS)
+                page.screenshot(path=str(SCREENSHOTS / "ui-approval-resumed.png"), full_page=True)
+
+                tool_calls = _latest_artifact(ui_server, "ui-approve-tool-calls")
+                page.goto(f"{ui_server}/artifacts/artifact/{tool_calls['id']}")
+                page.wait_for_selector("table tbody tr", timeout=PAGE_WAIT_MS)
+                row = page.locator("table tbody tr").first.inner_text()
+                assert "succeeded" in row and "ship" in row
+                summary = _latest_artifact(ui_server, "ui-approve-manifest")
+                page.goto(f"{ui_server}/artifacts/artifact/{summary['id']}")
+                page.wait_for_selector("text=Manifest:", timeout=PAGE_WAIT_MS)
+                page.screenshot(path=str(SCREENSHOTS / "ui-approval-manifest.png"), full_page=True)
+                assert "run ui-approve-1" in page.inner_text("body")
+            finally:
+                browser.close()
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    manifest = validate_manifest(workspace / ".runs/ui-approve/cli/ui-approve-1/manifest.json")
+    (approval,) = manifest["approvals"]
+    assert approval["answered_by"] == "prefect-ui" and approval["reviewer"] == "ui-tester"
+    assert approval["answer_reason"] == "looks fine from the UI"
+    assert manifest["tool_calls"][0]["status"] == "succeeded"

@@ -150,6 +150,7 @@ class CallRun(_Model):
     attempts: int = 0
     error: str | None = None
     instance: str | None = Field(default=None, description="where this earlier run ran")
+    host: str | None = Field(default=None, description="hostname:pid of the process that ran it")
 
 
 class ToolCallRecord(_Model):

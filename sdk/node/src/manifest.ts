@@ -553,6 +553,10 @@ export interface CallRun {
   attempts?: number;
   error?: string | null;
   /**
+   * hostname:pid of the process that ran it
+   */
+  host?: string | null;
+  /**
    * where this earlier run ran
    */
   instance?: string | null;

@@ -1,0 +1,217 @@
+"""Scale-out: 64 `sleep 0.5` calls on 1 vs 2 Prefect task workers (PostgreSQL server), and the per-call
+scheduling overhead on PostgreSQL vs SQLite.
+
+Run from the repo root: ``.venv/bin/python bench/scale_out.py [--quick]`` (needs Debian's postgresql; a private
+server is started). Each figure is a whole autonomy run started with ``codex-orchestrator run`` against a
+``prefect server start``, its calls on task workers (``runner: task-workers``), timed by its exec milestone as
+recorded in the manifest. Targets: 2 workers vs 1 >= 1.8x; per-call overhead PostgreSQL / SQLite <= 1.5.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import itertools
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from bench._common import BenchError, Target, emit_report, note, parser, print_table, ratio
+from codex_orchestrator.clock import parse_utc
+from codex_orchestrator.records.manifest import load_manifest
+from tests.deploy.postgres import missing_reason, postgres_server
+from tests.deploy.stack import Stack, free_port
+
+CALLS, QUICK_CALLS = 64, 8
+SLEEP_S, QUICK_SLEEP_S = 0.5, 0.1
+WORKER_LIMIT, QUICK_WORKER_LIMIT = 8, 2  # calls at once per task worker: the capacity that scale-out adds
+OVERHEAD_CALLS, QUICK_OVERHEAD_CALLS = 40, 6
+ROUNDS, QUICK_ROUNDS = 2, 1
+SCALE_TARGET = 1.8
+OVERHEAD_TARGET = 1.5
+WORKER_READY_S = 120.0
+RUN_TIMEOUT_S = 600.0
+CLI = Path(sys.executable).parent / "codex-orchestrator"
+PREFECT = Path(sys.executable).parent / "prefect"
+
+
+@dataclass(frozen=True)
+class Timed:
+    exec_s: float
+    gaps_ms: tuple[float, ...]
+
+    @property
+    def per_call_ms(self) -> float:
+        return statistics.median(self.gaps_ms) if self.gaps_ms else float("nan")
+
+
+@contextmanager
+def server(home: Path, database_url: str | None) -> Iterator[Stack]:
+    """``prefect server start`` (PostgreSQL when ``database_url``, else SQLite under ``home``)."""
+    home.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_API_HOST": "127.0.0.1",
+        "PREFECT_SERVER_API_PORT": str(port),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
+    env.pop("PREFECT_API_URL", None)
+    if database_url:
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
+    stack = Stack(home=home, env=env, port=port)
+    try:
+        stack.run_line(f"{PREFECT} server start &", cwd=home, name="server")
+        stack.wait_healthy()
+        stack.env["PREFECT_API_URL"] = stack.api_url
+        yield stack
+    finally:
+        stack.stop()
+
+
+def start_worker(stack: Stack, name: str, limit: int) -> None:
+    stack.env["PREFECT_LOGGING_LEVEL"] = "INFO"  # the worker says when it has subscribed
+    stack.run_line(f"{PREFECT} task serve -m tasks.tool_call --limit {limit} &", cwd=stack.home, name=name)
+    stack.env["PREFECT_LOGGING_LEVEL"] = "WARNING"
+    log = stack.home / f"{name}.log"
+    deadline = time.monotonic() + WORKER_READY_S
+    while "Subscribing to runs" not in log.read_text(errors="replace"):
+        if time.monotonic() > deadline or stack.processes[name].poll() is not None:
+            raise BenchError(f"task worker {name} did not start: {log.read_text(errors='replace')[-500:]}")
+        time.sleep(0.1)
+
+
+def stop_worker(stack: Stack, name: str) -> None:
+    process = stack.processes.pop(name)
+    process.terminate()
+    process.wait(60)
+
+
+def timed_run(stack: Stack, root: Path, name: str, steps: list[dict[str, Any]], max_parallel: int) -> Timed:
+    workspace = root / name
+    workspace.mkdir(parents=True)
+    request = {
+        "task": "bench-scale-out",
+        "workspace": str(workspace),
+        "profile": ["read", "edit", "run"],
+        "sandbox": "none",
+        "max_parallel": max_parallel,
+        "runner": {"kind": "task-workers"},
+        "steps": steps,
+    }
+    path = root / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(request), encoding="utf-8")
+    done = subprocess.run(
+        [str(CLI), "run", str(path), "--run-id", name],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+    manifest_path = workspace / ".runs/bench-scale-out/cli" / name / "manifest.json"
+    if done.returncode != 0 or not manifest_path.exists():
+        raise BenchError(f"run {name} exited {done.returncode}: {done.stderr.strip()[-500:]}")
+    manifest = load_manifest(manifest_path)
+    milestone = next(m for m in manifest.milestones if m.name == "exec")
+    if not (milestone.started_at and milestone.finished_at):
+        raise BenchError(f"run {name} recorded no exec milestone times")
+    seconds = (parse_utc(milestone.finished_at) - parse_utc(milestone.started_at)).total_seconds()
+    starts = sorted(parse_utc(c.started_at).timestamp() for c in manifest.tool_calls if c.started_at)
+    return Timed(seconds, tuple((b - a) * 1000 for a, b in itertools.pairwise(starts)))
+
+
+def spread(values: list[float]) -> str:
+    return f"{min(values):.2f}-{max(values):.2f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser(__doc__.splitlines()[0] if __doc__ else "scale-out")
+    options = args.parse_args(argv)
+    reason = missing_reason()
+    if reason:
+        print(f"benchmark skipped: {reason}", file=sys.stderr)
+        return 1
+    quick = options.quick
+    calls, sleep_s = (QUICK_CALLS, QUICK_SLEEP_S) if quick else (CALLS, SLEEP_S)
+    limit = QUICK_WORKER_LIMIT if quick else WORKER_LIMIT
+    rounds = QUICK_ROUNDS if quick else ROUNDS
+    overhead_calls = QUICK_OVERHEAD_CALLS if quick else OVERHEAD_CALLS
+    sleeps = [{"name": f"sleep-{i}", "command": f"sleep {sleep_s}"} for i in range(calls)]
+    trues = [{"name": f"true-{i}", "command": "true"} for i in range(overhead_calls)]
+    scratch = Path(tempfile.mkdtemp(prefix="codex-bench-scale-"))
+    one: list[float] = []
+    two: list[float] = []
+    per_call: dict[str, list[float]] = {"postgresql": [], "sqlite": []}
+    try:
+        with postgres_server() as pg, server(scratch / "pg-home", pg.url) as stack:
+            start_worker(stack, "worker-1", limit)
+            note("warm-up run (untimed) ...")
+            timed_run(stack, scratch, "warm-up", sleeps[:limit], calls)
+            for round_no in range(rounds):
+                note(f"{calls} `sleep {sleep_s}` calls on 1 task worker (round {round_no + 1}/{rounds}) ...")
+                one.append(timed_run(stack, scratch, f"one-{round_no}", sleeps, calls).exec_s)
+                start_worker(stack, "worker-2", limit)
+                note("... on 2 task workers ...")
+                two.append(timed_run(stack, scratch, f"two-{round_no}", sleeps, calls).exec_s)
+                stop_worker(stack, "worker-2")
+                note(f"{overhead_calls} sequential `true` calls on PostgreSQL ...")
+                per_call["postgresql"].append(
+                    timed_run(stack, scratch, f"pg-seq-{round_no}", trues, 1).per_call_ms
+                )
+        with server(scratch / "sqlite-home", None) as stack:
+            start_worker(stack, "worker-1", limit)
+            timed_run(stack, scratch, "sqlite-warm-up", trues[:4], 1)
+            for round_no in range(rounds):
+                note(
+                    f"{overhead_calls} sequential `true` calls on SQLite (round {round_no + 1}/{rounds}) ..."
+                )
+                per_call["sqlite"].append(
+                    timed_run(stack, scratch, f"sqlite-seq-{round_no}", trues, 1).per_call_ms
+                )
+    except BenchError as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    one_s, two_s = statistics.median(one), statistics.median(two)
+    pg_ms, sqlite_ms = statistics.median(per_call["postgresql"]), statistics.median(per_call["sqlite"])
+    print_table(
+        f"{calls} `sleep {sleep_s}` calls, task workers of --limit {limit} (exec milestone, s; median of {rounds})",
+        ["task workers", "seconds", "spread", "speed-up"],
+        [[1, one_s, spread(one), 1.0], [2, two_s, spread(two), ratio(one_s, two_s)]],
+    )
+    print_table(
+        f"Per-call scheduling overhead ({overhead_calls} sequential `true` calls; median start-to-start)",
+        ["server database", "ms per call", "spread"],
+        [[name, statistics.median(v), spread(v)] for name, v in per_call.items()],
+    )
+    targets = {
+        "speed-up, 2 task workers vs 1": Target(ratio(one_s, two_s), SCALE_TARGET, at_least=True),
+        "per-call overhead, PostgreSQL / SQLite": Target(ratio(pg_ms, sqlite_ms), OVERHEAD_TARGET),
+    }
+    results = {
+        "one_worker_s": one,
+        "two_workers_s": two,
+        "per_call_ms": {k: [round(x, 3) for x in v] for k, v in per_call.items()},
+    }
+    emit_report("scale_out", results, targets)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
