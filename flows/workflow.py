@@ -15,10 +15,12 @@ Each call returns a Prefect future of its tool-call task; ``wait_for`` becomes a
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,7 @@ from tasks.tool_call import tool_call
 UNLIMITED_LOCAL = InstanceSettings(max_concurrency=256)
 # How often the step loop looks at its futures' states besides being woken by their done-callbacks.
 _POLL_S = 1.0
+_SUBMIT_THREADS = 8  # calls handed to task workers at once (see GatedRun._submit_batch)
 
 
 class GatedRun:
@@ -241,6 +244,7 @@ class GatedRun:
         running: dict[str, tuple[PrefectFuture[Any], InstanceSettings]] = {}
         placement = Placement(self.instances)
         store = RunStore(self.ref)
+        batch: list[tuple[Step, InstanceSettings]] = []
         while not scheduler.done():
             for name in scheduler.ready():
                 step = by_name[name]
@@ -253,10 +257,11 @@ class GatedRun:
                 if instance is None:
                     continue  # every instance that fits is full: the step waits for a slot
                 scheduler.start(name)
-                wait_for = [self.futures[d] for d in step.needs if d in self.futures]
-                future = self.submit(step, wait_for=wait_for, milestone=milestone, instance=instance)
-                running[name] = (future, instance)
-                _watch(future, done, name)
+                batch.append((step, instance))
+            for step, instance, future in self._submit_batch(batch, milestone):
+                running[step.name] = (future, instance)
+                _watch(future, done, step.name)
+            batch.clear()
             if not running:
                 break
             try:
@@ -282,6 +287,30 @@ class GatedRun:
                     continue
                 self._skip_all(scheduler.finish(name, ok), by_name, milestone)
         return scheduler.succeeded()
+
+    def _submit_batch(
+        self, batch: Sequence[tuple[Step, InstanceSettings]], milestone: str
+    ) -> list[tuple[Step, InstanceSettings, PrefectFuture[Any]]]:
+        """Submit the steps that became ready together. Handing a call to task workers is a round trip to the
+        Prefect API (~0.25 s here): one at a time, 64 ready calls took 16 s to hand out whatever the workers
+        could do, so they are handed out from a few threads at once (each with this flow's context)."""
+
+        def one(item: tuple[Step, InstanceSettings]) -> tuple[Step, InstanceSettings, PrefectFuture[Any]]:
+            step, instance = item
+            wait_for = [self.futures[d] for d in step.needs if d in self.futures]
+            return (
+                step,
+                instance,
+                self.submit(step, wait_for=wait_for, milestone=milestone, instance=instance),
+            )
+
+        if not self.task_workers or len(batch) < 2:
+            return [one(item) for item in batch]
+        contexts = [contextvars.copy_context() for _ in batch]  # a context can be entered by one thread only
+        with ThreadPoolExecutor(
+            max_workers=min(_SUBMIT_THREADS, len(batch)), thread_name_prefix="submit"
+        ) as pool:
+            return list(pool.map(lambda pair: pair[0].run(one, pair[1]), zip(contexts, batch, strict=True)))
 
     def _lost_to_dead_workers(
         self, store: RunStore, running: dict[str, tuple[PrefectFuture[Any], InstanceSettings]], milestone: str
