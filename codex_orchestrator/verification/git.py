@@ -36,19 +36,24 @@ def _env() -> dict[str, str]:
     return {**keep, **_PINNED_ENV, **GIT_NEUTRAL_ENV, "GIT_OPTIONAL_LOCKS": "0"}
 
 
+def _run_sandboxed(argv: list[str], workspace: Path, timeout_s: float) -> subprocess.CompletedProcess[bytes]:
+    """``argv`` in the read-only sandbox, config neutralised, no stdin; its output captured."""
+    return subprocess.run(
+        _sandboxed(argv, workspace),
+        cwd=workspace,
+        env=_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
 def git(workspace: Path, *args: str) -> str:
     """``git args`` in ``workspace``; its stdout, or ``GitError`` with git's own message."""
     argv = ["git", "-c", "core.quotePath=false", *args]
     try:
-        done = subprocess.run(
-            _sandboxed(argv, workspace),
-            cwd=workspace,
-            env=_env(),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=GIT_TIMEOUT_S,
-            check=False,
-        )
+        done = _run_sandboxed(argv, workspace, GIT_TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
         raise GitError(args, None, f"did not finish within {GIT_TIMEOUT_S:.0f} s") from exc
     except OSError as exc:
@@ -61,15 +66,7 @@ def git(workspace: Path, *args: str) -> str:
 def version_of(argv: list[str], workspace: Path) -> str:
     """The first line a ``--version`` style probe prints (read-only sandbox, short timeout), or why not."""
     try:
-        done = subprocess.run(
-            _sandboxed(argv, workspace),
-            cwd=workspace,
-            env=_env(),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=PROBE_TIMEOUT_S,
-            check=False,
-        )
+        done = _run_sandboxed(argv, workspace, PROBE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         return f"unknown (no answer within {PROBE_TIMEOUT_S:.0f} s)"
     except OSError as exc:
