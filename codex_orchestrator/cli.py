@@ -423,13 +423,12 @@ def _cmd_approve(args: argparse.Namespace) -> int:
         else (Decision.APPROVE_FOR_SESSION if args.for_session else Decision.APPROVE)
     )
     _prefect_env()
-    from codex_orchestrator.redact import Redactor
+    from codex_orchestrator.redact import redactor_for_env
     from codex_orchestrator.terminal import login_name
     from tasks.approval import answer_approval
 
     # The values of the run's secret variables, as far as this shell has them: a reason must not carry one.
-    names = store.read_run().request.get("secret_env") or []
-    redact = Redactor(os.environ[n] for n in names if isinstance(n, str) and os.environ.get(n))
+    redact = redactor_for_env(store.read_run().request.get("secret_env"))
     answer_approval(
         pending.flow_run_id or "",
         decision,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -171,14 +170,13 @@ def answer_pending_review(
     if args.skip and review.policy == "required":
         raise RequestError("review policy 'required' does not allow skipping", field="--skip")
     verdict = "request-changes" if args.request_changes else ("skip" if args.skip else "approve")
-    from codex_orchestrator.redact import Redactor
+    from codex_orchestrator.redact import redactor_for_env
     from codex_orchestrator.terminal import login_name
 
     prefect_env()
     from tasks.review import answer_review
 
-    names = state.request.get("secret_env") or []
-    redact = Redactor(os.environ[n] for n in names if isinstance(n, str) and os.environ.get(n))
+    redact = redactor_for_env(state.request.get("secret_env"))
     answer_review(
         review.flow_run_id or "",
         verdict,

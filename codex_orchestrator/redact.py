@@ -8,8 +8,9 @@ chunk's end while it may still be the start of a secret.
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 REDACTED = "***"
@@ -125,3 +126,11 @@ class StreamRedactor:
     @property
     def holding(self) -> bool:
         return bool(self._held)
+
+
+def redactor_for_env(names: object, environ: Mapping[str, str] | None = None) -> Redactor:
+    """A redactor of the named secret variables' values as far as this process has them (``names`` as the
+    run's recorded request holds them: anything that is not a list of strings names nothing)."""
+    env = os.environ if environ is None else environ
+    listed = names if isinstance(names, list) else []
+    return Redactor(env[n] for n in listed if isinstance(n, str) and env.get(n))
