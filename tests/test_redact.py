@@ -11,7 +11,7 @@ from codex_orchestrator.records import events as ev
 from codex_orchestrator.records.events import EventLog
 from codex_orchestrator.records.manifest import RunState
 from codex_orchestrator.records.store import ManifestFolder, RunRef, RunStore
-from codex_orchestrator.redact import Redactor, StreamRedactor
+from codex_orchestrator.redact import REDACTED, Redactor, StreamRedactor, redactor_for_env
 
 SHAPES = ['pa"ss-wo"rd', "back\\slash\\value", "ünï-cødé-秘密", "tab\tand\nnewline", "</script>&amp;"]
 
@@ -82,3 +82,10 @@ def test_a_tail_cut_inside_a_secret_hides_its_remaining_end() -> None:
     redact = Redactor(["abcdefghij"])
     assert redact.tail("efghij and abcdefghij") == "*** and ***"
     assert redact.tail("hij stays: too short to tell") == "hij stays: too short to tell"
+
+
+def test_redactor_for_env_reads_only_named_string_variables_that_are_set() -> None:
+    env = {"TOKEN": "t0k-981", "EMPTY": "", "OTHER": "not-named"}
+    redact = redactor_for_env(["TOKEN", "EMPTY", "UNSET", 7], env)
+    assert redact("a t0k-981 b not-named") == f"a {REDACTED} b not-named"
+    assert not redactor_for_env("TOKEN", env).active  # a damaged record names nothing
