@@ -51,6 +51,7 @@ PREFECT = Path(sys.executable).parent / "prefect"
 class Timed:
     exec_s: float
     gaps_ms: tuple[float, ...]
+    cpu_busy: float  # share of the machine's CPU time busy while the run ran (0..1, every core)
 
     @property
     def per_call_ms(self) -> float:
@@ -102,6 +103,14 @@ def stop_worker(stack: Stack, name: str) -> None:
     process.wait(60)
 
 
+def cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores since boot, from /proc/stat: iowait and idle count as not busy."""
+    with open("/proc/stat", encoding="ascii") as handle:
+        fields = [int(v) for v in handle.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
+
+
 def timed_run(stack: Stack, root: Path, name: str, steps: list[dict[str, Any]], max_parallel: int) -> Timed:
     workspace = root / name
     workspace.mkdir(parents=True)
@@ -116,6 +125,7 @@ def timed_run(stack: Stack, root: Path, name: str, steps: list[dict[str, Any]], 
     }
     path = root / f"{name}.yaml"
     path.write_text(yaml.safe_dump(request), encoding="utf-8")
+    busy_before, total_before = cpu_times()
     done = subprocess.run(
         [str(CLI), "run", str(path), "--run-id", name],
         env=stack.env,
@@ -123,6 +133,8 @@ def timed_run(stack: Stack, root: Path, name: str, steps: list[dict[str, Any]], 
         text=True,
         timeout=RUN_TIMEOUT_S,
     )
+    busy_after, total_after = cpu_times()
+    cpu_busy = (busy_after - busy_before) / max(1, total_after - total_before)
     manifest_path = workspace / ".runs/bench-scale-out/cli" / name / "manifest.json"
     if done.returncode != 0 or not manifest_path.exists():
         raise BenchError(f"run {name} exited {done.returncode}: {done.stderr.strip()[-500:]}")
@@ -132,7 +144,7 @@ def timed_run(stack: Stack, root: Path, name: str, steps: list[dict[str, Any]], 
         raise BenchError(f"run {name} recorded no exec milestone times")
     seconds = (parse_utc(milestone.finished_at) - parse_utc(milestone.started_at)).total_seconds()
     starts = sorted(parse_utc(c.started_at).timestamp() for c in manifest.tool_calls if c.started_at)
-    return Timed(seconds, tuple((b - a) * 1000 for a, b in itertools.pairwise(starts)))
+    return Timed(seconds, tuple((b - a) * 1000 for a, b in itertools.pairwise(starts)), cpu_busy)
 
 
 def spread(values: list[float]) -> str:
@@ -156,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="codex-bench-scale-"))
     one: list[float] = []
     two: list[float] = []
+    busy: dict[int, list[float]] = {1: [], 2: []}
     per_call: dict[str, list[float]] = {"postgresql": [], "sqlite": []}
     try:
         with postgres_server() as pg, server(scratch / "pg-home", pg.url) as stack:
@@ -164,10 +177,14 @@ def main(argv: list[str] | None = None) -> int:
             timed_run(stack, scratch, "warm-up", sleeps[:limit], calls)
             for round_no in range(rounds):
                 note(f"{calls} `sleep {sleep_s}` calls on 1 task worker (round {round_no + 1}/{rounds}) ...")
-                one.append(timed_run(stack, scratch, f"one-{round_no}", sleeps, calls).exec_s)
+                timed = timed_run(stack, scratch, f"one-{round_no}", sleeps, calls)
+                one.append(timed.exec_s)
+                busy[1].append(timed.cpu_busy)
                 start_worker(stack, "worker-2", limit)
                 note("... on 2 task workers ...")
-                two.append(timed_run(stack, scratch, f"two-{round_no}", sleeps, calls).exec_s)
+                timed = timed_run(stack, scratch, f"two-{round_no}", sleeps, calls)
+                two.append(timed.exec_s)
+                busy[2].append(timed.cpu_busy)
                 stop_worker(stack, "worker-2")
                 note(f"{overhead_calls} sequential `true` calls on PostgreSQL ...")
                 per_call["postgresql"].append(
@@ -192,8 +209,18 @@ def main(argv: list[str] | None = None) -> int:
     pg_ms, sqlite_ms = statistics.median(per_call["postgresql"]), statistics.median(per_call["sqlite"])
     print_table(
         f"{calls} `sleep {sleep_s}` calls, task workers of --limit {limit} (exec milestone, s; median of {rounds})",
-        ["task workers", "seconds", "spread", "speed-up"],
-        [[1, one_s, spread(one), 1.0], [2, two_s, spread(two), ratio(one_s, two_s)]],
+        ["task workers", "seconds", "spread", "speed-up", "machine CPU busy"],
+        [
+            [1, one_s, spread(one), 1.0, f"{statistics.median(busy[1]):.0%}"],
+            [2, two_s, spread(two), ratio(one_s, two_s), f"{statistics.median(busy[2]):.0%}"],
+        ],
+    )
+    # Both cores busy with one worker already: the run is CPU-bound on this machine (server, database, flow
+    # and workers share its cores), so a second worker on the same cores has nothing to add.
+    note(
+        "ideal (sleep-bound) exec time: "
+        f"{calls * sleep_s / limit:.1f} s on 1 worker, {calls * sleep_s / (2 * limit):.1f} s on 2; "
+        f"CPU busy {statistics.median(busy[1]):.0%} / {statistics.median(busy[2]):.0%} of {os.cpu_count()} cores"
     )
     print_table(
         f"Per-call scheduling overhead ({overhead_calls} sequential `true` calls; median start-to-start)",
@@ -208,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         "one_worker_s": one,
         "two_workers_s": two,
         "per_call_ms": {k: [round(x, 3) for x in v] for k, v in per_call.items()},
+        "cpu_busy": {f"{k}_worker": [round(x, 3) for x in v] for k, v in busy.items()},
     }
     emit_report("scale_out", results, targets)
     return 0
