@@ -55,7 +55,9 @@ def validate_event_lines(lines: list[str]) -> list[dict[str, Any]]:
 def workspace(tmp_path: Path) -> Path:
     """A git repository copied from examples/sample-repo."""
     repo = tmp_path / "repo"
-    shutil.copytree(ROOT / "examples" / "sample-repo", repo)
+    # Without the records a run of the sample repository itself leaves there (the `health` deployment's
+    # workspace is examples/sample-repo): a test's workspace starts with none.
+    shutil.copytree(ROOT / "examples" / "sample-repo", repo, ignore=shutil.ignore_patterns(".runs", "out"))
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
     subprocess.run([*git, "init", "-q", "-b", "main"], cwd=repo, check=True)
     subprocess.run([*git, "add", "-A"], cwd=repo, check=True)

@@ -30,6 +30,8 @@ RUN_WAIT_S = 240.0
 RECORD_POLL_S = 0.2
 TASK_WORKER_LIMIT = 2  # the README's `prefect task serve ... --limit 2`
 FANOUT_STEPS = 2 * (TASK_WORKER_LIMIT + 2)
+# The `health` deployment runs in the sample repository itself: its tests leave nothing there.
+SAMPLE = ROOT / "examples/sample-repo"
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +157,7 @@ def test_the_readme_steps_deploy_schedules_a_worker_runs(stack: Stack) -> None:
     assert set(request_model["required"]) >= {"task", "workspace", "steps"}
 
     runs_before = set((ROOT / "examples/sample-repo/.runs/health/cli").glob("*"))
+    made_dirs = [d for d in (SAMPLE / ".runs", SAMPLE / "out") if not d.exists()]
     try:
         out = stack.run_line(
             readme_steps()[-1], cwd=stack.home
@@ -167,9 +170,12 @@ def test_the_readme_steps_deploy_schedules_a_worker_runs(stack: Stack) -> None:
     finally:
         for made in set((ROOT / "examples/sample-repo/.runs/health/cli").glob("*")) - runs_before:
             shutil.rmtree(made)
+        for made_dir in made_dirs:  # the source tree as it was: other tests copy the sample repository
+            shutil.rmtree(made_dir, ignore_errors=True)
 
 
 def test_served_deployments_run_beside_the_work_pool_ones(stack: Stack, tmp_path: Path) -> None:
+    made_dirs = [d for d in (SAMPLE / ".runs", SAMPLE / "out") if not d.exists()]
     log = (tmp_path / "serve.log").open("wb")
     serve = subprocess.Popen(
         [str(Path(os.sys.executable).parent / "codex-orchestrator"), "serve", "health", "--no-schedules"],
@@ -194,6 +200,8 @@ def test_served_deployments_run_beside_the_work_pool_ones(stack: Stack, tmp_path
                 state = json.loads((made / "run.json").read_text())
                 if state.get("prefect", {}).get("parent_flow_run_id") == run["id"]:
                     shutil.rmtree(made)
+        for made_dir in made_dirs:
+            shutil.rmtree(made_dir, ignore_errors=True)
 
 
 def _find(stack: Stack, name: str) -> dict[str, Any] | None:
