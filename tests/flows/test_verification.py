@@ -7,18 +7,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from codex_orchestrator.records.paths import RunPaths
 from codex_orchestrator.request import RunRequest, parse_request
-from tests.conftest import ROOT, validate_events, validate_manifest
+from tests.conftest import ROOT, validate_events
+from tests.flows.test_autonomy import _run as run_and_answer
 
 pytestmark = pytest.mark.prefect
 PY = sys.executable
@@ -52,29 +50,8 @@ def _request(workspace: Path, **extra: Any) -> RunRequest:
 
 
 def _run(request: RunRequest, answer: Callable[[Path], None] | None = None) -> tuple[int, dict[str, Any]]:
-    from flows.runner import run_request
-
-    run_id = f"v-{uuid.uuid4().hex[:10]}"
-    paths = RunPaths(Path(request.workspace) / ".runs", request.task, run_id)
-    errors: list[BaseException] = []
-
-    def answerer() -> None:
-        try:
-            assert answer is not None
-            answer(paths.manifest)
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-
-    thread = threading.Thread(target=answerer, daemon=True) if answer else None
-    if thread:
-        thread.start()
-    request_file = Path(request.workspace).parent / f"request-{run_id}.json"
-    request_file.write_text(request.model_dump_json())
-    code, manifest_path = run_request(request_file, run_id=run_id, say=lambda _t: None)
-    if thread:
-        thread.join(timeout=60)
-    assert not errors, errors
-    data = validate_manifest(manifest_path)
+    """A whole run (tests/flows/test_autonomy.py's driver), with its event log in ``data["_events"]``."""
+    code, data, manifest_path = run_and_answer(request, answer)
     data["_events"] = validate_events(manifest_path.parent / "events.jsonl")
     return code, data
 
