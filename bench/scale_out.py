@@ -16,6 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import itertools
 import os
+import pwd
+import resource
 import shutil
 import statistics
 import subprocess
@@ -52,6 +54,10 @@ class Timed:
     exec_s: float
     gaps_ms: tuple[float, ...]
     cpu_busy: float  # share of the machine's CPU time busy while the run ran (0..1, every core)
+    cpu_s: dict[
+        str, float
+    ]  # CPU seconds spent during the run, by role (server, database, flow, workers, other)
+    calls: int
 
     @property
     def per_call_ms(self) -> float:
@@ -87,7 +93,7 @@ def server(home: Path, database_url: str | None) -> Iterator[Stack]:
 
 def start_worker(stack: Stack, name: str, limit: int) -> None:
     stack.env["PREFECT_LOGGING_LEVEL"] = "INFO"  # the worker says when it has subscribed
-    stack.run_line(f"{PREFECT} task serve -m tasks.tool_call --limit {limit} &", cwd=stack.home, name=name)
+    stack.run_line(f"{CLI} task-worker --limit {limit} &", cwd=stack.home, name=name)
     stack.env["PREFECT_LOGGING_LEVEL"] = "WARNING"
     log = stack.home / f"{name}.log"
     deadline = time.monotonic() + WORKER_READY_S
@@ -111,6 +117,45 @@ def cpu_times() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
+TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: str) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            text = handle.read()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()  # after "pid (comm) ": state ppid pgrp session ...
+
+
+def role_cpu_s(stack: Stack) -> dict[str, float]:
+    """CPU seconds used so far by each long-lived part of the topology: the Prefect server, PostgreSQL and
+    each task worker, each with its exited children (every process started by Stack leads its own session;
+    PostgreSQL runs as its system user)."""
+    sessions = {process.pid: name for name, process in stack.processes.items()}
+    try:
+        pg_uid = pwd.getpwnam("postgres").pw_uid
+    except KeyError:
+        pg_uid = -1
+    seconds: dict[str, float] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        fields = _stat_fields(pid)
+        if fields is None:
+            continue
+        role = sessions.get(int(fields[3]))
+        if role is None:
+            try:
+                role = "database" if os.stat(f"/proc/{pid}").st_uid == pg_uid else None
+            except OSError:
+                continue
+        if role is not None:
+            # utime stime cutime cstime: fields 14-17 of stat, here 11-14 (counted from 0 after comm)
+            ticks = sum(int(v) for v in fields[11:15])
+            seconds[role] = seconds.get(role, 0.0) + ticks * TICK_S
+    return seconds
+
+
 def timed_run(stack: Stack, root: Path, name: str, steps: list[dict[str, Any]], max_parallel: int) -> Timed:
     workspace = root / name
     workspace.mkdir(parents=True)
@@ -126,6 +171,8 @@ def timed_run(stack: Stack, root: Path, name: str, steps: list[dict[str, Any]], 
     path = root / f"{name}.yaml"
     path.write_text(yaml.safe_dump(request), encoding="utf-8")
     busy_before, total_before = cpu_times()
+    roles_before = role_cpu_s(stack)
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         [str(CLI), "run", str(path), "--run-id", name],
         env=stack.env,
@@ -134,7 +181,15 @@ def timed_run(stack: Stack, root: Path, name: str, steps: list[dict[str, Any]], 
         timeout=RUN_TIMEOUT_S,
     )
     busy_after, total_after = cpu_times()
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    roles_after = role_cpu_s(stack)
     cpu_busy = (busy_after - busy_before) / max(1, total_after - total_before)
+    cpu_s = {role: roles_after[role] - roles_before.get(role, 0.0) for role in roles_after}
+    # The run's own process (the CLI and its flows) is the one child of this script reaped during the run.
+    cpu_s["flow (run process)"] = (children_after.ru_utime + children_after.ru_stime) - (
+        children_before.ru_utime + children_before.ru_stime
+    )
+    cpu_s["rest of the machine"] = max(0.0, (busy_after - busy_before) * TICK_S - sum(cpu_s.values()))
     manifest_path = workspace / ".runs/bench-scale-out/cli" / name / "manifest.json"
     if done.returncode != 0 or not manifest_path.exists():
         raise BenchError(f"run {name} exited {done.returncode}: {done.stderr.strip()[-500:]}")
@@ -144,7 +199,54 @@ def timed_run(stack: Stack, root: Path, name: str, steps: list[dict[str, Any]], 
         raise BenchError(f"run {name} recorded no exec milestone times")
     seconds = (parse_utc(milestone.finished_at) - parse_utc(milestone.started_at)).total_seconds()
     starts = sorted(parse_utc(c.started_at).timestamp() for c in manifest.tool_calls if c.started_at)
-    return Timed(seconds, tuple((b - a) * 1000 for a, b in itertools.pairwise(starts)), cpu_busy)
+    gaps = tuple((b - a) * 1000 for a, b in itertools.pairwise(starts))
+    return Timed(seconds, gaps, cpu_busy, cpu_s, len(steps))
+
+
+def marginal_cpu_s(run: Timed, single: Timed) -> dict[str, float]:
+    """CPU seconds by role that ``run``'s calls cost beyond the first: what a run of one call costs (start-up,
+    the other milestones, the first call) taken off."""
+    return {role: max(0.0, v - single.cpu_s.get(role, 0.0)) for role, v in run.cpu_s.items()}
+
+
+def cpu_ms_per_call(runs: list[Timed], single: Timed) -> dict[str, float]:
+    """Median CPU milliseconds per extra call of each role over ``runs``."""
+    roles = sorted({role for run in runs for role in run.cpu_s})
+    return {
+        role: round(
+            statistics.median(
+                marginal_cpu_s(run, single).get(role, 0.0) * 1000 / (run.calls - 1) for run in runs
+            ),
+            1,
+        )
+        for role in roles
+    }
+
+
+def print_cpu_by_role(fanned: dict[int, list[Timed]], single: Timed) -> None:
+    """What the fanned-out runs' calls cost in CPU, by process: the floor that no number of workers on these
+    cores can go below is that CPU time divided by the cores."""
+    by_workers = {k: cpu_ms_per_call(v, single) for k, v in fanned.items() if v}
+    roles = sorted(
+        {role for costs in by_workers.values() for role in costs}, key=lambda r: (r.startswith("rest"), r)
+    )
+    print_table(
+        "CPU per call by process during the fanned-out runs (ms of CPU per call; median of rounds)",
+        ["process", *(f"{k} task worker(s)" for k in by_workers)],
+        [[role, *(by_workers[k].get(role, 0.0) for k in by_workers)] for role in roles],
+    )
+    cores = os.cpu_count() or 1
+    for workers, runs in fanned.items():
+        if not runs:
+            continue
+        own = statistics.median(
+            sum(v for r, v in marginal_cpu_s(run, single).items() if not r.startswith("rest")) for run in runs
+        )
+        exec_s = statistics.median(run.exec_s for run in runs)
+        note(
+            f"{workers} worker(s): the topology used {own:.1f} CPU-s for {runs[0].calls - 1} calls beyond a "
+            f"run's first: a floor of {own / cores:.1f} s on {cores} cores (exec took {exec_s:.1f} s)"
+        )
 
 
 def spread(values: list[float]) -> str:
@@ -169,22 +271,27 @@ def main(argv: list[str] | None = None) -> int:
     one: list[float] = []
     two: list[float] = []
     busy: dict[int, list[float]] = {1: [], 2: []}
+    fanned: dict[int, list[Timed]] = {1: [], 2: []}
     per_call: dict[str, list[float]] = {"postgresql": [], "sqlite": []}
     try:
         with postgres_server() as pg, server(scratch / "pg-home", pg.url) as stack:
             start_worker(stack, "worker-1", limit)
             note("warm-up run (untimed) ...")
             timed_run(stack, scratch, "warm-up", sleeps[:limit], calls)
+            note("a run of one call (what every run costs besides its calls) ...")
+            single = timed_run(stack, scratch, "single", sleeps[:1], calls)
             for round_no in range(rounds):
                 note(f"{calls} `sleep {sleep_s}` calls on 1 task worker (round {round_no + 1}/{rounds}) ...")
                 timed = timed_run(stack, scratch, f"one-{round_no}", sleeps, calls)
                 one.append(timed.exec_s)
                 busy[1].append(timed.cpu_busy)
+                fanned[1].append(timed)
                 start_worker(stack, "worker-2", limit)
                 note("... on 2 task workers ...")
                 timed = timed_run(stack, scratch, f"two-{round_no}", sleeps, calls)
                 two.append(timed.exec_s)
                 busy[2].append(timed.cpu_busy)
+                fanned[2].append(timed)
                 stop_worker(stack, "worker-2")
                 note(f"{overhead_calls} sequential `true` calls on PostgreSQL ...")
                 per_call["postgresql"].append(
@@ -222,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{calls * sleep_s / limit:.1f} s on 1 worker, {calls * sleep_s / (2 * limit):.1f} s on 2; "
         f"CPU busy {statistics.median(busy[1]):.0%} / {statistics.median(busy[2]):.0%} of {os.cpu_count()} cores"
     )
+    print_cpu_by_role(fanned, single)
     print_table(
         f"Per-call scheduling overhead ({overhead_calls} sequential `true` calls; median start-to-start)",
         ["server database", "ms per call", "spread"],
@@ -236,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         "two_workers_s": two,
         "per_call_ms": {k: [round(x, 3) for x in v] for k, v in per_call.items()},
         "cpu_busy": {f"{k}_worker": [round(x, 3) for x in v] for k, v in busy.items()},
+        "cpu_ms_per_call": {f"{k}_worker": cpu_ms_per_call(v, single) for k, v in fanned.items()},
     }
     emit_report("scale_out", results, targets)
     return 0

@@ -252,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dir", type=Path, default=Path(".demo"), help="scratch directory (default .demo)")
     cli_evidence.add_parser(sub)  # metrics, verify
     cli_notify.add_parser(sub)  # automation
-    cli_serve.add_parser(sub)  # serve
+    cli_serve.add_parser(sub)  # serve, task-worker
     return parser
 
 
@@ -288,6 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "automation": cli_notify.run,
             "spec-guard": cli_verify.run,
             "serve": cli_serve.run,
+            "task-worker": cli_serve.run_task_worker,
         }[args.command]
         return handler(args)
     except RequestError as exc:

@@ -15,12 +15,10 @@ Each call returns a Prefect future of its tool-call task; ``wait_for`` becomes a
 
 from __future__ import annotations
 
-import contextvars
 import queue
-import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -57,13 +55,15 @@ from codex_orchestrator.telemetry import current_traceparent
 from codex_orchestrator.telemetry.vocabulary import MODE, RunMode, SpanName
 from codex_orchestrator.toolcall import call_id_for
 from flows.interrupt import shutdown
+from flows.task_submit import Deferred, submit_deferred, when_done
 from flows.tracing import span_in_run
 from tasks.tool_call import tool_call
 
 UNLIMITED_LOCAL = InstanceSettings(max_concurrency=256)
-# How often the step loop looks at its futures' states besides being woken by their done-callbacks.
+# How often the step loop looks for calls lost with their task worker, and (a safety net: their ends are called
+# back) at its futures' states, each an API read.
 _POLL_S = 1.0
-_SUBMIT_THREADS = 8  # calls handed to task workers at once (see GatedRun._submit_batch)
+_STATE_POLL_S = 10.0
 
 
 class GatedRun:
@@ -147,18 +147,32 @@ class GatedRun:
         another instance, after its host was lost, replaces it)."""
         if step.name in self.futures and instance is None:
             raise ValueError(f"a call named {step.name!r} was already submitted in this run")
-        self._steps[step.name] = step
-        call = self.call_input(step, milestone, instance)
-        future: PrefectFuture[Any]
-        if step.session is not None:
-            # A named shell lives in one process: its calls run in threads of this flow's own process.
-            future = self._local().submit(tool_call, {"call": call}, wait_for=wait_for)
-        elif self.task_workers:
-            future = tool_call.apply_async((call,), wait_for=list(wait_for))
-        else:
-            future = tool_call.submit(call, wait_for=list(wait_for))  # type: ignore[call-overload]
-        self.futures[step.name] = future
-        return future
+        return self._submit_many([(step, list(wait_for), milestone, instance)])[0]
+
+    def _submit_many(
+        self, items: Sequence[tuple[Step, list[PrefectFuture[Any]], str | None, InstanceSettings | None]]
+    ) -> list[PrefectFuture[Any]]:
+        """Submit calls in order; those for task workers are handed out together (flows/task_submit.py)."""
+        futures: list[PrefectFuture[Any] | None] = []
+        deferred: list[tuple[int, Deferred]] = []
+        for step, wait_for, milestone, instance in items:
+            self._steps[step.name] = step
+            call = self.call_input(step, milestone, instance)
+            if step.session is not None:
+                # A named shell lives in one process: its calls run in threads of this flow's own process.
+                futures.append(self._local().submit(tool_call, {"call": call}, wait_for=wait_for))
+            elif self.task_workers:
+                deferred.append((len(futures), Deferred({"call": call}, wait_for)))
+                futures.append(None)
+            else:
+                futures.append(tool_call.submit(call, wait_for=wait_for))  # type: ignore[call-overload]
+        handed_out = submit_deferred(tool_call, [d for _i, d in deferred])
+        for (index, _call), distributed in zip(deferred, handed_out, strict=True):
+            futures[index] = distributed
+        done = [f for f in futures if f is not None]
+        for (step, *_rest), future in zip(items, done, strict=True):
+            self.futures[step.name] = future
+        return done
 
     def _local(self) -> ThreadPoolTaskRunner[Any]:
         if self._local_runner is None:
@@ -245,6 +259,7 @@ class GatedRun:
         placement = Placement(self.instances)
         store = RunStore(self.ref)
         batch: list[tuple[Step, InstanceSettings]] = []
+        next_state_poll = time.monotonic() + _STATE_POLL_S
         while not scheduler.done():
             for name in scheduler.ready():
                 step = by_name[name]
@@ -267,7 +282,10 @@ class GatedRun:
             try:
                 finished = [done.get(timeout=_POLL_S)]
             except queue.Empty:
-                finished = [n for n, (f, _i) in running.items() if f.state.is_final()]
+                finished = []
+                if time.monotonic() >= next_state_poll:  # a safety net: ends are called back
+                    next_state_poll = time.monotonic() + _STATE_POLL_S
+                    finished = [n for n, (f, _i) in running.items() if _is_final(f)]
                 for name in self._lost_to_dead_workers(store, running, milestone):
                     lost, instance = running[name]
                     _crash(lost, "its task worker died: the call was submitted again")
@@ -276,7 +294,7 @@ class GatedRun:
                     _watch(future, done, name)
             for name in finished:
                 entry = running.get(name)
-                if entry is None or (self.task_workers and not entry[0].state.is_final()):
+                if entry is None or (self.task_workers and not _is_final(entry[0])):
                     continue  # the wake-up of a call's lost copy: the loop waits for the one submitted again
                 future, instance = running.pop(name)
                 future.wait()
@@ -291,26 +309,14 @@ class GatedRun:
     def _submit_batch(
         self, batch: Sequence[tuple[Step, InstanceSettings]], milestone: str
     ) -> list[tuple[Step, InstanceSettings, PrefectFuture[Any]]]:
-        """Submit the steps that became ready together. Handing a call to task workers is a round trip to the
-        Prefect API (~0.25 s here): one at a time, 64 ready calls took 16 s to hand out whatever the workers
-        could do, so they are handed out from a few threads at once (each with this flow's context)."""
-
-        def one(item: tuple[Step, InstanceSettings]) -> tuple[Step, InstanceSettings, PrefectFuture[Any]]:
-            step, instance = item
-            wait_for = [self.futures[d] for d in step.needs if d in self.futures]
-            return (
-                step,
-                instance,
-                self.submit(step, wait_for=wait_for, milestone=milestone, instance=instance),
-            )
-
-        if not self.task_workers or len(batch) < 2:
-            return [one(item) for item in batch]
-        contexts = [contextvars.copy_context() for _ in batch]  # a context can be entered by one thread only
-        with ThreadPoolExecutor(
-            max_workers=min(_SUBMIT_THREADS, len(batch)), thread_name_prefix="submit"
-        ) as pool:
-            return list(pool.map(lambda pair: pair[0].run(one, pair[1]), zip(contexts, batch, strict=True)))
+        """Submit the steps that became ready together (to task workers: in one hand-out)."""
+        futures = self._submit_many(
+            [
+                (step, [self.futures[d] for d in step.needs if d in self.futures], milestone, instance)
+                for step, instance in batch
+            ]
+        )
+        return [(step, instance, future) for (step, instance), future in zip(batch, futures, strict=True)]
 
     def _lost_to_dead_workers(
         self, store: RunStore, running: dict[str, tuple[PrefectFuture[Any], InstanceSettings]], milestone: str
@@ -405,18 +411,18 @@ def _crash(future: PrefectFuture[Any], why: str) -> None:
 
 def _watch(future: PrefectFuture[Any], done: queue.Queue[str], name: str) -> None:
     """Wake the step loop when ``future`` is done. A task worker's future has no working done-callbacks in
-    Prefect 3.9: a thread waits on it (Prefect's task-run waiter listens for the completion event)."""
-    if not isinstance(future, PrefectDistributedFuture):
+    Prefect 3.9: Prefect's task-run waiter, listening for the end events, calls back instead."""
+    if isinstance(future, PrefectDistributedFuture):
+        when_done(future, lambda: done.put(name))
+    else:
         future.add_done_callback(_notify(done, name))
-        return
 
-    def wait() -> None:
-        try:
-            future.wait()
-        finally:
-            done.put(name)
 
-    threading.Thread(target=wait, name=f"watch-{name}", daemon=True).start()
+def _is_final(future: PrefectFuture[Any]) -> bool:
+    """Whether the call has ended; a task worker's future keeps the final state once seen (one API read)."""
+    if isinstance(future, PrefectDistributedFuture):
+        future.wait(timeout=0)
+    return future.state.is_final()
 
 
 def _notify(done: queue.Queue[str], name: str) -> Any:

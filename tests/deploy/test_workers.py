@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.prefect]
 
 RUN_WAIT_S = 240.0
 RECORD_POLL_S = 0.2
-TASK_WORKER_LIMIT = 2  # the README's `prefect task serve ... --limit 2`
+TASK_WORKER_LIMIT = 2  # the README's `codex-orchestrator task-worker --limit 2`
 FANOUT_STEPS = 2 * (TASK_WORKER_LIMIT + 2)
 # The `health` deployment runs in the sample repository itself: its tests leave nothing there.
 SAMPLE = ROOT / "examples/sample-repo"
