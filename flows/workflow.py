@@ -421,7 +421,10 @@ def _watch(future: PrefectFuture[Any], done: queue.Queue[str], name: str) -> Non
 def _is_final(future: PrefectFuture[Any]) -> bool:
     """Whether the call has ended; a task worker's future keeps the final state once seen (one API read)."""
     if isinstance(future, PrefectDistributedFuture):
-        future.wait(timeout=0)
+        try:
+            future.wait(timeout=0)
+        except RuntimeError:  # Prefect 3.9: "has no state which means it hasn't started yet" (just created)
+            return False
     return future.state.is_final()
 
 
