@@ -46,6 +46,8 @@ MAX_MESSAGE_BYTES = 1 << 20
 MAX_LIVE_SANDBOXES = 16
 # Prepared call inits a sandbox keeps ready at most (it keeps as many as it has seen calls running at once).
 MAX_SPARES = 8
+# The reader's wake-up pipe, as the selector's key data (the launcher's socket has None, a call its _Call).
+_WAKE = "wake"
 # Exit code reported for a call whose launcher went away under it (as if killed by SIGKILL).
 LAUNCHER_LOST_EXIT = 128 + 9
 
@@ -272,28 +274,32 @@ class SandboxLauncher:
         """The launcher's reports (spares handed over, inits' exits) and the running calls' own exit reports."""
         selector = selectors.DefaultSelector()
         selector.register(self._sock, selectors.EVENT_READ, None)
-        selector.register(self._wake_r, selectors.EVENT_READ, self._wake_r)
+        selector.register(self._wake_r, selectors.EVENT_READ, _WAKE)
         watched: dict[int, _Call] = {}
-        while True:
-            for key, _ in selector.select():
-                if key.data is None:
-                    if not self._on_launcher_message():
-                        selector.close()
-                        self._lost()
-                        return
-                elif key.data is self._wake_r:
-                    self._update_watch(selector, watched)
-                else:
-                    call: _Call = key.data
-                    try:
-                        report, _ = _recv_fds(call.control)
-                    except OSError:
-                        report = None
-                    if report is None or report.get("op") == "exit":
-                        selector.unregister(call.control)
-                        del watched[call.id]
-                    if report is not None and report.get("op") == "exit":
-                        self._end(call, int(report["code"]))
+        try:
+            while True:
+                for key, _ in selector.select():
+                    if key.data is None:
+                        if not self._on_launcher_message():
+                            return
+                    elif key.data is _WAKE:
+                        self._update_watch(selector, watched)
+                    elif key.data.id in watched:  # not one let go of earlier in this same batch
+                        self._on_call_report(selector, watched, key.data)
+        finally:  # the launcher is gone (or this thread failed): no call may wait for a report forever
+            selector.close()
+            self._lost()
+
+    def _on_call_report(
+        self, selector: selectors.BaseSelector, watched: dict[int, _Call], call: _Call
+    ) -> None:
+        """A running call's init reports its end (or closed its socket: the launcher's report follows)."""
+        report, _ = _recv_fds(call.control)
+        if report is None or report.get("op") == "exit":
+            selector.unregister(call.control)
+            del watched[call.id]
+        if report is not None and report.get("op") == "exit":
+            self._end(call, int(report["code"]))
 
     def _update_watch(self, selector: selectors.BaseSelector, watched: dict[int, _Call]) -> None:
         with contextlib.suppress(BlockingIOError):

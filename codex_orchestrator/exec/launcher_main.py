@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import gc
 import json
 import os
 import select
@@ -74,6 +75,15 @@ def _status_code(status: int) -> int:
 # -- the call init: pid 1 of the call's own pid namespace -----------------------------------------------------
 
 
+def _last_capability() -> int:
+    with open("/proc/sys/kernel/cap_last_cap", encoding="ascii") as handle:
+        return int(handle.read())
+
+
+# Read once by the launcher: every init it forks inherits it instead of opening /proc again.
+_LAST_CAP = _last_capability()
+
+
 def _drop_capabilities() -> None:
     """What ``bwrap --cap-drop ALL`` gives a call of its own, for a call of the kept sandbox.
 
@@ -81,9 +91,7 @@ def _drop_capabilities() -> None:
     /proc); a call must have none, or as root it could remount the read-only system writable. Bounding set,
     ambient set, then effective/permitted/inheritable emptied, and no_new_privs so nothing regains them.
     """
-    with open("/proc/sys/kernel/cap_last_cap", encoding="ascii") as handle:
-        last = int(handle.read())
-    for cap in range(last + 1):
+    for cap in range(_LAST_CAP + 1):
         _check(_LIBC.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"dropping capability {cap}")
     _check(_LIBC.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clearing ambient capabilities")
     header = (ctypes.c_uint32 * 2)(_LINUX_CAPABILITY_VERSION_3, 0)
@@ -332,6 +340,10 @@ def main(fd: int) -> int:
     The calls themselves go straight from the orchestrator to their init (``_call_init``) and back: the
     launcher is on no call's path, only on the preparing of the next one and the report of an exit."""
     orchestrator = socket.socket(fileno=fd)
+    # Every init is a fork of this interpreter, and each page an init writes to is copied for it: a
+    # collection in an init would write to every object's page. The launcher makes next to no garbage.
+    gc.disable()
+    gc.freeze()
     _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     _check(_LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "becoming a subreaper")
     state = _Launcher(orchestrator)
