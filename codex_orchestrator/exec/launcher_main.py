@@ -218,44 +218,6 @@ def _failed(control: socket.socket, detail: str) -> None:
 # -- the launcher ---------------------------------------------------------------------------------------------
 
 
-class _Pending:
-    """A call init being prepared: forked off, its pid still to come (``report``), its socket not yet handed on.
-
-    The launcher never waits for one: the fork that unshares the namespaces and the init's own set-up (its
-    /proc, dropping capabilities) run beside whatever the launcher is relaying."""
-
-    def __init__(self, spare_id: int) -> None:
-        self.id = spare_id
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        report_r, report_w = os.pipe2(os.O_CLOEXEC)
-        first = os.fork()
-        if first == 0:
-            try:
-                _close_fds_but(theirs.fileno(), report_w)
-                signal.set_wakeup_fd(-1)
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                _check(_LIBC.unshare(CLONE_NEWPID | CLONE_NEWNS), "unshare")
-                init = os.fork()
-                if init == 0:
-                    os.close(report_w)
-                    _call_init(theirs)
-                os.write(report_w, str(init).encode())
-            finally:
-                os._exit(0)
-        theirs.close()
-        os.close(report_w)
-        self.report = report_r
-        self.control = ours
-
-    def collect(self) -> int | None:
-        """The init's pid (our child now: we are the subreaper), or None if the namespace could not be made."""
-        reported = b""
-        while chunk := os.read(self.report, 64):
-            reported += chunk
-        os.close(self.report)
-        return int(reported) if reported else None
-
-
 # Where bwrap shows the host's /tmp (read-only) inside the sandbox's private /tmp (sandbox.wrap_argv).
 HOST_TMP = "/tmp/.host-tmp"
 
@@ -286,28 +248,51 @@ class _Launcher:
 
     def __init__(self, orchestrator: socket.socket) -> None:
         self.orchestrator = orchestrator
-        self.pending: dict[int, _Pending] = {}  # by report pipe
+        self.own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         self.inits: dict[int, int] = {}  # spare id -> init pid (in our namespace)
         self.ids: dict[int, int] = {}  # init pid -> spare id
         self.last_id = 0
 
-    def prepare(self) -> _Pending:
-        self.last_id += 1
-        pending = _Pending(self.last_id)
-        self.pending[pending.report] = pending
-        return pending
+    def prepare(self) -> None:
+        """Fork the next call's init and hand its control socket to the orchestrator (we keep no copy)."""
+        spare_id, control = self.fork_init()
+        _send(self.orchestrator, {"op": "spare", "id": spare_id}, [control.fileno()])
+        control.close()
 
-    def hand_over(self, pending: _Pending) -> bool:
-        """The init is forked: give the orchestrator its control socket (the launcher keeps no copy)."""
-        del self.pending[pending.report]
-        pid = pending.collect()
-        if pid is None:
-            pending.control.close()
-            return False
-        self.inits[pending.id], self.ids[pid] = pid, pending.id
-        _send(self.orchestrator, {"op": "spare", "id": pending.id}, [pending.control.fileno()])
-        pending.control.close()
-        return True
+    def fork_init(self) -> tuple[int, socket.socket]:
+        """Fork a call init into a pid namespace of its own: its spare id and our end of its socket.
+
+        The launcher only unshares the pid namespace for its next child, forks, and takes its own back
+        (``setns``): no intermediate process. The init makes its mount namespace, /proc and capability drop
+        itself, beside whatever runs; a spawn sent meanwhile waits in its socket until it is done."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            _check(_LIBC.unshare(CLONE_NEWPID), "unsharing the pid namespace")
+        except OSError:
+            ours.close()
+            theirs.close()
+            raise
+        pid = -1
+        try:
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    _close_fds_but(theirs.fileno())
+                    signal.set_wakeup_fd(-1)
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    _check(_LIBC.unshare(CLONE_NEWNS), "unsharing the mount namespace")
+                    _call_init(theirs)
+                finally:
+                    os._exit(_SIGNAL_EXIT_BASE - 1)  # the init failed: its call (if any) did not run
+        finally:
+            if pid != 0:
+                _check(
+                    _LIBC.setns(self.own_pid_ns, CLONE_NEWPID), "returning to the launcher's pid namespace"
+                )
+            theirs.close()
+        self.last_id += 1
+        self.inits[self.last_id], self.ids[pid] = pid, self.last_id
+        return self.last_id, ours
 
     def reap(self) -> None:
         while True:
@@ -319,7 +304,7 @@ class _Launcher:
                 return
             spare_id = self.ids.pop(pid, None)
             if spare_id is None:
-                continue  # the fork that made an init's namespaces, or an orphan of ours
+                continue  # an orphan re-parented to us (we are a subreaper)
             del self.inits[spare_id]
             _send(self.orchestrator, {"op": "exit", "id": spare_id, "code": _status_code(status)})
 
@@ -350,23 +335,17 @@ def main(fd: int) -> int:
     reaper_r, reaper_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(reaper_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    first = state.prepare()  # the first one also tells whether this sandbox can give calls namespaces
-    pid = first.collect()
-    del state.pending[first.report]
-    if pid is None:
-        first.control.close()
-        _send(orchestrator, {"op": "unavailable", "detail": "could not start a call's pid namespace"})
+    try:
+        spare_id, control = state.fork_init()  # the first one also tells whether calls can have namespaces
+    except OSError as exc:
+        _send(orchestrator, {"op": "unavailable", "detail": str(exc)})
         return 1
     _send(orchestrator, {"op": "ready", "pid": os.getpid()})
-    state.inits[first.id], state.ids[pid] = pid, first.id
-    _send(orchestrator, {"op": "spare", "id": first.id}, [first.control.fileno()])
-    first.control.close()
+    _send(orchestrator, {"op": "spare", "id": spare_id}, [control.fileno()])
+    control.close()
     while True:
-        watched: list[Any] = [orchestrator, reaper_r, *state.pending]
+        watched: list[Any] = [orchestrator, reaper_r]
         ready, _, _ = select.select(watched, [], [])
-        for report in ready:
-            if report in state.pending:
-                state.hand_over(state.pending[report])
         if reaper_r in ready:
             while True:
                 try:
