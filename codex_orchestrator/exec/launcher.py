@@ -1,11 +1,14 @@
-"""Kept-alive sandboxes: one bubblewrap sandbox per (run, instance, sandbox spec) whose launcher forks each call.
+"""Kept-alive sandboxes: one bubblewrap sandbox per (run, instance, sandbox spec) whose launcher runs each call.
 
 A fresh ``bwrap`` per call pays for a namespace and mount set-up every time; here a ``SandboxLauncher`` starts
-``launcher_main.py`` inside one sandbox and each call is a message to it (argv, cwd, env, PTY size, with the
-PTY's slave end attached), which it starts in a pid namespace of its own (see ``launcher_main``). The PTY's
-master end stays here, so reading, writing and resizing are ``LocalPtyProcess``'s. ``SandboxPool`` keeps the
-launchers: the first call of a key runs in a bwrap of its own (a one-call run such as ``exec`` never pays for
-a launcher); from the second on, the key's launcher serves it. ``close_run`` ends a run's launchers.
+``launcher_main.py`` inside one sandbox, which prepares *call inits* ahead of the calls (each already alone in
+a pid namespace with its own /proc, without capabilities) and hands each one's socket over. A call is then a
+message straight to a prepared init (argv, cwd, env, PTY size, with the PTY's slave end attached) and its
+answer; the init reports the call's end itself, and the launcher reports every init's exit (the one that
+counts when an init was killed). The PTY's master end stays here, so reading, writing and resizing are
+``LocalPtyProcess``'s. ``SandboxPool`` keeps the launchers: the first call of a key runs in a bwrap of its
+own (a one-call run such as ``exec`` never pays for a launcher); from the second on, the key's launcher
+serves it. ``close_run`` ends a run's launchers.
 """
 
 from __future__ import annotations
