@@ -123,6 +123,7 @@ class SandboxLauncher:
         self._wanted = 1  # spares to keep ready: the most calls seen running at once
         self._alive = True
         self._tmp_shown: set[str] = set()
+        self._tmp_told: tuple[Path, ...] | None = None  # the last listing told in full (the same tuple: skip)
         self._to_watch: list[_Call] = []  # started calls for the reader to watch, and calls to let go of
         self._to_release: list[_Call] = []
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -234,8 +235,12 @@ class SandboxLauncher:
     def _new_tmp_names(self, entries: tuple[Path, ...]) -> list[str]:
         """The host /tmp entries this sandbox has not been told about yet (most calls: none)."""
         with self._lock:
+            # ``host_tmp_entries`` hands out the same tuple while /tmp is unchanged: nothing new in it.
+            if entries is self._tmp_told:
+                return []
             names = [name for name in _tmp_names(entries) if name not in self._tmp_shown]
             self._tmp_shown.update(names)
+            self._tmp_told = entries
         return names
 
     def order(self, call: _Call, op: str, *signums: int) -> None:
