@@ -65,7 +65,9 @@ def _send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = 
 
 def _recv_fds(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
     try:
-        data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE_BYTES, 1)
+        # Close-on-exec: a process this one starts must not hold a call init's socket (the init ends its call
+        # when the socket's last holder lets go of it).
+        data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE_BYTES, 1, socket.MSG_CMSG_CLOEXEC)
     except OSError:
         return None, []
     return (json.loads(data) if data else None), fds
