@@ -123,6 +123,7 @@ class SandboxLauncher:
         self._asked = 0  # spares asked for and not yet handed over
         self._running = 0  # calls spawned and not yet ended
         self._wanted = 1  # spares to keep ready: the most calls seen running at once
+        self._unprepared: str | None = None  # why the launcher could not prepare the last one asked for
         self._alive = True
         self._tmp_shown: set[str] = set()
         self._tmp_told: tuple[Path, ...] | None = None  # the last listing told in full (the same tuple: skip)
@@ -188,11 +189,17 @@ class SandboxLauncher:
             if not self.alive:
                 raise LauncherError("the sandbox launcher is gone")
             if not self._spares:
+                self._unprepared = None
                 self._ask_locked()
-                if not self._lock.wait_for(lambda: self._spares or not self._alive, SPAWN_REPLY_TIMEOUT_S):
+                if not self._lock.wait_for(
+                    lambda: self._spares or self._unprepared or not self._alive, SPAWN_REPLY_TIMEOUT_S
+                ):
                     raise LauncherError(f"the sandbox launcher prepared no call for {program!r} in time")
                 if not self._spares:
-                    raise LauncherError("the sandbox launcher is gone")
+                    why = self._unprepared or "it is gone"
+                    raise LauncherError(
+                        f"the sandbox launcher could not prepare a call for {program!r}: {why}"
+                    )
             call = self._spares.pop(0)
             call.running = True
             self._running += 1
@@ -334,6 +341,11 @@ class SandboxLauncher:
         if op == "spare" and len(fds) == 1:
             self._add_spare(_Call(call_id, socket.socket(fileno=fds[0])))
             return True
+        if op == "unprepared":
+            with self._lock:
+                self._asked = max(0, self._asked - 1)
+                self._unprepared = str(message.get("detail", "it could not prepare a call"))
+                self._lock.notify_all()
         for fd in fds:
             os.close(fd)
         if op == "exit":

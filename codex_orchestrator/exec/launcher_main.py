@@ -311,7 +311,10 @@ class _Launcher:
     def order(self, message: dict[str, Any]) -> None:
         op = message.get("op")
         if op == "prepare":
-            self.prepare()
+            try:
+                self.prepare()
+            except OSError as exc:  # out of processes or memory: the asking call fails, the sandbox lives on
+                _send(self.orchestrator, {"op": "unprepared", "detail": str(exc)})
         elif op == "kill":
             pid = self.inits.get(int(message.get("id", 0)))
             if pid is not None:
