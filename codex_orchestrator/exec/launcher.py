@@ -1,20 +1,25 @@
-"""Kept-alive sandboxes: one bubblewrap sandbox per (run, instance, sandbox spec) whose launcher forks each call.
+"""Kept-alive sandboxes: one bubblewrap sandbox per (run, instance, sandbox spec) whose launcher runs each call.
 
 A fresh ``bwrap`` per call pays for a namespace and mount set-up every time; here a ``SandboxLauncher`` starts
-``launcher_main.py`` inside one sandbox and each call is a message to it (argv, cwd, env, PTY size, with the
-PTY's slave end attached), which it starts in a pid namespace of its own (see ``launcher_main``). The PTY's
-master end stays here, so reading, writing and resizing are ``LocalPtyProcess``'s. ``SandboxPool`` keeps the
-launchers: the first call of a key runs in a bwrap of its own (a one-call run such as ``exec`` never pays for
-a launcher); from the second on, the key's launcher serves it. ``close_run`` ends a run's launchers.
+``launcher_main.py`` inside one sandbox, which prepares *call inits* ahead of the calls (each already alone in
+a pid namespace with its own /proc, without capabilities) and hands each one's socket over. A call is then a
+message straight to a prepared init (argv, cwd, env, PTY size, with the PTY's slave end attached) and its
+answer; the init reports the call's end itself, and the launcher reports every init's exit (the one that
+counts when an init was killed). The PTY's master end stays here, so reading, writing and resizing are
+``LocalPtyProcess``'s. ``SandboxPool`` keeps the launchers: the first call of a key runs in a bwrap of its
+own (a one-call run such as ``exec`` never pays for a launcher); from the second on, the key's launcher
+serves it. ``close_run`` ends a run's launchers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
 import queue
+import selectors
 import socket
 import subprocess
 import sys
@@ -42,8 +47,30 @@ MAX_MESSAGE_BYTES = 1 << 20
 # Live sandboxes one process keeps at most; beyond it the least recently started one is ended (a worker that
 # serves many runs whose ends it never sees must not pile sandboxes up).
 MAX_LIVE_SANDBOXES = 16
+# Prepared call inits a sandbox keeps ready at most (it keeps as many as it has seen calls running at once).
+MAX_SPARES = 8
+# The reader's wake-up pipe, as the selector's key data (the launcher's socket has None, a call its _Call).
+_WAKE = "wake"
 # Exit code reported for a call whose launcher went away under it (as if killed by SIGKILL).
 LAUNCHER_LOST_EXIT = 128 + 9
+
+
+def _send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = None) -> None:
+    data = json.dumps(message, separators=(",", ":")).encode()
+    if fds:
+        socket.send_fds(sock, [data], fds)
+    else:
+        sock.send(data)
+
+
+def _recv_fds(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
+    try:
+        # Close-on-exec: a process this one starts must not hold a call init's socket (the init ends its call
+        # when the socket's last holder lets go of it).
+        data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE_BYTES, 1, socket.MSG_CMSG_CLOEXEC)
+    except OSError:
+        return None, []
+    return (json.loads(data) if data else None), fds
 
 
 class LauncherError(ExecError):
@@ -51,34 +78,67 @@ class LauncherError(ExecError):
 
 
 class _Call:
-    """What the launcher reported about one call; waiters block on ``changed``."""
+    """One prepared call init (a spare until a spawn takes it) and what the launcher reported about it."""
 
-    def __init__(self) -> None:
+    def __init__(self, call_id: int, control: socket.socket) -> None:
+        self.id = call_id
+        self.control = control  # straight to the call's init: spawn, signal and term go here
         self.changed = threading.Condition()
-        self.spawned: dict[str, Any] | None = None
         self.exit_code: int | None = None
         self.done = False
+        self.closed = False
+        self.running = False  # taken by a spawn and not yet ended (``SandboxLauncher._running`` counts these)
+
+    def send(self, message: dict[str, Any], fds: list[int] | None = None) -> None:
+        """Send to the init; raises OSError if it is gone or the call has been let go of."""
+        with self.changed:
+            if self.closed:
+                raise OSError(errno.EBADF, "the call's control socket is closed")
+            _send(self.control, message, fds)
+
+    def release(self) -> None:
+        """Let go of the init: if it still waits for a call, it exits; if its call still runs, it ends."""
+        with self.changed:
+            if not self.closed:
+                self.closed = True
+                self.control.close()
 
 
 class SandboxLauncher:
-    """One live sandbox (``spec``) with a launcher inside; ``spawn`` starts a call in it. Thread-safe."""
+    """One live sandbox (``spec``) with a launcher inside; ``spawn`` starts a call in it. Thread-safe.
+
+    The launcher hands over call inits prepared ahead (``spare``); a spawn takes one and talks to it directly,
+    so a call's path is one message each way plus the fork and exec, with no namespace set-up on it. The pool
+    of spares follows the most calls seen at once (up to ``MAX_SPARES``); a spawn that finds none asks for one
+    of its own rather than wait for another call's."""
 
     def __init__(self, spec: SandboxSpec, popen: subprocess.Popen[bytes], sock: socket.socket) -> None:
         self.spec = spec
         self._popen = popen
         self._sock = sock
         self._send_lock = threading.Lock()
-        self._lock = threading.Lock()
-        self._calls: dict[int, _Call] = {}
-        self._next_id = 0
+        self._lock = threading.Condition()
+        self._calls: dict[int, _Call] = {}  # every init the launcher has handed over and not reported ended
+        self._spares: list[_Call] = []  # inits waiting for a call
+        self._asked = 0  # spares asked for and not yet handed over
+        self._running = 0  # calls spawned and not yet ended
+        self._wanted = 1  # spares to keep ready: the most calls seen running at once
+        self._unprepared: str | None = None  # why the launcher could not prepare the last one asked for
         self._alive = True
         self._tmp_shown: set[str] = set()
-        ready = self._recv()
+        self._tmp_told: tuple[Path, ...] | None = None  # the last listing told in full (the same tuple: skip)
+        self._to_watch: list[_Call] = []  # started calls for the reader to watch, and calls to let go of
+        self._to_release: list[_Call] = []
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._reading = False  # the reader thread runs (it owns the sockets it watches)
+        self._reader: threading.Thread | None = None
+        ready, _ = _recv_fds(sock)
         if ready is None or ready.get("op") != "ready":
             detail = (ready or {}).get("detail", "it exited before saying it was ready")
             self.close()
             raise LauncherError(f"the sandbox launcher did not start: {detail}")
         sock.settimeout(None)  # the start-up bound is over: calls may be quiet for as long as they run
+        self._reading = True
         self._reader = threading.Thread(target=self._read_loop, name="sandbox-launcher", daemon=True)
         self._reader.start()
 
@@ -95,51 +155,119 @@ class SandboxLauncher:
             raise SpawnError(argv, "argv is empty")
         env = {**os.environ, **PINNED_ENV, **request.env}
         cwd = request.cwd or str(self.spec.workspace)
-        with self._lock:
-            if not self.alive:
-                raise LauncherError("the sandbox launcher is gone")
-            self._next_id += 1
-            call_id = self._next_id
-            call = self._calls[call_id] = _Call()
+        call = self._take_spare(argv[0])
         master_fd, slave_fd = os.openpty()
         try:
             set_window_size(master_fd, request.rows, request.cols)
-            message = {"op": "spawn", "id": call_id, "argv": argv, "cwd": cwd, "env": env}
+            message: dict[str, Any] = {"op": "spawn", "argv": argv, "cwd": cwd, "env": env}
             message |= {"rows": request.rows, "cols": request.cols, "tmp": self._new_tmp_names(tmp_entries)}
-            self._send(message, [slave_fd])
+            try:
+                call.send(message, [slave_fd])
+            except OSError as exc:
+                raise LauncherError(
+                    f"the sandbox launcher lost the call init for {argv[0]!r}: {exc}"
+                ) from exc
+            finally:
+                os.close(slave_fd)  # the init holds it now; only the command may keep it open
+            spawned = self._reply(call, argv[0])
         except BaseException:
             os.close(master_fd)
+            self._call_ended(call)
             raise
-        finally:
-            os.close(slave_fd)  # the launcher holds it now; only the command may keep it open
-        with call.changed:
-            if not call.changed.wait_for(
-                lambda: call.spawned is not None or call.done, SPAWN_REPLY_TIMEOUT_S
-            ):
-                os.close(master_fd)
-                raise LauncherError(f"the sandbox launcher did not start {argv[0]!r} in time")
-        spawned = call.spawned or {"op": "error", "detail": "the sandbox launcher went away"}
+        self._top_up()  # the next spare is prepared now, not while this call was being started
         if spawned.get("op") != "spawned":
             os.close(master_fd)
+            self._call_ended(call)
             raise SpawnError(argv, str(spawned.get("detail", "the command could not be started")))
-        return LauncherProcess(self, call_id, call, int(spawned["pid"]), master_fd)
+        call.control.settimeout(None)
+        self._watch(call)
+        return LauncherProcess(self, call, int(spawned["pid"]), master_fd)
+
+    def _take_spare(self, program: str) -> _Call:
+        """A prepared init for one call: a ready one, else one asked for now (never another call's)."""
+        with self._lock:
+            if not self.alive:
+                raise LauncherError("the sandbox launcher is gone")
+            if not self._spares:
+                self._unprepared = None
+                self._ask_locked()
+                if not self._lock.wait_for(
+                    lambda: self._spares or self._unprepared or not self._alive, SPAWN_REPLY_TIMEOUT_S
+                ):
+                    raise LauncherError(f"the sandbox launcher prepared no call for {program!r} in time")
+                if not self._spares:
+                    why = self._unprepared or "it is gone"
+                    raise LauncherError(
+                        f"the sandbox launcher could not prepare a call for {program!r}: {why}"
+                    )
+            call = self._spares.pop(0)
+            call.running = True
+            self._running += 1
+            self._wanted = min(MAX_SPARES, max(self._wanted, self._running))
+        return call
+
+    def _top_up(self) -> None:
+        with self._lock:
+            while self.alive and len(self._spares) + self._asked < self._wanted:
+                self._ask_locked()
+
+    def _ask_locked(self) -> None:
+        self._asked += 1
+        with contextlib.suppress(OSError):  # gone meanwhile: the reader notices and wakes the waiters
+            self._send({"op": "prepare"})
+
+    def _reply(self, call: _Call, program: str) -> dict[str, Any]:
+        """The init's answer to a spawn: ``spawned`` or ``error``, straight from it."""
+        call.control.settimeout(SPAWN_REPLY_TIMEOUT_S)
+        try:
+            data = call.control.recv(MAX_MESSAGE_BYTES)
+        except TimeoutError as exc:
+            raise LauncherError(f"the sandbox launcher did not start {program!r} in time") from exc
+        except OSError as exc:
+            raise LauncherError(f"the sandbox launcher lost the call of {program!r}: {exc}") from exc
+        if not data:
+            raise LauncherError(f"the sandbox launcher went away before starting {program!r}")
+        reply: dict[str, Any] = json.loads(data)
+        return reply
+
+    def _call_ended(self, call: _Call) -> None:
+        """A spawn that failed: its init is let go of (it exits; the launcher reports it, unseen)."""
+        call.release()
+        self._not_running(call)
+
+    def _not_running(self, call: _Call) -> None:
+        with self._lock:
+            if call.running:
+                call.running = False
+                self._running -= 1
 
     def _new_tmp_names(self, entries: tuple[Path, ...]) -> list[str]:
         """The host /tmp entries this sandbox has not been told about yet (most calls: none)."""
         with self._lock:
+            # ``host_tmp_entries`` hands out the same tuple while /tmp is unchanged: nothing new in it.
+            if entries is self._tmp_told:
+                return []
             names = [name for name in _tmp_names(entries) if name not in self._tmp_shown]
             self._tmp_shown.update(names)
+            self._tmp_told = entries
         return names
 
-    def order(self, call_id: int, op: str, *signums: int) -> None:
+    def order(self, call: _Call, op: str, *signums: int) -> None:
         """``signal`` (the command's process group), ``term`` (every process of the call) or ``kill``."""
-        if self.alive:
-            with contextlib.suppress(OSError):  # gone meanwhile: its calls are reported ended
-                self._send({"op": op, "id": call_id, "signals": list(signums)})
+        with contextlib.suppress(OSError):  # gone meanwhile: its call is reported ended
+            if op == "kill":
+                self._send({"op": "kill", "id": call.id})
+            else:
+                call.send({"op": op, "signals": list(signums)})
 
     def close(self) -> None:
         """End the sandbox: the launcher exits at EOF, bwrap (its init) takes every process with it."""
         self._alive = False
+        with self._lock:
+            spares, self._spares = self._spares, []
+            self._lock.notify_all()
+        for spare in spares:
+            spare.release()
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
         try:
@@ -147,55 +275,138 @@ class SandboxLauncher:
         except subprocess.TimeoutExpired:
             self._popen.kill()
             self._popen.wait(KILL_WAIT_S)
+        if self._reader is not None:
+            self._reader.join(KILL_WAIT_S)  # it ends at the launcher's EOF; then the wake pipe is ours
+        if not self._reading:
+            for fd in (self._wake_r, self._wake_w):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         self._sock.close()
 
-    def _send(self, message: dict[str, Any], fds: list[int] | None = None) -> None:
-        data = json.dumps(message, separators=(",", ":")).encode()
+    def _send(self, message: dict[str, Any]) -> None:
         with self._send_lock:
-            if fds:
-                socket.send_fds(self._sock, [data], fds)
-            else:
-                self._sock.send(data)
-
-    def _recv(self) -> dict[str, Any] | None:
-        try:
-            data = self._sock.recv(MAX_MESSAGE_BYTES)
-        except OSError:
-            return None
-        return json.loads(data) if data else None
+            _send(self._sock, message)
 
     def _read_loop(self) -> None:
-        while (message := self._recv()) is not None:
+        """The launcher's reports (spares handed over, inits' exits) and the running calls' own exit reports."""
+        selector = selectors.DefaultSelector()
+        selector.register(self._sock, selectors.EVENT_READ, None)
+        selector.register(self._wake_r, selectors.EVENT_READ, _WAKE)
+        watched: dict[int, _Call] = {}
+        try:
+            while True:
+                for key, _ in selector.select():
+                    if key.data is None:
+                        if not self._on_launcher_message():
+                            return
+                    elif key.data is _WAKE:
+                        self._update_watch(selector, watched)
+                    elif key.data.id in watched:  # not one let go of earlier in this same batch
+                        self._on_call_report(selector, watched, key.data)
+        finally:  # the launcher is gone (or this thread failed): no call may wait for a report forever
+            selector.close()
+            self._lost()
+
+    def _on_call_report(
+        self, selector: selectors.BaseSelector, watched: dict[int, _Call], call: _Call
+    ) -> None:
+        """A running call's init reports its end (or closed its socket: the launcher's report follows)."""
+        report, _ = _recv_fds(call.control)
+        if report is None or report.get("op") == "exit":
+            selector.unregister(call.control)
+            del watched[call.id]
+        if report is not None and report.get("op") == "exit":
+            self._end(call, int(report["code"]))
+
+    def _update_watch(self, selector: selectors.BaseSelector, watched: dict[int, _Call]) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.read(self._wake_r, 4096)
+        with self._lock:
+            adding, self._to_watch = self._to_watch, []
+            releasing, self._to_release = self._to_release, []
+        for call in adding:
+            if not call.closed and not call.done:
+                selector.register(call.control, selectors.EVENT_READ, call)
+                watched[call.id] = call
+        for call in releasing:
+            if watched.pop(call.id, None) is not None:
+                selector.unregister(call.control)
+            call.release()
+
+    def _on_launcher_message(self) -> bool:
+        message, fds = _recv_fds(self._sock)
+        if message is None:
+            return False
+        op, call_id = message.get("op"), int(message.get("id", 0))
+        if op == "spare" and len(fds) == 1:
+            self._add_spare(_Call(call_id, socket.socket(fileno=fds[0])))
+            return True
+        if op == "unprepared":
             with self._lock:
-                call = self._calls.get(int(message.get("id", 0)))
-            if call is None:
-                continue
-            with call.changed:
-                if message.get("op") == "exit":
-                    call.exit_code, call.done = int(message["code"]), True
-                    with self._lock:
-                        self._calls.pop(int(message["id"]), None)
-                else:
-                    call.spawned = message
-                call.changed.notify_all()
+                self._asked = max(0, self._asked - 1)
+                self._unprepared = str(message.get("detail", "it could not prepare a call"))
+                self._lock.notify_all()
+        for fd in fds:
+            os.close(fd)
+        if op == "exit":
+            with self._lock:
+                call = self._calls.pop(call_id, None)
+                if call is not None and call in self._spares:  # an init that died unused
+                    self._spares.remove(call)
+            if call is not None:
+                self._end(call, int(message["code"]))
+        return True
+
+    def _lost(self) -> None:
         self._alive = False
         with self._lock:
-            orphans, self._calls = list(self._calls.values()), {}
+            self._reading = False
+            releasing, self._to_release = self._to_release, []
+            orphans, self._calls, self._spares = list(self._calls.values()), {}, []
+            self._lock.notify_all()
         for call in orphans:
-            with call.changed:
-                if not call.done:
-                    call.exit_code, call.done = LAUNCHER_LOST_EXIT, True
-                call.changed.notify_all()
+            self._end(call, LAUNCHER_LOST_EXIT)
+        for call in releasing:
+            call.release()
+
+    def _watch(self, call: _Call) -> None:
+        """Hand a started call's socket to the reader: the init reports the call's end on it."""
+        with self._lock:
+            self._to_watch.append(call)
+        os.write(self._wake_w, b"w")
+
+    def release(self, call: _Call) -> None:
+        """Let go of a call's init (the reader's, if it watches the socket: never closed under its selector)."""
+        with self._lock:
+            if self._reading:
+                self._to_release.append(call)
+                os.write(self._wake_w, b"r")
+                return
+        call.release()
+
+    def _add_spare(self, call: _Call) -> None:
+        with self._lock:
+            self._asked = max(0, self._asked - 1)
+            self._calls[call.id] = call
+            if self._alive:
+                self._spares.append(call)
+                self._lock.notify_all()
+                return
+        call.release()
+
+    def _end(self, call: _Call, code: int) -> None:
+        with call.changed:
+            if not call.done:
+                call.exit_code, call.done = code, True
+            call.changed.notify_all()
+        self._not_running(call)
 
 
 class LauncherProcess(PtyMaster):
     """A call run by a ``SandboxLauncher``: the PTY is ours, the process is the launcher's to signal and reap."""
 
-    def __init__(
-        self, launcher: SandboxLauncher, call_id: int, call: _Call, pid: int, master_fd: int
-    ) -> None:
+    def __init__(self, launcher: SandboxLauncher, call: _Call, pid: int, master_fd: int) -> None:
         self._launcher = launcher
-        self._call_id = call_id
         self._call = call
         self._sandbox_pid = pid
         super().__init__(master_fd)
@@ -210,7 +421,7 @@ class LauncherProcess(PtyMaster):
         return self._sandbox_pid
 
     def signal(self, signum: int) -> None:
-        self._launcher.order(self._call_id, "signal", signum)
+        self._launcher.order(self._call, "signal", signum)
 
     def poll(self) -> int | None:
         return self._call.exit_code if self._call.done else None
@@ -226,14 +437,19 @@ class LauncherProcess(PtyMaster):
         The call has ended once its init has: the kernel ends the rest of its pid namespace with it."""
         if self._call.done:
             return self.poll()
-        self._launcher.order(self._call_id, "term", 15, 1, 18)
+        self._launcher.order(self._call, "term", 15, 1, 18)
         if self.wait(grace_s) is None:
             log.info(
                 "sandboxed call %d outlived %.1fs grace after SIGTERM; killing it", self.pid or 0, grace_s
             )
-            self._launcher.order(self._call_id, "kill")
+            self._launcher.order(self._call, "kill")
             self.wait(KILL_WAIT_S)
         return self.poll()
+
+    def close(self) -> None:
+        """Close the PTY (ending the call if it still runs, as ``PtyMaster.close`` does), then its init's socket."""
+        super().close()
+        self._launcher.release(self._call)
 
 
 @dataclass(frozen=True)

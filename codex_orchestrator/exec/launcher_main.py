@@ -1,22 +1,24 @@
-"""The launcher that runs inside a kept-alive bubblewrap sandbox and starts each tool call with a fork.
+"""The launcher that runs inside a kept-alive bubblewrap sandbox, and the call init that runs each tool call.
 
 Stdlib only, run as ``python -I -S launcher_main.py FD`` inside bwrap: FD is a SOCK_SEQPACKET socket to the
-orchestrator. Flow at a glance, per call: the orchestrator sends ``spawn`` (argv, cwd, env) with the PTY slave
-attached (SCM_RIGHTS) → a pre-forked *call init* takes it: pid 1 of a pid namespace of its own with its own
-``/proc``, so one call cannot see or signal another's processes → the init forks the command as a session
-leader on the PTY and reports ``spawned`` (or the exec error) → the launcher reports ``exit`` when the init
-ends, which is when the command ends; the namespace's other processes die with it (as under a bwrap of its
-own). ``signal`` reaches the command's process group, ``term``/``kill`` the whole call. The next call's init
-is forked ahead, so a namespace's set-up is not on a call's path. The launcher exits when the orchestrator's
-end of the socket closes, and with it the sandbox (bwrap is the sandbox's init).
+orchestrator. Ahead of any call the launcher prepares a *call init*: pid 1 of a pid namespace of its own,
+in a mount namespace of its own with its own ``/proc`` (so it sees only its own processes), every capability
+dropped and no_new_privs set, blocked waiting for one call. It hands the init's control socket to the
+orchestrator (SCM_RIGHTS, ``spare``). Per call, then, the orchestrator and the init talk directly: ``spawn``
+(argv, cwd, env, PTY size, with the PTY slave attached) → the init forks the command as a session leader on
+the PTY and answers ``spawned`` (or the exec error); ``signal`` reaches the command's process group, ``term``
+every process of the call. The init exits with the command, and the kernel ends whatever the call left in
+its namespace. The launcher is the inits' parent (a subreaper): it reports each init's ``exit``, kills one on
+``kill`` and prepares another on ``prepare``, beside whatever runs. An init serves exactly one call. The
+launcher exits when the orchestrator's end of the socket closes, and with it the sandbox (bwrap is its init).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno
 import fcntl
+import gc
 import json
 import os
 import select
@@ -73,6 +75,15 @@ def _status_code(status: int) -> int:
 # -- the call init: pid 1 of the call's own pid namespace -----------------------------------------------------
 
 
+def _last_capability() -> int:
+    with open("/proc/sys/kernel/cap_last_cap", encoding="ascii") as handle:
+        return int(handle.read())
+
+
+# Read once by the launcher: every init it forks inherits it instead of opening /proc again.
+_LAST_CAP = _last_capability()
+
+
 def _drop_capabilities() -> None:
     """What ``bwrap --cap-drop ALL`` gives a call of its own, for a call of the kept sandbox.
 
@@ -80,9 +91,7 @@ def _drop_capabilities() -> None:
     /proc); a call must have none, or as root it could remount the read-only system writable. Bounding set,
     ambient set, then effective/permitted/inheritable emptied, and no_new_privs so nothing regains them.
     """
-    with open("/proc/sys/kernel/cap_last_cap", encoding="ascii") as handle:
-        last = int(handle.read())
-    for cap in range(last + 1):
+    for cap in range(_LAST_CAP + 1):
         _check(_LIBC.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"dropping capability {cap}")
     _check(_LIBC.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clearing ambient capabilities")
     header = (ctypes.c_uint32 * 2)(_LINUX_CAPABILITY_VERSION_3, 0)
@@ -92,35 +101,57 @@ def _drop_capabilities() -> None:
 
 
 def _call_init(control: socket.socket) -> None:
-    """Wait for this call's ``spawn``, start the command, relay signals, exit with the command's code."""
+    """Wait for this call's ``spawn``, start the command, relay signals, exit with the command's code.
+
+    Everything that isolates the call happens before the ``spawn`` is even read: nothing of the call runs
+    until its namespace has its own /proc and no capabilities are left."""
     # Our own /proc: the namespace's view, so the call sees only its own processes.
     _check(_LIBC.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "making / private")
     _check(_LIBC.mount(b"proc", b"/proc", b"proc", 0, None), "mounting /proc")
     _drop_capabilities()
     message, fds = _recv(control)
     if message is None or message.get("op") != "spawn" or len(fds) != 1:
-        os._exit(0)  # the launcher is going away (or sent nonsense): nothing to run
+        os._exit(0)  # the orchestrator is going away (or sent nonsense): nothing to run
     slave = fds[0]
+    _link_tmp_entries(message.get("tmp", []))
     child = _start_command(control, message, slave)
     os.close(slave)
     if child is None:
         os._exit(_SIGNAL_EXIT_BASE - 1)
-    # Wait for the command to end, relaying the launcher's orders meanwhile. As the namespace's init we exit
+    # Wait for the command to end, relaying the orchestrator's orders meanwhile. As the namespace's init we exit
     # with the command: the kernel then ends whatever it left behind.
     pidfd = os.pidfd_open(child)
     while True:
         ready, _, _ = select.select([control.fileno(), pidfd], [], [])
         if pidfd in ready:
             _, status = os.waitpid(child, 0)
-            os._exit(_status_code(status) & 0xFF)
+            code = _status_code(status) & 0xFF
+            _end_namespace()
+            # Only now, with nothing of the call left, does the orchestrator hear of its end (the launcher
+            # reports the same when it reaps us; the first report counts).
+            with contextlib.suppress(OSError):
+                _send(control, {"op": "exit", "code": code})
+            os._exit(code)
         if control.fileno() in ready:
             try:
                 order, _ = _recv(control)
             except OSError:
                 order = None
-            if order is None:  # the launcher died: end the call (the namespace goes with us)
+            if order is None:  # the orchestrator let go of the call: end it (the namespace goes with us)
                 os._exit(_SIGNAL_EXIT_BASE + signal.SIGKILL)
             _relay(order, child)
+
+
+def _end_namespace() -> None:
+    """Kill and reap every process left in the call's pid namespace (as its init, all are our descendants,
+    and orphans are re-parented to us: no child left means nothing of the call is left)."""
+    while True:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(-1, signal.SIGKILL)
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
 
 
 def _relay(order: dict[str, Any], child: int) -> None:
@@ -133,88 +164,58 @@ def _relay(order: dict[str, Any], child: int) -> None:
                 os.kill(-1, signum)  # from a namespace's init: every process of the call but us
 
 
-class _Failed(Exception):
-    """The command could not be started; the message says why, as ``LocalPtyBackend`` would."""
+# Signals the command starts with at their defaults (Python ignores SIGPIPE and SIGXFSZ; the rest may carry
+# the launcher's handlers), as ``subprocess`` restores them for an unsandboxed call.
+_DEFAULT_SIGNALS = (
+    signal.SIGPIPE,
+    signal.SIGXFSZ,
+    signal.SIGINT,
+    signal.SIGQUIT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+)
 
 
 def _start_command(control: socket.socket, message: dict[str, Any], slave: int) -> int | None:
-    """Fork the command as a session leader with ``slave`` as its controlling terminal; report how it went."""
+    """Start the command as a session leader with ``slave`` as its controlling terminal; report how it went.
+
+    ``posix_spawn`` (a vfork: no copy of this interpreter's pages, which a forked Python child would fault in
+    one by one) does it all before the exec: ``setsid``, then opening the slave again through /proc, which
+    makes it the new session's controlling terminal, on fds 0-2. The init serves one call, so it may take on
+    the call's working directory and PATH itself (``posix_spawnp`` looks the program up in the caller's)."""
     rows, cols = int(message.get("rows", 24)), int(message.get("cols", 80))
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-    err_r, err_w = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(err_r)
-            os.setsid()
-            fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
-            for target in (0, 1, 2):
-                os.dup2(slave, target)
-            if slave > 2:
-                os.close(slave)
-            for signum in (signal.SIGPIPE, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP):
-                signal.signal(signum, signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_SETMASK, [])
-            try:
-                os.chdir(message["cwd"])
-            except OSError as exc:
-                raise _Failed(f"working directory {message['cwd']!r}: {exc.strerror}") from exc
-            try:
-                os.execvpe(message["argv"][0], message["argv"], message["env"])
-            except OSError as exc:
-                raise _Failed(f"{exc.strerror}: {message['argv'][0]!r}") from exc
-        except _Failed as exc:
-            os.write(err_w, json.dumps({"detail": str(exc)}).encode())
-        except BaseException as exc:
-            os.write(err_w, json.dumps({"detail": repr(exc)}).encode())
-        os._exit(127)
-    os.close(err_w)
-    failure = b""
-    while chunk := os.read(err_r, 65536):
-        failure += chunk
-    os.close(err_r)
-    if failure:
-        os.waitpid(pid, 0)
-        _send(control, {"op": "error", **json.loads(failure)})
+    argv, env = list(message["argv"]), dict(message["env"])
+    try:
+        os.chdir(message["cwd"])
+    except OSError as exc:
+        _failed(control, f"working directory {message['cwd']!r}: {exc.strerror}")
+        return None
+    os.environ.clear()
+    os.environ.update({"PATH": env["PATH"]} if "PATH" in env else {})
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, f"/proc/self/fd/{slave}", os.O_RDWR, 0),
+        (os.POSIX_SPAWN_DUP2, 0, 1),
+        (os.POSIX_SPAWN_DUP2, 0, 2),
+        (os.POSIX_SPAWN_CLOSE, slave),
+    ]
+    try:
+        pid = os.posix_spawnp(
+            argv[0], argv, env, file_actions=actions, setsid=True, setsigdef=_DEFAULT_SIGNALS, setsigmask=()
+        )
+    except OSError as exc:
+        _failed(control, f"{exc.strerror}: {argv[0]!r}")
         return None
     _send(control, {"op": "spawned", "pid": pid})
     return pid
 
 
+def _failed(control: socket.socket, detail: str) -> None:
+    """The command could not be started; ``detail`` says why, as ``LocalPtyBackend`` would."""
+    _send(control, {"op": "error", "detail": detail})
+
+
 # -- the launcher ---------------------------------------------------------------------------------------------
-
-
-class _Spare:
-    """A call init forked ahead: its control socket and its pid (in the launcher's namespace)."""
-
-    def __init__(self) -> None:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        report_r, report_w = os.pipe()
-        first = os.fork()
-        if first == 0:
-            try:
-                _close_fds_but(theirs.fileno(), report_w)
-                signal.set_wakeup_fd(-1)
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                _check(_LIBC.unshare(CLONE_NEWPID | CLONE_NEWNS), "unshare")
-                init = os.fork()
-                if init == 0:
-                    os.close(report_w)
-                    _call_init(theirs)
-                os.write(report_w, str(init).encode())
-            finally:
-                os._exit(0)
-        theirs.close()
-        os.close(report_w)
-        reported = b""
-        while chunk := os.read(report_r, 64):
-            reported += chunk
-        os.close(report_r)
-        os.waitpid(first, 0)
-        if not reported:
-            raise OSError(errno.EPERM, "could not start a call's pid namespace")
-        self.pid = int(reported)  # now our child: we are the subreaper
-        self.control = ours
 
 
 # Where bwrap shows the host's /tmp (read-only) inside the sandbox's private /tmp (sandbox.wrap_argv).
@@ -242,23 +243,111 @@ def _close_fds_but(*keep: int) -> None:
                 os.close(fd)
 
 
+class _Launcher:
+    """The launcher's state: prepared inits by spare id, and which init pid is which spare."""
+
+    def __init__(self, orchestrator: socket.socket) -> None:
+        self.orchestrator = orchestrator
+        self.own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        self.inits: dict[int, int] = {}  # spare id -> init pid (in our namespace)
+        self.ids: dict[int, int] = {}  # init pid -> spare id
+        self.last_id = 0
+
+    def prepare(self) -> None:
+        """Fork the next call's init and hand its control socket to the orchestrator (we keep no copy)."""
+        spare_id, control = self.fork_init()
+        _send(self.orchestrator, {"op": "spare", "id": spare_id}, [control.fileno()])
+        control.close()
+
+    def fork_init(self) -> tuple[int, socket.socket]:
+        """Fork a call init into a pid namespace of its own: its spare id and our end of its socket.
+
+        The launcher only unshares the pid namespace for its next child, forks, and takes its own back
+        (``setns``): no intermediate process. The init makes its mount namespace, /proc and capability drop
+        itself, beside whatever runs; a spawn sent meanwhile waits in its socket until it is done."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            _check(_LIBC.unshare(CLONE_NEWPID), "unsharing the pid namespace")
+        except OSError:
+            ours.close()
+            theirs.close()
+            raise
+        pid = -1
+        try:
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    _close_fds_but(theirs.fileno())
+                    signal.set_wakeup_fd(-1)
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    _check(_LIBC.unshare(CLONE_NEWNS), "unsharing the mount namespace")
+                    _call_init(theirs)
+                finally:
+                    os._exit(_SIGNAL_EXIT_BASE - 1)  # the init failed: its call (if any) did not run
+        finally:
+            if pid != 0:
+                _check(
+                    _LIBC.setns(self.own_pid_ns, CLONE_NEWPID), "returning to the launcher's pid namespace"
+                )
+            theirs.close()
+        self.last_id += 1
+        self.inits[self.last_id], self.ids[pid] = pid, self.last_id
+        return self.last_id, ours
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            spare_id = self.ids.pop(pid, None)
+            if spare_id is None:
+                continue  # an orphan re-parented to us (we are a subreaper)
+            del self.inits[spare_id]
+            _send(self.orchestrator, {"op": "exit", "id": spare_id, "code": _status_code(status)})
+
+    def order(self, message: dict[str, Any]) -> None:
+        op = message.get("op")
+        if op == "prepare":
+            try:
+                self.prepare()
+            except OSError as exc:  # out of processes or memory: the asking call fails, the sandbox lives on
+                _send(self.orchestrator, {"op": "unprepared", "detail": str(exc)})
+        elif op == "kill":
+            pid = self.inits.get(int(message.get("id", 0)))
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)  # the init: its namespace dies with it
+
+
 def main(fd: int) -> int:
+    """Serve the orchestrator on ``fd``: hand over prepared call inits, run its orders, report inits' exits.
+
+    The calls themselves go straight from the orchestrator to their init (``_call_init``) and back: the
+    launcher is on no call's path, only on the preparing of the next one and the report of an exit."""
     orchestrator = socket.socket(fileno=fd)
+    # Every init is a fork of this interpreter, and each page an init writes to is copied for it: a
+    # collection in an init would write to every object's page. The launcher makes next to no garbage.
+    gc.disable()
+    gc.freeze()
     _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     _check(_LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "becoming a subreaper")
+    state = _Launcher(orchestrator)
+    reaper_r, reaper_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(reaper_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
     try:
-        spare: _Spare | None = _Spare()
+        spare_id, control = state.fork_init()  # the first one also tells whether calls can have namespaces
     except OSError as exc:
         _send(orchestrator, {"op": "unavailable", "detail": str(exc)})
         return 1
     _send(orchestrator, {"op": "ready", "pid": os.getpid()})
-    calls: dict[int, _Spare] = {}  # by the id the orchestrator gave
-    ids: dict[int, int] = {}  # init pid -> call id
-    reaper_r, reaper_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    signal.set_wakeup_fd(reaper_w)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
+    _send(orchestrator, {"op": "spare", "id": spare_id}, [control.fileno()])
+    control.close()
     while True:
-        watched: list[Any] = [orchestrator, reaper_r, *(call.control for call in calls.values())]
+        watched: list[Any] = [orchestrator, reaper_r]
         ready, _, _ = select.select(watched, [], [])
         if reaper_r in ready:
             while True:
@@ -266,65 +355,14 @@ def main(fd: int) -> int:
                     os.read(reaper_r, 4096)
                 except BlockingIOError:
                     break
-            _reap(orchestrator, calls, ids)
-        for call_id, call in list(calls.items()):
-            if call.control in ready:
-                try:
-                    report, _ = _recv(call.control)
-                except OSError:
-                    report = None
-                if report is not None:
-                    _send(orchestrator, {**report, "id": call_id})
+            state.reap()
         if orchestrator in ready:
             message, fds = _recv(orchestrator)
+            for received in fds:
+                os.close(received)
             if message is None:
                 return 0  # the orchestrator closed its end: the sandbox ends with us
-            op, call_id = message.get("op"), int(message.get("id", 0))
-            if op == "spawn":
-                _link_tmp_entries(message.get("tmp", []))
-                if spare is None:
-                    spare = _Spare()
-                calls[call_id], ids[spare.pid] = spare, call_id
-                socket.send_fds(spare.control, [json.dumps(message).encode()], fds)
-                for received in fds:
-                    os.close(received)
-                spare = _Spare()  # the next call's namespace, made while this one runs
-            elif op in ("signal", "term") and call_id in calls:
-                with contextlib.suppress(OSError):  # its init has just ended; the reaper reports it
-                    _send(calls[call_id].control, message)
-            elif op == "kill" and call_id in calls:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(calls[call_id].pid, signal.SIGKILL)  # the init: its namespace dies with it
-            for received in fds if op != "spawn" else ():
-                os.close(received)
-
-
-def _reap(orchestrator: socket.socket, calls: dict[int, _Spare], ids: dict[int, int]) -> None:
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        call_id = ids.pop(pid, None)
-        if call_id is None:
-            continue
-        call = calls.pop(call_id)
-        # Reports the init sent before it ended (``spawned``, ``error``) come first.
-        while True:
-            ready, _, _ = select.select([call.control], [], [], 0)
-            if not ready:
-                break
-            try:
-                report, _ = _recv(call.control)
-            except OSError:
-                break
-            if report is None:
-                break
-            _send(orchestrator, {**report, "id": call_id})
-        call.control.close()
-        _send(orchestrator, {"op": "exit", "id": call_id, "code": _status_code(status)})
+            state.order(message)
 
 
 if __name__ == "__main__":

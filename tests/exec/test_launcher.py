@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -292,3 +293,120 @@ def test_a_kept_sandbox_call_has_no_capabilities(launcher: SandboxLauncher) -> N
         assert "CapBnd:\t0000000000000000" in out and "NoNewPrivs:\t1" in out, out
     finally:
         target.unlink(missing_ok=True)
+
+
+def test_calls_at_once_each_get_a_namespace_of_their_own(launcher: SandboxLauncher) -> None:
+    """More calls at once than there are prepared inits: a spawn that finds none asks for one of its own
+    (it never waits for a running call to end), from any thread; each call is alone in its namespace."""
+    count = 8
+    barrier = threading.Barrier(count)
+    children: list[LauncherProcess] = []
+    failures: list[BaseException] = []
+
+    def start() -> None:
+        barrier.wait(WAIT_S)
+        try:
+            child = launcher.spawn(
+                SpawnRequest(
+                    argv=("/bin/sh", "-c", "readlink /proc/self/ns/pid; ls -d /proc/[0-9]* | wc -l; read x")
+                )
+            )
+        except BaseException as exc:
+            failures.append(exc)
+            return
+        with lock:
+            children.append(child)
+
+    lock = threading.Lock()
+    threads = [threading.Thread(target=start) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT_S)
+    try:
+        assert not failures and len(children) == count
+        seen = []
+        for child in children:  # every call is running (blocked in `read`) while the others are
+            output = bytearray()
+            while output.count(b"\n") < 2:
+                data = child.read(WAIT_S)
+                assert data, f"call ended early: {bytes(output)!r}"
+                output.extend(data)
+            namespace, visible = output.decode().split()[:2]
+            seen.append(namespace)
+            assert int(visible) <= 4, output  # its init, its shell, and ls (and the pipe's wc)
+            assert child.poll() is None
+        assert len(set(seen)) == count
+        for child in children:
+            child.write(b"done\n")
+        assert [child.wait(WAIT_S) for child in children] == [0] * count
+    finally:
+        for child in children:
+            child.close()
+
+
+def test_a_failed_spawn_uses_up_its_namespace(launcher: SandboxLauncher, workspace_dir: Path) -> None:
+    """A prepared namespace serves one call, even one that could not start: the next call gets a fresh one."""
+    first = launcher.spawn(SpawnRequest(argv=("/bin/sh", "-c", "readlink /proc/self/ns/pid; read x")))
+    try:
+        before = first.read(WAIT_S)
+        with pytest.raises(SpawnError, match="working directory"):
+            launcher.spawn(SpawnRequest(argv=("true",), cwd=str(workspace_dir / "missing")))
+        code, out = run(launcher, "readlink /proc/self/ns/pid; pwd; ls -d /proc/[0-9]* | wc -l")
+        assert code == 0 and before is not None
+        namespace, cwd, visible = out.split()
+        assert namespace not in before.decode() and cwd == str(workspace_dir) and int(visible) <= 4
+    finally:
+        first.write(b"x\n")
+        assert first.wait(WAIT_S) == 0
+        first.close()
+
+
+def test_a_launched_call_gets_exactly_the_environment_and_terminal_asked_for(
+    launcher: SandboxLauncher, workspace_dir: Path
+) -> None:
+    # The program is looked up on the request's PATH, not the sandbox's; the environment is the one the
+    # local backend gives the same request, nothing more (the init's own settings never leak into it).
+    bin_dir = workspace_dir / f"bin-{uuid.uuid4().hex[:8]}"
+    bin_dir.mkdir()
+    (bin_dir / "co-show-env").write_text("#!/bin/sh\nenv | sort\n")
+    (bin_dir / "co-show-env").chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "CO_ONLY_HERE": "yes"}
+    request = SpawnRequest(argv=("co-show-env",), env=env, cwd=str(bin_dir), rows=33, cols=101)
+    try:
+        from codex_orchestrator.exec.local import LocalPtyBackend
+
+        outputs = []
+        for spawn in (LocalPtyBackend().spawn, launcher.spawn):
+            child = spawn(request)
+            output = bytearray()
+            while data := child.read(WAIT_S):
+                output.extend(data)
+            assert child.wait(WAIT_S) == 0
+            child.close()
+            outputs.append(output.decode().splitlines())
+        local, launched = outputs
+        assert "CO_ONLY_HERE=yes" in launched and f"PATH={env['PATH']}" in launched
+        assert launched == local
+    finally:
+        shutil.rmtree(bin_dir)
+    # The PTY has the size asked for and is the call's controlling terminal: ^C on it interrupts the command,
+    # and the signal that ended it is reported as the local backend reports it (128 + signal).
+    child = launcher.spawn(
+        SpawnRequest(
+            argv=("/bin/sh", "-c", "stty size; exec 3</dev/tty && echo ctty; exec sleep 600"),
+            rows=33,
+            cols=101,
+        )
+    )
+    try:
+        output = bytearray()
+        while b"ctty" not in output:
+            data = child.read(WAIT_S)
+            assert data, bytes(output)
+            output.extend(data)
+        assert b"33 101" in output
+        child.write(b"\x03")
+        assert child.wait(WAIT_S) == 128 + signal.SIGINT
+    finally:
+        child.close()
