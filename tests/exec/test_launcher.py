@@ -239,9 +239,10 @@ def test_the_gate_reuses_the_runs_sandbox_but_never_for_an_escalated_call(worksp
             assert call.status == "succeeded" and call.sandbox.state == "sandboxed"
             seen.append(call.output_tail.split())
         assert all(host_pid_ns not in s for s in seen)
-        # The first call had a bwrap of its own; the next two shared the run's kept sandbox (one network
-        # namespace), each in a pid namespace of its own.
-        assert seen[0][1] != seen[1][1] == seen[2][1]
+        # The next two calls shared the run's kept sandbox (one network namespace), each in a pid namespace of
+        # its own. (The first call's one-off bwrap is gone by then, and the kernel may give its namespace
+        # number to the kept sandbox's: comparing with it failed under load.)
+        assert seen[1][1] == seen[2][1]
         assert len({s[0] for s in seen}) == 3
         escalated = gate.run(shell(workspace, f"touch {outside} && readlink /proc/self/ns/pid"))
         assert escalated.status == "succeeded" and escalated.sandbox.state == "escalated" and outside.exists()
