@@ -46,7 +46,22 @@ class Deferred:
     wait_for: Sequence[PrefectFuture[Any]] = field(default_factory=tuple)
 
 
-def submit_deferred(task: Task[Any, Any], calls: Sequence[Deferred]) -> list[PrefectDistributedFuture[Any]]:
+class WorkerFuture(PrefectDistributedFuture[Any]):
+    """A call on a task worker. ``settle`` reads its task run with the client of the thread asking (the flow's:
+    ``wait`` would build a client of its own on Prefect's loop for every read) and keeps a final state once
+    seen, so that nothing reads it again."""
+
+    def settle(self) -> bool:
+        """Whether the call has ended (one API read until it has)."""
+        if self._final_state is None:
+            state = self.state
+            if not state.is_final():
+                return False
+            self._final_state = state
+        return True
+
+
+def submit_deferred(task: Task[Any, Any], calls: Sequence[Deferred]) -> list[WorkerFuture]:
     """Create a deferred (task-worker) run of ``task`` for each call, in order; from the flow's thread."""
     if not calls:
         return []
@@ -57,7 +72,7 @@ def submit_deferred(task: Task[Any, Any], calls: Sequence[Deferred]) -> list[Pre
     context = worker_context()  # the same for every call of the batch
     ids = run_coro_as_sync(_create_all(task, calls, flow_run_context, context))
     assert ids is not None
-    return [PrefectDistributedFuture(task_run_id=task_run_id) for task_run_id in ids]
+    return [WorkerFuture(task_run_id=task_run_id) for task_run_id in ids]
 
 
 def worker_context() -> dict[str, Any]:

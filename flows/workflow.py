@@ -55,7 +55,7 @@ from codex_orchestrator.telemetry import current_traceparent
 from codex_orchestrator.telemetry.vocabulary import MODE, RunMode, SpanName
 from codex_orchestrator.toolcall import call_id_for
 from flows.interrupt import shutdown
-from flows.task_submit import Deferred, submit_deferred, when_done
+from flows.task_submit import Deferred, WorkerFuture, submit_deferred, when_done
 from flows.tracing import span_in_run
 from tasks.tool_call import tool_call
 
@@ -420,11 +420,8 @@ def _watch(future: PrefectFuture[Any], done: queue.Queue[str], name: str) -> Non
 
 def _is_final(future: PrefectFuture[Any]) -> bool:
     """Whether the call has ended; a task worker's future keeps the final state once seen (one API read)."""
-    if isinstance(future, PrefectDistributedFuture):
-        try:
-            future.wait(timeout=0)
-        except RuntimeError:  # Prefect 3.9: "has no state which means it hasn't started yet" (just created)
-            return False
+    if isinstance(future, WorkerFuture):
+        return future.settle()
     return future.state.is_final()
 
 
