@@ -2,14 +2,14 @@
 
 A ``CallRecorder`` lives for one call in whichever process runs it; it keeps nothing another process needs,
 since everything it learns goes straight to the run's record files (records/store.py) and the manifest is
-refolded (paced) when the call starts and ends, and at once when it asks. Every text passes through the
-``Redactor`` of this process, which knows the secret values read here.
+refolded (paced, by a timer thread) when the call starts and ends, and at once when it asks. Every text passes
+through the ``Redactor`` of this process, which knows the secret values read here.
 
 What survives a crash at each point of a call (records/atomic.py has the mechanics):
 
 - ``begin_call``: the call file is written (renamed into place, not synced). A killed process leaves it whole,
-  status ``pending``/``running``; a machine crash may lose it, and then the call is simply not recorded as
-  begun (a resume runs it as new). The ``tool_call.started`` event is in the log, unsynced.
+  status ``pending``/``running``; after a machine crash it may be missing (a resume runs the call as new) or,
+  on some filesystems, empty. The ``tool_call.started`` event is in the log, unsynced.
 - progress (``touch``, paced): the same, never synced.
 - ``finish_call``: the one sync point of a call. The finished record is renamed into place after an
   ``fdatasync`` and the directory is synced (group-committed with concurrent finishes), so once it returns the

@@ -276,7 +276,8 @@ class ManifestFolder:
         self._lock = threading.Lock()
         self._next_allowed = 0.0
         self._shown_calls = 0  # tool calls in the manifest this folder last wrote
-        self._catch_up: threading.Timer | None = None
+        self._catch_up: threading.Timer | None = None  # a scheduled catch-up fold, until it runs
+        self._paced_waiting = False  # a paced write found the lock taken (see write)
         self.writes = 0
         self.deferred = False  # a paced write was skipped: the catch-up timer, or a forced write, does it
 
@@ -346,17 +347,40 @@ class ManifestFolder:
     def write(self, *, durable: bool = True, paced: bool = False) -> bytes | None:
         """Fold and replace manifest.json under the run's manifest lock; returns what was written.
 
-        ``paced`` writes (tool-call progress: a call's start, its end) are skipped while the last fold is
-        younger than ``MIN_REWRITE_INTERVAL_S`` or than ``PACING_FACTOR`` times its own cost, and done by a
-        catch-up timer when they fall due: a call does not pay for a fold, and a run of 10,000 calls does not
-        rewrite 10,000 growing documents. The fold that first shows a tool call is never skipped (a killed
-        run's manifest shows that calls began). Run state changes and the final fold are never paced."""
-        with self._lock:
-            if paced and self._shown_calls and time.monotonic() < self._next_allowed:
+        ``paced`` writes (tool-call progress: a call's start, its end) are left to a catch-up timer thread,
+        which folds once the last fold is older than ``MIN_REWRITE_INTERVAL_S`` and than ``PACING_FACTOR``
+        times its own cost: a call does not wait for a fold, and a run of 10,000 calls does not rewrite 10,000
+        growing documents. Only the fold that first shows a tool call is done by the caller (a killed run's
+        manifest shows that calls began). Run state changes and the final fold are never paced."""
+        if not paced:
+            with self._lock:
+                data = self._write_locked(durable)
+            self._after_release()
+            return data
+        # A call never waits for a fold in progress (the catch-up timer's, another thread's): it leaves a note,
+        # and whoever holds the folder's lock schedules a catch-up for it when it lets go (_after_release).
+        self._paced_waiting = True
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            self._paced_waiting = False
+            if self._shown_calls:  # folded by the catch-up timer, at once if it is due already
                 self.deferred = True
                 self._schedule_catch_up()
                 return None
             return self._write_locked(durable)
+        finally:
+            self._lock.release()
+            self._after_release()
+
+    def _after_release(self) -> None:
+        # Read after the lock is let go: a paced writer notes before it tries the lock, so either it got the
+        # lock itself or its note is seen here.
+        if self._paced_waiting:
+            with self._lock:
+                self._paced_waiting = False
+                self.deferred = True
+                self._schedule_catch_up()
 
     def _write_locked(self, durable: bool) -> bytes:
         now = time.monotonic()
@@ -371,8 +395,8 @@ class ManifestFolder:
         return data
 
     def _schedule_catch_up(self) -> None:
-        if self._catch_up is not None and self._catch_up.is_alive():
-            return
+        if self._catch_up is not None:
+            return  # one is due already
         delay = max(0.0, self._next_allowed - time.monotonic())
         timer = threading.Timer(delay, self._catch_up_now)
         timer.daemon = True  # what it would write is in the call files: a process may exit without it
@@ -381,14 +405,15 @@ class ManifestFolder:
 
     def _catch_up_now(self) -> None:
         with self._lock:
+            self._catch_up = None
             if not self.deferred:
                 return  # a forced write caught up first
             if time.monotonic() < self._next_allowed:  # a write since pushed the next fold back
-                self._catch_up = None
                 self._schedule_catch_up()
                 return
             with contextlib.suppress(RecordError):  # the run's directory went away: nothing to catch up
                 self._write_locked(durable=False)
+        self._after_release()
 
     def cancel_catch_up(self) -> None:
         with self._lock:
