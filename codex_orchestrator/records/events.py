@@ -446,6 +446,7 @@ class EventLog:
 
 _SEQ_RE = re.compile(rb'^\{"seq":\s*(\d+)')
 _TAIL_BLOCK = 65536
+_FIRST_TAIL_BLOCK = 4096
 
 
 def last_link_in(fd: int, size: int, run_id: str) -> tuple[int, str]:
@@ -455,10 +456,12 @@ def last_link_in(fd: int, size: int, run_id: str) -> tuple[int, str]:
     Reads backwards a block at a time; a torn last line (a writer killed mid-line) is passed over."""
     end = size
     buf = b""
+    block = _FIRST_TAIL_BLOCK  # most last lines are short: read little first, then more and more
     while end > 0:
-        start = max(0, end - _TAIL_BLOCK)
+        start = max(0, end - block)
         buf = os.pread(fd, end - start, start) + buf
         end = start
+        block = min(block * 4, _TAIL_BLOCK)
         lines = buf.split(b"\n")
         if end > 0:
             lines = lines[1:]  # the first piece may be the end of a line that started before this block
