@@ -58,7 +58,7 @@ from codex_orchestrator.telemetry.vocabulary import MODE, RunMode, SpanName
 from codex_orchestrator.toolcall import call_id_for
 from flows.interrupt import shutdown
 from flows.tracing import span_in_run
-from tasks.tool_call import tool_call
+from tasks.tool_call import by_value, tool_call
 
 UNLIMITED_LOCAL = InstanceSettings(max_concurrency=256)
 # How often the step loop looks at its futures' states besides being woken by their done-callbacks.
@@ -152,11 +152,11 @@ class GatedRun:
         future: PrefectFuture[Any]
         if step.session is not None:
             # A named shell lives in one process: its calls run in threads of this flow's own process.
-            future = self._local().submit(tool_call, {"call": call}, wait_for=wait_for)
+            future = self._local().submit(tool_call, {"call": by_value(call)}, wait_for=wait_for)
         elif self.task_workers:
             future = tool_call.apply_async((call,), wait_for=list(wait_for))
         else:
-            future = tool_call.submit(call, wait_for=list(wait_for))  # type: ignore[call-overload]
+            future = tool_call.submit(by_value(call), wait_for=list(wait_for))  # type: ignore[call-overload]
         self.futures[step.name] = future
         return future
 
