@@ -152,7 +152,8 @@ class GatedRun:
         future: PrefectFuture[Any]
         if step.session is not None:
             # A named shell lives in one process: its calls run in threads of this flow's own process.
-            future = self._local().submit(tool_call, {"call": by_value(call)}, wait_for=wait_for)
+            local = self._local()
+            future = local.submit(tool_call, {"call": by_value(call, local)}, wait_for=wait_for)
         elif self.task_workers:
             future = tool_call.apply_async((call,), wait_for=list(wait_for))
         else:

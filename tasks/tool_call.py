@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import cast
+from typing import Any, cast
 
 from prefect import State, task
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
-from prefect.context import TaskRunContext
+from prefect.context import FlowRunContext, TaskRunContext
 from prefect.states import Completed, Failed
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from codex_orchestrator.call_claim import follow, try_claim
@@ -25,11 +26,17 @@ from codex_orchestrator.records.store import RunStore
 from tasks.approval import PrefectPauseApprover
 
 
-def by_value(call: CallInput) -> quote:
-    """``call`` as a task parameter Prefect hands over as it is: it holds no futures or states, so walking it
-    for task inputs and resolving it again (~1.5 ms a call, measured in bench/gate_overhead.py) finds nothing.
-    (For calls submitted in this process; ``apply_async`` to task workers takes the plain model.)"""
-    return quote(call)
+def by_value(call: CallInput, runner: TaskRunner[Any] | None = None) -> CallInput | quote:
+    """``call`` as a task parameter that Prefect hands over as it is: it holds no futures or states, so walking
+    it for task inputs and resolving it again (~1.5 ms a call, measured) finds nothing. Only for a runner of
+    threads in this process (``runner``, default: the flow's): ``quote`` is a tuple, which Dask would take
+    apart, and ``apply_async`` to task workers takes the plain model."""
+    if runner is None:
+        context = FlowRunContext.get()
+        runner = context.task_runner if context is not None else None
+    if runner is None or isinstance(runner, ThreadPoolTaskRunner):
+        return quote(call)
+    return call
 
 
 def load_ssh_block(name: str) -> SshTarget:
