@@ -180,3 +180,19 @@ def test_a_failed_directory_sync_is_raised_and_the_next_caller_syncs_again(tmp_p
     assert committer.synced == 0
     committer.sync()
     assert committer.synced == 2 and len(calls) == 2
+
+
+def test_a_call_never_waits_for_a_fold_in_progress(tmp_path: Path) -> None:
+    owner = RunOwner.create(_ref(tmp_path), request={})
+    rec = _recorder(owner)
+    _begin(rec, 0)
+    folder = rec.folder
+    writes = folder.writes
+    with folder._lock:  # as while the catch-up timer folds
+        _begin(rec, 1)  # returns at once: the lock is not waited for
+        assert folder.writes == writes and folder._paced_waiting
+    folder._after_release()  # what the holder does when it lets go
+    assert folder.deferred and folder._catch_up is not None
+    folder.cancel_catch_up()
+    owner.finish("succeeded", 0)
+    assert [c["id"] for c in validate_manifest(owner.paths.manifest)["tool_calls"]] == ["tc-000", "tc-001"]
