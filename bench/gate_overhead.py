@@ -69,7 +69,7 @@ from codex_orchestrator.request import Step
 from codex_orchestrator.run import RunOwner
 from codex_orchestrator.sandbox import SandboxMode, SandboxSpec, host_tmp_entries, wrap_argv
 from codex_orchestrator.toolcall import ToolCallSpec, spec_from_step
-from tasks.tool_call import tool_call
+from tasks.tool_call import by_value, tool_call
 
 COMMAND = "echo x"
 SHELL_ARGV = ("/bin/sh", "-c", COMMAND)
@@ -186,7 +186,7 @@ def run_tool_call_task(call: CallInput) -> None:
     """The product's own tool-call task (tasks/tool_call.py), as a milestone flow submits it. Each call gets
     its own id: a call id that already succeeded is (rightly) not run again."""
     fresh = call.model_copy(update={"call_id": f"{call.call_id}-{next(_CALLS)}"})
-    state = tool_call(fresh, return_state=True)
+    state = tool_call(by_value(fresh), return_state=True)
     if not state.is_completed():
         raise BenchError(f"tool-call task of run {call.run.run_id} ended {state.type.value}: {state.message}")
 

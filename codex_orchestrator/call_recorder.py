@@ -2,8 +2,21 @@
 
 A ``CallRecorder`` lives for one call in whichever process runs it; it keeps nothing another process needs,
 since everything it learns goes straight to the run's record files (records/store.py) and the manifest is
-refolded when the call starts, asks, and ends. Every text passes through the ``Redactor`` of this process,
-which knows the secret values read here.
+refolded (paced, by a timer thread) when the call starts and ends, and at once when it asks. Every text passes
+through the ``Redactor`` of this process, which knows the secret values read here.
+
+What survives a crash at each point of a call (records/atomic.py has the mechanics):
+
+- ``begin_call``: the call file is written (renamed into place, not synced). A killed process leaves it whole,
+  status ``pending``/``running``; after a machine crash it may be missing (a resume runs the call as new) or,
+  on some filesystems, empty. The ``tool_call.started`` event is in the log, unsynced.
+- progress (``touch``, paced): the same, never synced.
+- ``finish_call``: the one sync point of a call. The finished record is renamed into place after an
+  ``fdatasync`` and the directory is synced (group-committed with concurrent finishes), so once it returns the
+  finished call survives a machine crash as well as a killed process. The event log is not synced per call:
+  its owner syncs it when the run closes, and a machine crash may cut its tail (the chain stays valid as a
+  prefix; the manifest and metrics are rebuilt from the record files, not from the log).
+- the manifest: a projection, folded paced and rebuilt from the records by ``manifest --rebuild``.
 """
 
 from __future__ import annotations
@@ -75,6 +88,7 @@ class CallRecorder:
         self.approval_listeners: list[ApprovalListener] = []
         self.instance = instance
         self._last_progress = 0.0
+        self._written_status: str | None = None  # the status in the call file as this recorder last wrote it
 
     @property
     def paths(self) -> RunPaths:
@@ -108,27 +122,33 @@ class CallRecorder:
         self.begin_call(call, started.seq)
 
     def begin_call(self, call: ToolCallRecord, order: int) -> None:
-        """The call exists from now on: its file is written and the manifest shows it (also after kill -9)."""
+        """The call exists from now on: its file is written (whole after kill -9) and the manifest shows it at
+        the next fold (at once for a run's first call, else within the folder's pacing interval)."""
         call.order = call.order or order
         call.host = host_label()
         call.instance = self.instance
-        call.updated_at = utc_now()
-        self.store.write_call(call)
+        self._write(call)
         self.refresh()
 
     def touch(self, call: ToolCallRecord) -> None:
-        """Progress of a running call (an attempt started, a retry scheduled): written, paced."""
-        now = time.monotonic()
-        if now - self._last_progress < PROGRESS_WRITE_INTERVAL_S:
+        """Progress of a running call (an attempt started, a retry scheduled): a changed status is written at
+        once (readers see the call running), other progress paced."""
+        if call.status == self._written_status and (
+            time.monotonic() - self._last_progress < PROGRESS_WRITE_INTERVAL_S
+        ):
             return
-        self._last_progress = now
-        call.updated_at = utc_now()
-        self.store.write_call(call)
+        self._write(call)
 
     def finish_call(self, call: ToolCallRecord) -> None:
-        call.updated_at = utc_now()
-        self.store.write_call(call, durable=True)
+        """The call's final record, durable once this returns (the module docstring says what that covers)."""
+        self._write(call, durable=True)
         self.refresh()
+
+    def _write(self, call: ToolCallRecord, *, durable: bool = False) -> None:
+        call.updated_at = utc_now()
+        self.store.write_call(call, durable=durable)
+        self._written_status = call.status
+        self._last_progress = time.monotonic()
 
     def refresh(self, *, paced: bool = True) -> None:
         """Refold the manifest so readers see this call's state (paced: a long run is not slowed by it)."""
@@ -152,9 +172,8 @@ class CallRecorder:
         self, call: ToolCallRecord, record: ApprovalRecord, request: ApprovalRequest
     ) -> None:
         """A question waits (under Prefect its flow run is about to pause): record it and tell the listeners."""
-        call.updated_at = utc_now()
         record.asked_by = host_label()
-        self.store.write_call(call)
+        self._write(call)
         self.store.write_approval(record)
         self.refresh(paced=False)  # a person is about to be asked: the manifest shows it now
         for listener in list(self.approval_listeners):

@@ -261,7 +261,7 @@ def execute_call(
             if own and call.step.session is None and callable(close):
                 close()  # an SSH backend's pooled connection; a named session's shell keeps it
     finally:
-        events.close()
+        events.close(sync=False)  # the finished call record is this call's sync point (call_recorder.py)
         tracer.shutdown()
 
 

@@ -57,7 +57,7 @@ from codex_orchestrator.toolcall import call_id_for
 from flows.interrupt import shutdown
 from flows.task_submit import Deferred, WorkerFuture, submit_deferred, when_done
 from flows.tracing import span_in_run
-from tasks.tool_call import tool_call
+from tasks.tool_call import by_value, tool_call
 
 UNLIMITED_LOCAL = InstanceSettings(max_concurrency=256)
 # How often the step loop looks for calls lost with their task worker, and (a safety net: their ends are called
@@ -160,12 +160,13 @@ class GatedRun:
             call = self.call_input(step, milestone, instance)
             if step.session is not None:
                 # A named shell lives in one process: its calls run in threads of this flow's own process.
-                futures.append(self._local().submit(tool_call, {"call": call}, wait_for=wait_for))
+                local = self._local()
+                futures.append(local.submit(tool_call, {"call": by_value(call, local)}, wait_for=wait_for))
             elif self.task_workers:
                 deferred.append((len(futures), Deferred({"call": call}, wait_for)))
                 futures.append(None)
             else:
-                futures.append(tool_call.submit(call, wait_for=wait_for))  # type: ignore[call-overload]
+                futures.append(tool_call.submit(by_value(call), wait_for=wait_for))  # type: ignore[call-overload]
         handed_out = submit_deferred(tool_call, [d for _i, d in deferred])
         for (index, _call), distributed in zip(deferred, handed_out, strict=True):
             futures[index] = distributed

@@ -325,7 +325,7 @@ class EventLog:
     Several processes may append to one log (tool calls of one run on different workers): ``seq`` and
     ``prev_hash`` are taken under an exclusive ``flock`` from the log's last line, so the log is one gap-free,
     repeat-free hash chain whoever writes, and an append never reads more than the tail. ``O_APPEND`` writes of
-    a whole line are not torn by a crash of the writer; ``sync()`` forces them to disk at checkpoints.
+    a whole line are not torn by a crash of the writer; ``sync()`` and the owner's ``close()`` force them to disk.
     Listeners (the ``--json`` printer, the SDK) see each event this process writes, after it is written.
     """
 
@@ -427,19 +427,26 @@ class EventLog:
             if self._fd is not None:
                 os.fsync(self._fd)
 
-    def close(self) -> None:
+    def close(self, *, sync: bool = True) -> None:
+        """Run the before-close hooks and close the log; ``sync`` forces what any process appended to disk.
+
+        A tool call's own handle on the run's log closes without it: its finished record is the call's sync
+        point (call_recorder.py), and the run's owner syncs the log, every writer's lines included (an fsync
+        covers the file, not one descriptor), when the run closes."""
         hooks, self._before_close = self._before_close, []
         for hook in hooks:
             hook()
         with self._lock:
             if self._fd is not None:
-                os.fsync(self._fd)
+                if sync:
+                    os.fsync(self._fd)
                 os.close(self._fd)
                 self._fd = None
 
 
 _SEQ_RE = re.compile(rb'^\{"seq":\s*(\d+)')
 _TAIL_BLOCK = 65536
+_FIRST_TAIL_BLOCK = 4096
 
 
 def last_link_in(fd: int, size: int, run_id: str) -> tuple[int, str]:
@@ -449,10 +456,12 @@ def last_link_in(fd: int, size: int, run_id: str) -> tuple[int, str]:
     Reads backwards a block at a time; a torn last line (a writer killed mid-line) is passed over."""
     end = size
     buf = b""
+    block = _FIRST_TAIL_BLOCK  # most last lines are short: read little first, then more and more
     while end > 0:
-        start = max(0, end - _TAIL_BLOCK)
+        start = max(0, end - block)
         buf = os.pread(fd, end - start, start) + buf
         end = start
+        block = min(block * 4, _TAIL_BLOCK)
         lines = buf.split(b"\n")
         if end > 0:
             lines = lines[1:]  # the first piece may be the end of a line that started before this block

@@ -51,12 +51,12 @@ APPROVALS_DIRNAME = "approvals"
 CACHE_DIRNAME = "cache"
 _LOCK_FILENAME = ".manifest.lock"
 _RUN_LOCK_FILENAME = ".run.lock"
-# The folder spends at most ~1/PACING_FACTOR of wall time rewriting a run's manifest for call progress.
+# The folder spends at most ~1/PACING_FACTOR of wall time rewriting a run's manifest for call progress, and
+# rewrites it for progress at most every MIN_REWRITE_INTERVAL_S: a call's start and end are not worth a fold
+# each on the hot path. A progress fold that was skipped is done by a catch-up timer when it falls due, so the
+# manifest on disk is at most that far behind the call files while the process lives.
 PACING_FACTOR = 20.0
-MIN_REWRITE_INTERVAL_S = 0.0
-# Below this size a fold is cheap whatever the load: every call start and end is written, so a killed run's
-# manifest shows every call that began (pacing only bounds the cost of rewriting a long run's manifest).
-PACE_ABOVE_BYTES = 64 * 1024
+MIN_REWRITE_INTERVAL_S = 0.2
 
 
 class RunRef(BaseModel):
@@ -275,9 +275,11 @@ class ManifestFolder:
         self._calls: dict[str, tuple[tuple[int, int, int], bytes, dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._next_allowed = 0.0
-        self._last_size = 0
+        self._shown_calls = 0  # tool calls in the manifest this folder last wrote
+        self._catch_up: threading.Timer | None = None  # a scheduled catch-up fold, until it runs
+        self._paced_waiting = False  # a paced write found the lock taken (see write)
         self.writes = 0
-        self.deferred = False  # a paced write was skipped: the next forced or due one catches up
+        self.deferred = False  # a paced write was skipped: the catch-up timer, or a forced write, does it
 
     def _scan_calls(self) -> list[tuple[bytes, dict[str, Any]]]:
         seen: set[str] = set()
@@ -345,23 +347,79 @@ class ManifestFolder:
     def write(self, *, durable: bool = True, paced: bool = False) -> bytes | None:
         """Fold and replace manifest.json under the run's manifest lock; returns what was written.
 
-        ``paced`` writes (tool-call progress) are skipped while a rewrite would make this process spend more
-        than ~1/PACING_FACTOR of its time on the manifest: a run of 10,000 calls must not rewrite 10,000
-        growing documents. Run state changes and the final fold are never paced."""
-        with self._lock:
-            now = time.monotonic()
-            if paced and now < self._next_allowed and self._last_size > PACE_ABOVE_BYTES:
-                self.deferred = True
-                return None
-            with self.store.manifest_lock():
-                data = self.render()
-                write_atomic(self.store.paths.manifest, data, durable=durable)
-            cost = time.monotonic() - now
-            self._last_size = len(data)
-            self._next_allowed = time.monotonic() + max(MIN_REWRITE_INTERVAL_S, cost * PACING_FACTOR)
-            self.deferred = False
-            self.writes += 1
+        ``paced`` writes (tool-call progress: a call's start, its end) are left to a catch-up timer thread,
+        which folds once the last fold is older than ``MIN_REWRITE_INTERVAL_S`` and than ``PACING_FACTOR``
+        times its own cost: a call does not wait for a fold, and a run of 10,000 calls does not rewrite 10,000
+        growing documents. Only the fold that first shows a tool call is done by the caller (a killed run's
+        manifest shows that calls began). Run state changes and the final fold are never paced."""
+        if not paced:
+            with self._lock:
+                data = self._write_locked(durable)
+            self._after_release()
             return data
+        # A call never waits for a fold in progress (the catch-up timer's, another thread's): it leaves a note,
+        # and whoever holds the folder's lock schedules a catch-up for it when it lets go (_after_release).
+        self._paced_waiting = True
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            self._paced_waiting = False
+            if self._shown_calls:  # folded by the catch-up timer, at once if it is due already
+                self.deferred = True
+                self._schedule_catch_up()
+                return None
+            return self._write_locked(durable)
+        finally:
+            self._lock.release()
+            self._after_release()
+
+    def _after_release(self) -> None:
+        # Read after the lock is let go: a paced writer notes before it tries the lock, so either it got the
+        # lock itself or its note is seen here.
+        if self._paced_waiting:
+            with self._lock:
+                self._paced_waiting = False
+                self.deferred = True
+                self._schedule_catch_up()
+
+    def _write_locked(self, durable: bool) -> bytes:
+        now = time.monotonic()
+        with self.store.manifest_lock():
+            data = self.render()
+            write_atomic(self.store.paths.manifest, data, durable=durable)
+        cost = time.monotonic() - now
+        self._shown_calls = len(self._calls)
+        self._next_allowed = time.monotonic() + max(MIN_REWRITE_INTERVAL_S, cost * PACING_FACTOR)
+        self.deferred = False
+        self.writes += 1
+        return data
+
+    def _schedule_catch_up(self) -> None:
+        if self._catch_up is not None:
+            return  # one is due already
+        delay = max(0.0, self._next_allowed - time.monotonic())
+        timer = threading.Timer(delay, self._catch_up_now)
+        timer.daemon = True  # what it would write is in the call files: a process may exit without it
+        self._catch_up = timer
+        timer.start()
+
+    def _catch_up_now(self) -> None:
+        with self._lock:
+            self._catch_up = None
+            if not self.deferred:
+                return  # a forced write caught up first
+            if time.monotonic() < self._next_allowed:  # a write since pushed the next fold back
+                self._schedule_catch_up()
+                return
+            with contextlib.suppress(RecordError):  # the run's directory went away: nothing to catch up
+                self._write_locked(durable=False)
+        self._after_release()
+
+    def cancel_catch_up(self) -> None:
+        with self._lock:
+            if self._catch_up is not None:
+                self._catch_up.cancel()
+                self._catch_up = None
 
 
 _FOLDERS: dict[Path, ManifestFolder] = {}
@@ -380,4 +438,6 @@ def shared_folder(store: RunStore) -> ManifestFolder:
 
 def forget_folder(store: RunStore) -> None:
     with _FOLDERS_LOCK:
-        _FOLDERS.pop(store.run_dir, None)
+        folder = _FOLDERS.pop(store.run_dir, None)
+    if folder is not None:
+        folder.cancel_catch_up()
