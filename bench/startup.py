@@ -68,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         workspace.mkdir()
         env = {**os.environ}
         env.pop("PREFECT_API_URL", None)
+        # Measure what an installed CLI costs: with its bytecode cached (pip compiles a wheel's modules on
+        # install; an editable install writes the cache on first use, here in the warm-up rounds). Without
+        # it (PYTHONDONTWRITEBYTECODE=1 in some shells) every start compiles ~200 modules, ~0.15-0.3 s.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         bwrap = wrap_argv(
             ["true"],
             SandboxSpec(SandboxMode.WORKSPACE_WRITE, workspace.resolve(), readable_paths=host_tmp_entries()),

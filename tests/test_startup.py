@@ -2,7 +2,8 @@
 person at a prompt needs (rich's Markdown, markdown-it: ~0.1 s), rich itself when its styles would not show
 (~20 ms), yaml without a request file (~10 ms), http.client/ssl without a fetch (~10 ms) or paramiko without
 an SSH target. Checked in a fresh interpreter that really runs the call, sandboxed, so every lazy import on
-that path is exercised, in both output modes (JSON Lines, and the status lines for a person)."""
+that path is exercised, in both output modes (JSON Lines, and the status lines for a person). Pydantic models
+it never uses (a request's, verification records, most event types, the event union) stay unbuilt."""
 
 from __future__ import annotations
 
@@ -29,7 +30,18 @@ try:
 except SystemExit as exc:
     code = exc.code
 loaded = sorted({name.split(".")[0] for name in sys.modules} | set(sys.modules))
-print(json.dumps({"code": code, "modules": loaded}), file=sys.stderr)
+from codex_orchestrator.records import events, manifest
+from codex_orchestrator.request import RunRequest
+from codex_orchestrator.verification.records import ReviewRecord
+built = {
+    "RunRequest": RunRequest.__pydantic_complete__,
+    "ReviewVerdict event": events.ReviewVerdict.__pydantic_complete__,
+    "ReviewRecord": ReviewRecord.__pydantic_complete__,
+    "DriftRecord": manifest.DriftRecord.__pydantic_complete__,
+    "EVENT_ADAPTER": events.EVENT_ADAPTER.pydantic_complete,
+    "Manifest": manifest.Manifest.__pydantic_complete__,
+}
+print(json.dumps({"code": code, "modules": loaded, "built": built}), file=sys.stderr)
 """
 
 
@@ -55,3 +67,7 @@ def test_exec_without_a_pause_imports_no_prefect(tmp_path: Path, sandbox: str, o
         assert "■ succeeded exit=0 attempts=1" in done.stderr
     imported = [name for name in (*MUST_NOT_IMPORT, *MUST_NOT_IMPORT_MODULES) if name in report["modules"]]
     assert not imported, f"exec without a pause imported {imported}"
+    # Models are built when first used (defer_build): the manifest is, what a one-call run never uses is not.
+    built = report["built"]
+    assert built.pop("Manifest") is True
+    assert not [name for name, done in built.items() if done], f"exec built unused models: {built}"
