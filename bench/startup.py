@@ -62,6 +62,12 @@ _OTEL = (
 )
 
 
+def fresh(scratch: Path) -> Path:
+    """A new, empty workspace: an ``exec`` run's end folds the task's metrics snapshots over every earlier
+    run in the workspace, so one shared workspace would time a growing history, not the start-up."""
+    return Path(tempfile.mkdtemp(dir=scratch, prefix="ws-"))
+
+
 def run(argv: Sequence[str], cwd: Path, env: dict[str, str]) -> None:
     done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, timeout=WAIT_S, check=False)
     if done.returncode != 0:
@@ -92,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             cwd=workspace.resolve(),
         )
         rows: dict[str, Callable[[], object]] = {
-            EXEC: lambda: run([str(cli), "exec", "--", "true"], workspace, env),
+            EXEC: lambda: run([str(cli), "exec", "--", "true"], fresh(scratch), env),
             BWRAP: lambda: run(bwrap, workspace, env),
             PYTHON: lambda: run([sys.executable, "-c", "pass"], workspace, env),
             IMPORT: lambda: run(
@@ -100,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
             ),
             PYDANTIC: lambda: run([sys.executable, "-c", _PYDANTIC + _EXIT], workspace, env),
             OTEL: lambda: run([sys.executable, "-c", _OTEL + _EXIT], workspace, env),
-            EXEC_NONE: lambda: run([str(cli), "exec", "--sandbox", "none", "--", "true"], workspace, env),
+            EXEC_NONE: lambda: run(
+                [str(cli), "exec", "--sandbox", "none", "--", "true"], fresh(scratch), env
+            ),
         }
         note(f"start-up: {len(rows)} rows x {rounds} rounds (+{warmup} warm-up), interleaved ...")
         samples = interleaved_ms(rows, rounds, warmup)
