@@ -57,7 +57,7 @@ _EXIT = "; import os; os._exit(0)"
 _PYDANTIC = "import pydantic\nclass M(pydantic.BaseModel):\n    x: int = 0\nM()"
 # What telemetry/ imports to write a run's traces.jsonl through the SDK, with the resource it creates.
 _OTEL = (
-    "import opentelemetry.sdk.trace, opentelemetry.sdk.trace.export, opentelemetry.propagate\n"
+    "import opentelemetry.sdk.trace, opentelemetry.sdk.trace.export\n"
     "opentelemetry.sdk.trace.TracerProvider(resource=opentelemetry.sdk.resources.Resource.create({}))"
 )
 

@@ -1,9 +1,10 @@
 """Start-up of ``exec``: a call that needs no pause runs without importing Prefect (~0.8 s), anything only a
 person at a prompt needs (rich's Markdown, markdown-it: ~0.1 s), rich itself when its styles would not show
-(~20 ms), yaml without a request file (~10 ms), http.client/ssl without a fetch (~10 ms) or paramiko without
-an SSH target. Checked in a fresh interpreter that really runs the call, sandboxed, so every lazy import on
-that path is exercised, in both output modes (JSON Lines, and the status lines for a person). Pydantic models
-it never uses (a request's, verification records, most event types, the event union) stay unbuilt."""
+(~20 ms), yaml without a request file (~10 ms), http.client/ssl without a fetch (~10 ms), OpenTelemetry's
+propagators without a trace to carry (~5-15 ms) or paramiko without an SSH target. Checked in a fresh
+interpreter that really runs the call, sandboxed, so every lazy import on that path is exercised, in both
+output modes (JSON Lines, and the status lines for a person). Pydantic models it never uses (a request's,
+verification records, most event types, the event union) stay unbuilt."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Top-level packages the no-pause exec path must not import.
 MUST_NOT_IMPORT = ("prefect", "prefect_shell", "flows", "tasks", "markdown_it", "rich", "yaml", "paramiko")
 # Modules inside a package the path does import.
-MUST_NOT_IMPORT_MODULES = ("rich.markdown", "http.client", "ssl")
+MUST_NOT_IMPORT_MODULES = ("rich.markdown", "http.client", "ssl", "opentelemetry.propagate")
 
 _PROBE = """
 import json, sys
