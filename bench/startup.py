@@ -1,6 +1,9 @@
 """Start-up: wall time of ``codex-orchestrator exec -- true`` (a sandboxed call that needs no pause) against
 its floor, ``bwrap … true`` plus an interpreter start, with what lies between (imports, records).
 
+The import rows end with ``os._exit(0)``: they time the import, not the interpreter's teardown of what it
+imported (``exec`` freezes its start-up heap, so the collector skips that at exit).
+
 Run from the repo root: ``.venv/bin/python bench/startup.py [--quick]``.
 """
 
@@ -44,8 +47,25 @@ EXEC = "codex-orchestrator exec -- true"
 BWRAP = "bwrap (workspace-write) true"
 PYTHON = "python -c pass (interpreter start)"
 IMPORT = "python -c 'import codex_orchestrator.cli_exec'"
+PYDANTIC = "python -c 'import pydantic; one model built'"
+OTEL = "python -c 'import the OpenTelemetry SDK (traces)'"
 EXEC_NONE = "codex-orchestrator exec --sandbox none -- true"
-ROWS = (EXEC, BWRAP, PYTHON, IMPORT, EXEC_NONE)
+ROWS = (EXEC, BWRAP, PYTHON, IMPORT, PYDANTIC, OTEL, EXEC_NONE)
+_EXIT = "; import os; os._exit(0)"
+# pydantic's own import and its first model build (which loads its schema machinery and scans the installed
+# distributions' entry points for plugins): what any pydantic user pays before the first model of its own.
+_PYDANTIC = "import pydantic\nclass M(pydantic.BaseModel):\n    x: int = 0\nM()"
+# What telemetry/ imports to write a run's traces.jsonl through the SDK, with the resource it creates.
+_OTEL = (
+    "import opentelemetry.sdk.trace, opentelemetry.sdk.trace.export\n"
+    "opentelemetry.sdk.trace.TracerProvider(resource=opentelemetry.sdk.resources.Resource.create({}))"
+)
+
+
+def fresh(scratch: Path) -> Path:
+    """A new, empty workspace: an ``exec`` run's end folds the task's metrics snapshots over every earlier
+    run in the workspace, so one shared workspace would time a growing history, not the start-up."""
+    return Path(tempfile.mkdtemp(dir=scratch, prefix="ws-"))
 
 
 def run(argv: Sequence[str], cwd: Path, env: dict[str, str]) -> None:
@@ -68,17 +88,27 @@ def main(argv: list[str] | None = None) -> int:
         workspace.mkdir()
         env = {**os.environ}
         env.pop("PREFECT_API_URL", None)
+        # Measure what an installed CLI costs: with its bytecode cached (pip compiles a wheel's modules on
+        # install; an editable install writes the cache on first use, here in the warm-up rounds). Without
+        # it (PYTHONDONTWRITEBYTECODE=1 in some shells) every start compiles ~200 modules, ~0.15-0.3 s.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         bwrap = wrap_argv(
             ["true"],
             SandboxSpec(SandboxMode.WORKSPACE_WRITE, workspace.resolve(), readable_paths=host_tmp_entries()),
             cwd=workspace.resolve(),
         )
         rows: dict[str, Callable[[], object]] = {
-            EXEC: lambda: run([str(cli), "exec", "--", "true"], workspace, env),
+            EXEC: lambda: run([str(cli), "exec", "--", "true"], fresh(scratch), env),
             BWRAP: lambda: run(bwrap, workspace, env),
             PYTHON: lambda: run([sys.executable, "-c", "pass"], workspace, env),
-            IMPORT: lambda: run([sys.executable, "-c", "import codex_orchestrator.cli_exec"], workspace, env),
-            EXEC_NONE: lambda: run([str(cli), "exec", "--sandbox", "none", "--", "true"], workspace, env),
+            IMPORT: lambda: run(
+                [sys.executable, "-c", "import codex_orchestrator.cli_exec" + _EXIT], workspace, env
+            ),
+            PYDANTIC: lambda: run([sys.executable, "-c", _PYDANTIC + _EXIT], workspace, env),
+            OTEL: lambda: run([sys.executable, "-c", _OTEL + _EXIT], workspace, env),
+            EXEC_NONE: lambda: run(
+                [str(cli), "exec", "--sandbox", "none", "--", "true"], fresh(scratch), env
+            ),
         }
         note(f"start-up: {len(rows)} rows x {rounds} rounds (+{warmup} warm-up), interleaved ...")
         samples = interleaved_ms(rows, rounds, warmup)
@@ -99,7 +129,13 @@ def main(argv: list[str] | None = None) -> int:
         ["cost of", "ms"],
         [
             ["importing what exec needs, over a bare interpreter", stats[IMPORT].p50 - stats[PYTHON].p50],
-            ["the rest: records, probe, the call, teardown", stats[EXEC].p50 - stats[IMPORT].p50],
+            ["  of which pydantic and its first model", stats[PYDANTIC].p50 - stats[PYTHON].p50],
+            ["  of which the OpenTelemetry SDK", stats[OTEL].p50 - stats[PYTHON].p50],
+            [
+                "  the rest: our modules and the models they build",
+                stats[IMPORT].p50 - stats[PYDANTIC].p50 - stats[OTEL].p50 + stats[PYTHON].p50,
+            ],
+            ["the run: records, probe, the call, teardown", stats[EXEC].p50 - stats[IMPORT].p50],
             ["the sandbox inside exec", stats[EXEC].p50 - stats[EXEC_NONE].p50],
         ],
     )

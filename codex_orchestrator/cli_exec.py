@@ -9,9 +9,6 @@ import threading
 from pathlib import Path
 from typing import Any, cast
 
-from rich.console import Console
-from rich.markup import escape
-
 from codex_orchestrator.approvals import Approver, NoApprover
 from codex_orchestrator.errors import RequestError
 from codex_orchestrator.exec.backend import ExecBackend
@@ -31,6 +28,7 @@ from codex_orchestrator.records import events as ev
 from codex_orchestrator.records.paths import new_run_id, validate_run_id, validate_task_id
 from codex_orchestrator.redact import looks_secret
 from codex_orchestrator.sandbox import SandboxMode
+from codex_orchestrator.status_lines import StatusLines
 from codex_orchestrator.stdout_pipe import StdoutPipe
 from codex_orchestrator.suggest import did_you_mean
 from codex_orchestrator.terminal import TerminalApprover, stdin_is_tty
@@ -162,33 +160,33 @@ class _HumanOutput:
     """Live output to the terminal, a status line on stderr, and a one-line summary."""
 
     def __init__(self) -> None:
-        # soft_wrap: a long path or error stays one line, whatever the terminal width.
-        self.console = Console(stderr=True, soft_wrap=True)
+        self.status = StatusLines()
         self.out = StdoutPipe()
 
     def __call__(self, event: ev._Event, _line: str) -> None:
+        say = self.status.print
         if isinstance(event, ev.Output):
             self.out.write(event.data)
         elif isinstance(event, ev.ToolCallStarted):
-            self.console.print(
-                f"[dim]▶ {escape(event.command)}  ({event.backend}, cwd {escape(event.cwd)})[/]"
-            )
+            say(("dim", f"▶ {event.command}  ({event.backend}, cwd {event.cwd})"))
         elif isinstance(event, ev.ApprovalResolved) and event.source != "not-required":
-            self.console.print(f"[dim]approval: {event.outcome} ({event.source})[/]")
+            say(("dim", f"approval: {event.outcome} ({event.source})"))
         elif isinstance(event, ev.RetryScheduled):
-            self.console.print(f"[yellow]retrying in {event.delay_s:.2f}s: {event.reason}[/]")
+            say(("yellow", f"retrying in {event.delay_s:.2f}s: {event.reason}"))
         elif isinstance(event, ev.SandboxDenied):
-            self.console.print(f"[yellow]sandbox blocked a {event.denial}: {event.evidence}[/]")
+            say(("yellow", f"sandbox blocked a {event.denial}: {event.evidence}"))
         elif isinstance(event, ev.Summary):
             colour = "green" if event.status == "succeeded" else "red"
             if event.status != "succeeded":
                 # The cause first, on a line of its own: the manifest holds it too, but nobody should need it.
-                cause = escape(event.error or "no cause recorded")
-                self.console.print(f"[red]✗ {event.status}: {cause}[/]")
-            self.console.print(
-                f"[{colour}]■ {event.status}[/] exit={event.exit_code} attempts={event.attempts} "
-                f"approval={event.approval_source} sandbox={event.sandbox_state} "
-                f"{event.duration_ms / 1000:.2f}s · {event.manifest}"
+                say(("red", f"✗ {event.status}: {event.error or 'no cause recorded'}"))
+            say(
+                (colour, f"■ {event.status}"),
+                (
+                    "",
+                    f" exit={event.exit_code} attempts={event.attempts} approval={event.approval_source} "
+                    f"sandbox={event.sandbox_state} {event.duration_ms / 1000:.2f}s · {event.manifest}",
+                ),
             )
 
 

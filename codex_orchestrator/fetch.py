@@ -9,10 +9,8 @@ followed by hand, each hop checked the same way; the body is capped and the whol
 
 from __future__ import annotations
 
-import http.client
 import ipaddress
 import socket
-import ssl
 import time
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
@@ -65,7 +63,7 @@ def is_public(address: IpAddress) -> bool:
 
 
 @dataclass(frozen=True)
-class _Target:
+class CheckedTarget:
     scheme: str
     host: str
     port: int
@@ -73,7 +71,7 @@ class _Target:
     address: str  # the checked address the connection goes to
 
 
-def check_url(url: str, policy: FetchPolicy) -> _Target:
+def check_url(url: str, policy: FetchPolicy) -> CheckedTarget:
     """Resolve and check one URL against the fence; raises ``FetchRefused`` naming what is not allowed."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -106,31 +104,7 @@ def check_url(url: str, policy: FetchPolicy) -> _Target:
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
-    return _Target(scheme=scheme, host=host, port=port, path=path, address=str(addresses[0]))
-
-
-class _PinnedHTTPConnection(http.client.HTTPConnection):
-    """Connects to an address checked beforehand, while the Host header keeps the name."""
-
-    def __init__(self, target: _Target, timeout: float) -> None:
-        super().__init__(target.host, target.port, timeout=timeout)
-        self._address = target.address
-
-    def connect(self) -> None:
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
-
-
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    """As ``_PinnedHTTPConnection``, with TLS verified against the host name (SNI too)."""
-
-    def __init__(self, target: _Target, timeout: float) -> None:
-        super().__init__(target.host, target.port, timeout=timeout)
-        self._address = target.address
-        self._tls = ssl.create_default_context()
-
-    def connect(self) -> None:
-        raw = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._tls.wrap_socket(raw, server_hostname=self.host)
+    return CheckedTarget(scheme=scheme, host=host, port=port, path=path, address=str(addresses[0]))
 
 
 def fetch(url: str, policy: FetchPolicy, timeout_s: float) -> FetchResponse:
@@ -150,14 +124,20 @@ def fetch(url: str, policy: FetchPolicy, timeout_s: float) -> FetchResponse:
         return FetchResponse(status=status, final_url=current, body=body, redirects=tuple(redirects))
 
 
-def _get(url: str, target: _Target, policy: FetchPolicy, deadline: float) -> tuple[int, str | None, bytes]:
+def _get(
+    url: str, target: CheckedTarget, policy: FetchPolicy, deadline: float
+) -> tuple[int, str | None, bytes]:
+    import http.client  # with ssl ~10 ms: imported by a fetch, not by every process that could fetch
+
+    from codex_orchestrator.fetch_connection import PinnedHTTPConnection, PinnedHTTPSConnection
+
     left = deadline - time.monotonic()
     if left <= 0:
         raise FetchError(url, "timed out")
     connection: http.client.HTTPConnection = (
-        _PinnedHTTPSConnection(target, left)
+        PinnedHTTPSConnection(target, left)
         if target.scheme == "https"
-        else _PinnedHTTPConnection(target, left)
+        else PinnedHTTPConnection(target, left)
     )
     try:
         connection.request(

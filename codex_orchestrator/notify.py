@@ -55,7 +55,7 @@ class NotificationEvent(StrEnum):
 class NotificationTarget(BaseModel):
     """One target: exactly one of ``command``, ``block`` and ``prefect_event``; ``events`` filters (default all)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # built when first used
 
     command: list[str] | None = Field(default=None, description="argv; the JSON payload arrives on stdin")
     block: str | None = Field(
@@ -87,7 +87,10 @@ class NotificationTarget(BaseModel):
         return f"block:{self.block}" if self.block is not None else "prefect-event"
 
 
-_TARGETS: TypeAdapter[list[NotificationTarget]] = TypeAdapter(list[NotificationTarget])
+# Built when first used (targets configured), like NotificationTarget itself.
+_TARGETS: TypeAdapter[list[NotificationTarget]] = TypeAdapter(
+    list[NotificationTarget], config=ConfigDict(defer_build=True)
+)
 
 
 @dataclass(frozen=True)

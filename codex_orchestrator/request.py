@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from codex_orchestrator.errors import RequestError
@@ -102,7 +101,7 @@ class FetchSettings(BaseModel):
 class SshSettings(BaseModel):
     """An SSH host, inline or as the name of a saved ``SshHost`` block (loaded where the call runs)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # built when first used
 
     block: str | None = Field(default=None, description="name of a saved `Codex SSH Host` block")
     host: str | None = None
@@ -188,13 +187,16 @@ class Guardrail(Step):
     """A guardrail of the verification milestone: a step whose result is recorded (passed, failed, skipped,
     error); a required one must pass for the run to succeed, an advisory one is only reported."""
 
+    model_config = ConfigDict(defer_build=True)  # with Step's; built when first used (`exec` has none)
+
     required: bool = Field(default=True, description="false: advisory, reported but never fails the run")
 
 
 class RunRequest(BaseModel):
     """A whole autonomy run: a task in a workspace, its steps, its guardrails and the gate's settings."""
 
-    model_config = ConfigDict(extra="forbid")
+    # defer_build: built by the first request read (`run`), not by every import of this module (`exec`).
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     task: str = Field(description=f"task id: {TASK_ID_ALLOWED}")
     workspace: str = Field(
@@ -472,6 +474,8 @@ def load_request(path: Path) -> RunRequest:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RequestError(f"cannot read {path}: {exc.strerror}", field="request_file") from exc
+    import yaml  # ~10 ms: only for a request file (an `exec` reads none)
+
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except json.JSONDecodeError as exc:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TextIO
-
-from rich.console import Console
+from typing import TYPE_CHECKING, TextIO
 
 from codex_orchestrator.approvals import Announce, ApprovalAnswer, ApprovalRequest, Decision
+
+if TYPE_CHECKING:
+    from rich.console import Console  # imported when a person is asked, not by every `exec`
 
 _CHOICES = {
     "y": Decision.APPROVE,
@@ -35,6 +36,7 @@ def prompt_decision(
     request: ApprovalRequest, *, stdin: TextIO | None = None, console: Console | None = None
 ) -> ApprovalAnswer:
     """Show the request and ask until the answer is one of the choices; EOF counts as a denial."""
+    from rich.console import Console
     from rich.markdown import Markdown  # markdown-it's import is ~0.1 s: only when a person is asked
 
     console = console or Console(stderr=True)

@@ -35,8 +35,10 @@ EVENTS_SCHEMA_VERSION = "1.1"
 class _Event(BaseModel):
     # The schema describes the lines as written, where every field is present: defaults count as required, so
     # generated types (sdk/node) get `seq: number` and a required `type` to narrow on, not optional ones.
+    # defer_build: an event type is built when first written or read (a one-call `exec` writes 8 of 25).
     model_config = ConfigDict(
         extra="forbid",
+        defer_build=True,
         json_schema_mode_override="serialization",
         json_schema_serialization_defaults_required=True,
     )
@@ -300,7 +302,8 @@ Event = Annotated[
     | Summary,
     Field(discriminator="type"),
 ]
-EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+# Built when first used (reading a log back, the schema), not by every process that only writes events.
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event, config=ConfigDict(defer_build=True))
 
 Listener = Callable[[_Event, str], None]  # the event and its redacted JSON line
 

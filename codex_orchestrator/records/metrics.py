@@ -52,7 +52,7 @@ def compute_run_metrics(manifest: Manifest, *, duration_ms: float | None = None)
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built when first used, not at import
 
 
 class Guardrail(_Model):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.trace import NoOpTracer, Span, Status, StatusCode, Tracer
 
 from codex_orchestrator import __version__
@@ -38,6 +38,10 @@ def current_traceparent() -> str | None:
     """The W3C ``traceparent`` of the current span, to carry to another process (None without one)."""
     if not trace.get_current_span().get_span_context().is_valid:
         return None
+    # propagate loads its propagators from entry points at import (a scan of every installed distribution):
+    # only a process that carries a trace across needs it, not a one-call `exec`.
+    from opentelemetry import propagate
+
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier.get(TRACEPARENT)
@@ -50,6 +54,8 @@ def joined(traceparent: str | None) -> Iterator[None]:
     if not traceparent or trace.get_current_span().get_span_context().is_valid:
         yield
         return
+    from opentelemetry import propagate
+
     token = otel_context.attach(propagate.extract({TRACEPARENT: traceparent}))
     try:
         yield

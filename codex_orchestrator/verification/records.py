@@ -12,7 +12,8 @@ VerdictSource = Literal["human", "reviewer", "policy"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Built when first used (nested in the manifest, or by the verification milestone), not at import.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class ChangedFile(_Model):
