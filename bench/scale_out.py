@@ -39,6 +39,9 @@ from tests.deploy.stack import Stack, free_port
 CALLS, QUICK_CALLS = 64, 8
 SLEEP_S, QUICK_SLEEP_S = 0.5, 0.1
 WORKER_LIMIT, QUICK_WORKER_LIMIT = 8, 2  # calls at once per task worker: the capacity that scale-out adds
+# A second, worker-bound configuration: so few slots per worker that the workers, not the machine's CPU, are
+# the limit; it shows what a second worker adds when there is CPU to spare (one round).
+NARROW_LIMIT = 2
 OVERHEAD_CALLS, QUICK_OVERHEAD_CALLS = 40, 6
 ROUNDS, QUICK_ROUNDS = 2, 1
 SCALE_TARGET = 1.8
@@ -272,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     two: list[float] = []
     busy: dict[int, list[float]] = {1: [], 2: []}
     fanned: dict[int, list[Timed]] = {1: [], 2: []}
+    narrow: dict[int, Timed] = {}
     per_call: dict[str, list[float]] = {"postgresql": [], "sqlite": []}
     try:
         with postgres_server() as pg, server(scratch / "pg-home", pg.url) as stack:
@@ -297,6 +301,13 @@ def main(argv: list[str] | None = None) -> int:
                 per_call["postgresql"].append(
                     timed_run(stack, scratch, f"pg-seq-{round_no}", trues, 1).per_call_ms
                 )
+            stop_worker(stack, "worker-1")
+            start_worker(stack, "worker-1", NARROW_LIMIT)
+            note(f"{calls} `sleep {sleep_s}` calls on 1 task worker of --limit {NARROW_LIMIT} ...")
+            narrow[1] = timed_run(stack, scratch, "narrow-one", sleeps, calls)
+            start_worker(stack, "worker-2", NARROW_LIMIT)
+            note("... on 2 ...")
+            narrow[2] = timed_run(stack, scratch, "narrow-two", sleeps, calls)
         with server(scratch / "sqlite-home", None) as stack:
             start_worker(stack, "worker-1", limit)
             timed_run(stack, scratch, "sqlite-warm-up", trues[:4], 1)
@@ -329,6 +340,20 @@ def main(argv: list[str] | None = None) -> int:
         f"{calls * sleep_s / limit:.1f} s on 1 worker, {calls * sleep_s / (2 * limit):.1f} s on 2; "
         f"CPU busy {statistics.median(busy[1]):.0%} / {statistics.median(busy[2]):.0%} of {os.cpu_count()} cores"
     )
+    print_table(
+        f"Worker-bound: the same calls on task workers of --limit {NARROW_LIMIT} (one round)",
+        ["task workers", "seconds", "ideal", "speed-up", "machine CPU busy"],
+        [
+            [
+                k,
+                t.exec_s,
+                calls * sleep_s / (k * NARROW_LIMIT),
+                ratio(narrow[1].exec_s, t.exec_s),
+                f"{t.cpu_busy:.0%}",
+            ]
+            for k, t in sorted(narrow.items())
+        ],
+    )
     print_cpu_by_role(fanned, single)
     print_table(
         f"Per-call scheduling overhead ({overhead_calls} sequential `true` calls; median start-to-start)",
@@ -345,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         "per_call_ms": {k: [round(x, 3) for x in v] for k, v in per_call.items()},
         "cpu_busy": {f"{k}_worker": [round(x, 3) for x in v] for k, v in busy.items()},
         "cpu_ms_per_call": {f"{k}_worker": cpu_ms_per_call(v, single) for k, v in fanned.items()},
+        "worker_bound_s": {f"{k}_worker": round(t.exec_s, 3) for k, t in narrow.items()},
     }
     emit_report("scale_out", results, targets)
     return 0

@@ -47,12 +47,20 @@ class Deferred:
 
 
 class WorkerFuture(PrefectDistributedFuture[Any]):
-    """A call on a task worker. ``settle`` reads its task run with the client of the thread asking (the flow's:
-    ``wait`` would build a client of its own on Prefect's loop for every read) and keeps a final state once
-    seen, so that nothing reads it again."""
+    """A call on a task worker. Its final state comes with the end event (``when_done``); failing that,
+    ``settle`` reads its task run with the client of the thread asking (the flow's: ``wait`` would build a
+    client of its own on Prefect's loop for every read). Once final, nothing reads it again."""
+
+    def ended(self, state: State[Any]) -> None:
+        self._final_state = state
+
+    @property
+    def known_final_state(self) -> State[Any] | None:
+        """The final state if already known here (no API read)."""
+        return self._final_state
 
     def settle(self) -> bool:
-        """Whether the call has ended (one API read until it has)."""
+        """Whether the call has ended (one API read until it has, unless its end event brought the state)."""
         if self._final_state is None:
             state = self.state
             if not state.is_final():
@@ -91,9 +99,33 @@ def worker_context() -> dict[str, Any]:
     return context
 
 
-def when_done(future: PrefectDistributedFuture[Any], callback: Callable[[], None]) -> None:
-    """Call ``callback`` (from Prefect's loop thread) once the task run has reached a final state."""
-    TaskRunWaiter.add_done_callback(future.task_run_id, callback)
+def when_done(future: WorkerFuture, callback: Callable[[], None]) -> None:
+    """Call ``callback`` once the task run has reached a final state, the state from its end event already in
+    ``future``: the API's copy of the task run is written from that event a moment later, so a read right
+    after the wake-up can still see it running."""
+
+    async def settle_then_call() -> None:
+        try:
+            state = await TaskRunWaiter.wait_for_task_run(future.task_run_id, timeout=0)  # the event's state
+            if state is not None and state.is_final():
+                future.ended(state)
+        finally:
+            callback()
+
+    def on_end() -> None:
+        try:
+            loop = asyncio.get_running_loop()  # Prefect's loop thread: the waiter's event consumer
+        except RuntimeError:  # already ended: called at once, in the thread asking
+            run_coro_as_sync(settle_then_call())
+            return
+        settling = loop.create_task(settle_then_call())
+        _settling.add(settling)  # a task the loop holds only weakly
+        settling.add_done_callback(_settling.discard)
+
+    TaskRunWaiter.add_done_callback(future.task_run_id, on_end)
+
+
+_settling: set[asyncio.Task[None]] = set()
 
 
 async def _create_all(

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect.exceptions import TerminationSignal
-from prefect.futures import PrefectDistributedFuture, PrefectFuture
+from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from codex_orchestrator.call_recorder import process_gone
@@ -413,7 +413,7 @@ def _crash(future: PrefectFuture[Any], why: str) -> None:
 def _watch(future: PrefectFuture[Any], done: queue.Queue[str], name: str) -> None:
     """Wake the step loop when ``future`` is done. A task worker's future has no working done-callbacks in
     Prefect 3.9: Prefect's task-run waiter, listening for the end events, calls back instead."""
-    if isinstance(future, PrefectDistributedFuture):
+    if isinstance(future, WorkerFuture):
         when_done(future, lambda: done.put(name))
     else:
         future.add_done_callback(_notify(done, name))

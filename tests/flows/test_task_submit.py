@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
-from prefect import flow
+from prefect import flow, task
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import State
+from prefect.states import Completed
+from prefect.utilities.engine import emit_task_run_state_change_event
 
-from flows.task_submit import worker_context
+from flows.task_submit import Deferred, submit_deferred, when_done, worker_context
 
 CLI = Path(sys.executable).parent / "codex-orchestrator"
 
@@ -37,3 +42,38 @@ def test_task_worker_refuses_a_bad_limit_in_one_line() -> None:
     assert done.stderr.strip().splitlines()[-1] == (
         "codex-orchestrator task-worker: error: argument --limit: --limit must be a whole number >= 0, not '-1'"
     )
+
+
+def test_a_calls_end_event_brings_its_state_before_the_wake_up(prefect_server: str) -> None:
+    """The step loop reads the state right after the wake-up; the API's copy of the task run is written from
+    the end event a moment later, so the state must come from the event (else the loop waited for its poll)."""
+
+    @task(name="noop-call", persist_result=False)
+    def noop() -> None:
+        return None
+
+    @flow(name="end-event")
+    def watch() -> tuple[bool, str | None]:
+        [future] = submit_deferred(noop, [Deferred({})])
+        assert future.known_final_state is None
+        seen: list[State[Any] | None] = []
+        woke = threading.Event()
+
+        def wake() -> None:
+            seen.append(future.known_final_state)
+            woke.set()
+
+        when_done(future, wake)
+        with get_client(sync_client=True) as client:
+            task_run = client.read_task_run(future.task_run_id)
+        # What a task worker's engine does at the call's end: the event first; the API's copy follows it.
+        emit_task_run_state_change_event(
+            task_run=task_run, initial_state=task_run.state, validated_state=Completed()
+        )
+        assert woke.wait(120), "no end event reached the waiter"
+        state = seen[0]
+        return future.settle(), state.type.value if state is not None else None
+
+    settled, state_type = watch()
+    assert state_type == "COMPLETED"
+    assert settled
