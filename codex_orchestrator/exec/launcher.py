@@ -32,6 +32,7 @@ from typing import Any
 
 from codex_orchestrator.exec.backend import DEFAULT_KILL_GRACE_S, PINNED_ENV, SpawnRequest
 from codex_orchestrator.exec.errors import ExecError, SpawnError
+from codex_orchestrator.exec.launcher_main import MAX_MESSAGE_BYTES, send_message  # one protocol, both sides
 from codex_orchestrator.exec.local import KILL_WAIT_S, PtyMaster, set_window_size
 from codex_orchestrator.sandbox import CAP_DROP_ALL, SandboxSpec, wrap_argv
 
@@ -43,7 +44,6 @@ HOST_TMP = "/tmp/.host-tmp"  # as sandbox.wrap_argv shows the host's /tmp
 LAUNCHER_START_TIMEOUT_S = 30.0
 # How long a spawn waits for the launcher's answer; it is a fork and an exec.
 SPAWN_REPLY_TIMEOUT_S = 30.0
-MAX_MESSAGE_BYTES = 1 << 20
 # Live sandboxes one process keeps at most; beyond it the least recently started one is ended (a worker that
 # serves many runs whose ends it never sees must not pile sandboxes up).
 MAX_LIVE_SANDBOXES = 16
@@ -53,14 +53,6 @@ MAX_SPARES = 8
 _WAKE = "wake"
 # Exit code reported for a call whose launcher went away under it (as if killed by SIGKILL).
 LAUNCHER_LOST_EXIT = 128 + 9
-
-
-def _send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = None) -> None:
-    data = json.dumps(message, separators=(",", ":")).encode()
-    if fds:
-        socket.send_fds(sock, [data], fds)
-    else:
-        sock.send(data)
 
 
 def _recv_fds(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
@@ -94,7 +86,7 @@ class _Call:
         with self.changed:
             if self.closed:
                 raise OSError(errno.EBADF, "the call's control socket is closed")
-            _send(self.control, message, fds)
+            send_message(self.control, message, fds)
 
     def release(self) -> None:
         """Let go of the init: if it still waits for a call, it exits; if its call still runs, it ends."""
@@ -214,7 +206,7 @@ class SandboxLauncher:
     def _ask_locked(self) -> None:
         self._asked += 1
         with contextlib.suppress(OSError):  # gone meanwhile: the reader notices and wakes the waiters
-            self._send({"op": "prepare"})
+            self.send_message({"op": "prepare"})
 
     def _reply(self, call: _Call, program: str) -> dict[str, Any]:
         """The init's answer to a spawn: ``spawned`` or ``error``, straight from it."""
@@ -256,7 +248,7 @@ class SandboxLauncher:
         """``signal`` (the command's process group), ``term`` (every process of the call) or ``kill``."""
         with contextlib.suppress(OSError):  # gone meanwhile: its call is reported ended
             if op == "kill":
-                self._send({"op": "kill", "id": call.id})
+                self.send_message({"op": "kill", "id": call.id})
             else:
                 call.send({"op": op, "signals": list(signums)})
 
@@ -283,9 +275,9 @@ class SandboxLauncher:
                     os.close(fd)
         self._sock.close()
 
-    def _send(self, message: dict[str, Any]) -> None:
+    def send_message(self, message: dict[str, Any]) -> None:
         with self._send_lock:
-            _send(self._sock, message)
+            send_message(self._sock, message)
 
     def _read_loop(self) -> None:
         """The launcher's reports (spares handed over, inits' exits) and the running calls' own exit reports."""

@@ -51,7 +51,7 @@ def _check(result: int, what: str) -> None:
         raise OSError(code, f"{what}: {os.strerror(code)}")
 
 
-def _send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = None) -> None:
+def send_message(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = None) -> None:
     data = json.dumps(message, separators=(",", ":")).encode()
     if fds:
         socket.send_fds(sock, [data], fds)
@@ -130,7 +130,7 @@ def _call_init(control: socket.socket) -> None:
             # Only now, with nothing of the call left, does the orchestrator hear of its end (the launcher
             # reports the same when it reaps us; the first report counts).
             with contextlib.suppress(OSError):
-                _send(control, {"op": "exit", "code": code})
+                send_message(control, {"op": "exit", "code": code})
             os._exit(code)
         if control.fileno() in ready:
             try:
@@ -206,13 +206,13 @@ def _start_command(control: socket.socket, message: dict[str, Any], slave: int) 
     except OSError as exc:
         _failed(control, f"{exc.strerror}: {argv[0]!r}")
         return None
-    _send(control, {"op": "spawned", "pid": pid})
+    send_message(control, {"op": "spawned", "pid": pid})
     return pid
 
 
 def _failed(control: socket.socket, detail: str) -> None:
     """The command could not be started; ``detail`` says why, as ``LocalPtyBackend`` would."""
-    _send(control, {"op": "error", "detail": detail})
+    send_message(control, {"op": "error", "detail": detail})
 
 
 # -- the launcher ---------------------------------------------------------------------------------------------
@@ -256,7 +256,7 @@ class _Launcher:
     def prepare(self) -> None:
         """Fork the next call's init and hand its control socket to the orchestrator (we keep no copy)."""
         spare_id, control = self.fork_init()
-        _send(self.orchestrator, {"op": "spare", "id": spare_id}, [control.fileno()])
+        send_message(self.orchestrator, {"op": "spare", "id": spare_id}, [control.fileno()])
         control.close()
 
     def fork_init(self) -> tuple[int, socket.socket]:
@@ -306,7 +306,7 @@ class _Launcher:
             if spare_id is None:
                 continue  # an orphan re-parented to us (we are a subreaper)
             del self.inits[spare_id]
-            _send(self.orchestrator, {"op": "exit", "id": spare_id, "code": _status_code(status)})
+            send_message(self.orchestrator, {"op": "exit", "id": spare_id, "code": _status_code(status)})
 
     def order(self, message: dict[str, Any]) -> None:
         op = message.get("op")
@@ -314,7 +314,7 @@ class _Launcher:
             try:
                 self.prepare()
             except OSError as exc:  # out of processes or memory: the asking call fails, the sandbox lives on
-                _send(self.orchestrator, {"op": "unprepared", "detail": str(exc)})
+                send_message(self.orchestrator, {"op": "unprepared", "detail": str(exc)})
         elif op == "kill":
             pid = self.inits.get(int(message.get("id", 0)))
             if pid is not None:
@@ -341,10 +341,10 @@ def main(fd: int) -> int:
     try:
         spare_id, control = state.fork_init()  # the first one also tells whether calls can have namespaces
     except OSError as exc:
-        _send(orchestrator, {"op": "unavailable", "detail": str(exc)})
+        send_message(orchestrator, {"op": "unavailable", "detail": str(exc)})
         return 1
-    _send(orchestrator, {"op": "ready", "pid": os.getpid()})
-    _send(orchestrator, {"op": "spare", "id": spare_id}, [control.fileno()])
+    send_message(orchestrator, {"op": "ready", "pid": os.getpid()})
+    send_message(orchestrator, {"op": "spare", "id": spare_id}, [control.fileno()])
     control.close()
     while True:
         watched: list[Any] = [orchestrator, reaper_r]
