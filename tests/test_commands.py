@@ -292,6 +292,15 @@ TABLE: list[tuple[str, str, bool]] = [
     ("git tag -d v1", "re", UNSAFE),
     ("git stash list", "r", SAFE),
     ("git stash list -p", "r", SAFE),  # in the read sandbox
+    ("git reflog -5; git for-each-ref --sort=-committerdate; git count-objects -v", "r", SAFE),
+    ("git config user.name; git config --global --get-all user.email", "r", SAFE),
+    ("git config user.name me", "re", UNSAFE),
+    ("git config --file f user.name", "re", UNSAFE),
+    ("git reflog expire --all", "rx", UNSAFE),
+    ("git worktree list; git notes list; git symbolic-ref HEAD", "r", SAFE),
+    ("git worktree add ../x", "re", UNSAFE),
+    ("git symbolic-ref HEAD refs/heads/x", "re", UNSAFE),
+    ("git diff-tree -r HEAD; git diff-files", "r", SAFE),  # in the read sandbox
     ("git stash pop", "re", UNSAFE),
     ("git show-ref --heads", "r", SAFE),
     ("env -i git ls-files", "rx", UNSAFE),
@@ -419,6 +428,7 @@ def test_only_what_reaches_configured_drivers_needs_the_read_sandbox() -> None:
         "git log -S needle",
         "git show",
         "git stash list -p",
+        "git diff-tree -r HEAD; git diff-files",
     }
     for command, _, safe in TABLE:
         if safe:

@@ -23,11 +23,14 @@ _GIT_GLOBAL_FLAGS = names(
     " --noglob-pathspecs --icase-pathspecs --no-optional-locks --version --no-lazy-fetch"
 )
 # Subcommands that neither touch work-tree contents nor diff: any literal option is fine.
-_PLAIN_READ = names("rev-parse ls-tree rev-list merge-base show-ref version")
+_PLAIN_READ = names(
+    "rev-parse ls-tree rev-list merge-base show-ref version for-each-ref count-objects show-branch cherry"
+    " check-ignore check-attr var"
+)
 _LOG_FAMILY = names("log shortlog show")
 # Reading work-tree files runs the clean filter of the attributes' driver; diff runs diff.external and
 # textconv; blame runs both. Nothing else in them writes or runs a program: read-only in the read sandbox.
-_CONFIGURED_DRIVERS = names("status diff blame whatchanged range-diff")
+_CONFIGURED_DRIVERS = names("status diff blame whatchanged range-diff diff-index diff-files diff-tree")
 # difftool runs a tool named by config *or* the command line; format-patch writes files.
 _DRIVERS = names("difftool format-patch")
 _READ_SUBCOMMANDS = _PLAIN_READ | _LOG_FAMILY | _CONFIGURED_DRIVERS | names("ls-files describe grep cat-file")
@@ -80,6 +83,14 @@ def git(name: str, args: list[Word], f: Findings, depth: int) -> None:
         _tag(rest, f)
     elif sub == "stash" and rest[:1] and rest[0].text == "list":
         _log_family("stash list", rest[1:], f, patch_by_default=False)
+    elif sub == "reflog" and (not rest or rest[0].text == "show" or rest[0].text.startswith("-")):
+        _log_family(
+            "reflog", rest[1:] if rest and rest[0].text == "show" else rest, f, patch_by_default=False
+        )
+    elif sub in ("worktree", "notes") and rest[:1] and rest[0].text in ("list", "show"):
+        pass  # they list what exists
+    elif sub == "symbolic-ref" and len(rest) == 1 and not rest[0].text.startswith("-"):
+        pass  # one operand: it reads the reference
     elif sub == "branch":
         _branch(rest, f)
     elif sub == "remote":
@@ -220,9 +231,10 @@ _CONFIG_MODIFIERS = names(
 
 def _config(rest: list[Word], f: Findings) -> None:
     opts = [a.text.partition("=")[0] for a in rest if a.text.startswith("-")]
-    if not any(o in _CONFIG_READ for o in opts) or not all(
-        o in _CONFIG_READ or o in _CONFIG_MODIFIERS for o in opts
-    ):
+    if not all(o in _CONFIG_READ or o in _CONFIG_MODIFIERS for o in opts):
+        f.add(EDIT, "git config without --get or --list writes the configuration")
+    elif not any(o in _CONFIG_READ for o in opts) and len(opts) + 1 != len(rest):
+        # `git config NAME` alone gets the value; a second operand (or an option's value) sets it.
         f.add(EDIT, "git config without --get or --list writes the configuration")
 
 
