@@ -151,9 +151,11 @@ def test_the_overrides_apply_only_to_calls_that_run_unasked_because_read_only() 
 
 def test_git_neutral_env_is_what_git_reads() -> None:
     """git itself reports the overrides as the winning values, over a hostile repository config."""
+    # `git -c` values passed down in GIT_CONFIG_PARAMETERS would outrank GIT_CONFIG_KEY_n: emptied.
+    inherited = {**os.environ, "GIT_CONFIG_PARAMETERS": "'core.fsmonitor'='./evil'"}
     out = subprocess.run(
         ["git", "config", "--get", "core.fsmonitor"],
-        env={**os.environ, **GIT_NEUTRAL_ENV},
+        env={**inherited, **GIT_NEUTRAL_ENV},
         capture_output=True,
         text=True,
         check=False,

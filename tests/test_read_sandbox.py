@@ -249,6 +249,21 @@ def test_without_bwrap_the_same_reads_are_asked(workspace: Path) -> None:
 
 
 @needs_bwrap
+@pytest.mark.parametrize(
+    "policy", [ApprovalPolicy.UNTRUSTED, ApprovalPolicy.ON_FAILURE, ApprovalPolicy.NEVER]
+)
+def test_every_policy_that_would_ask_or_forbid_runs_it_in_the_read_sandbox(
+    workspace: Path, policy: ApprovalPolicy
+) -> None:
+    approver = ScriptedApprover()
+    gate = make_gate(workspace, approver, policy=policy, profile=READ_ONLY)
+    call = gate.run(shell(workspace, "git diff HEAD | head -5"))
+    assert call.status == "succeeded" and approver.asked == [] and call.sandbox.mode == "read-only"
+    assert call.sandbox.detail is not None and "read sandbox" in call.sandbox.detail
+    finish(gate)
+
+
+@needs_bwrap
 def test_a_profile_that_grants_run_keeps_the_runs_own_sandbox(workspace: Path) -> None:
     """Where the profile lets the command run as it is, the read sandbox is not imposed on it."""
     gate = make_gate(workspace, ScriptedApprover(), policy=ApprovalPolicy.ON_REQUEST)
