@@ -11,7 +11,7 @@ known architecture has it; elsewhere such a command needs ``run``.
 
 from __future__ import annotations
 
-import platform
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -32,7 +32,7 @@ DETAIL = "read sandbox: read-only, no network, no sockets; git's program-running
 def available(backend: ExecBackend, bwrap_path: str) -> bool:
     """Whether this gate can run a call in the read sandbox (probes bwrap once per path)."""
     return (
-        isinstance(backend, LocalPtyBackend) and platform.machine() in ARCHES and probe(bwrap_path).available
+        isinstance(backend, LocalPtyBackend) and os.uname().machine in ARCHES and probe(bwrap_path).available
     )
 
 

@@ -9,9 +9,7 @@ library only: it runs with ``-I -S`` in the sandbox, where the package may not b
 
 from __future__ import annotations
 
-import ctypes
 import os
-import platform
 import struct
 import sys
 
@@ -49,7 +47,7 @@ PROGRAM_ENV = (
 
 
 def program(machine: str) -> bytes:
-    """The filter for ``machine`` (``platform.machine()``); ``KeyError`` for an architecture not known."""
+    """The filter for ``machine`` (``os.uname().machine``); ``KeyError`` for an architecture not known."""
     arch, refused = ARCHES[machine]
     errno = _RET_ERRNO | _EPERM
     code: list[tuple[int, int, int, int]] = [(_LD_ABS_W, 0, 0, 4)]
@@ -67,12 +65,13 @@ def program(machine: str) -> bytes:
     return b"".join(struct.pack("HBBI", *op) for op in code)
 
 
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
-
-
 def install(machine: str) -> None:
     """Install the filter on this process (and so on whatever it execs); ``OSError`` when the kernel refuses."""
+    import ctypes  # here: the gate imports this module for ARCHES on every start-up, and never installs
+
+    class _SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
     code = program(machine)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong]
@@ -88,7 +87,7 @@ def main(argv: list[str]) -> int:
         print("no_sockets: no command given", file=sys.stderr)
         return 2
     try:
-        install(platform.machine())
+        install(os.uname().machine)
     except (KeyError, OSError) as exc:
         # Never run the command unfiltered: the gate only chose this sandbox because the filter holds.
         print(f"no_sockets: cannot install the syscall filter: {exc}", file=sys.stderr)
