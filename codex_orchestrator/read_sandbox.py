@@ -51,15 +51,19 @@ def requirement(
     bwrap_path: str,
 ) -> tuple[CallFacts, Requirement]:
     """The decision for a ``read_sandbox`` call: run there unasked when the policy would ask or forbid it
-    otherwise and the sandbox is available; else the decision for the call as it is outside."""
+    otherwise and the sandbox is available; else the call as it is outside, with the stricter of the two
+    decisions (a person asked sees it needs ``run``, and runs it as it is)."""
     outside = unconfined(facts)
     plain = decide(policy, profile, outside)
     if plain.outcome is Outcome.SKIP or not available(backend, bwrap_path):
         return outside, plain
     inside = decide(policy, profile, facts)
     if inside.outcome is Outcome.SKIP:
-        inside = replace(inside, reason=f"read-only in the read sandbox ({plain.reason} outside it)")
-    return facts, inside
+        return facts, replace(inside, reason=f"read-only in the read sandbox ({plain.reason} outside it)")
+    return outside, max(inside, plain, key=lambda r: _STRICTNESS[r.outcome])
+
+
+_STRICTNESS = {Outcome.SKIP: 0, Outcome.ASK: 1, Outcome.FORBID: 2}
 
 
 def choice(workspace: Path, bwrap_path: str) -> SandboxChoice:

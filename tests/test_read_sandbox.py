@@ -272,6 +272,15 @@ def test_a_profile_that_grants_run_keeps_the_runs_own_sandbox(workspace: Path) -
     finish(gate)
 
 
+def test_a_call_that_asks_anyway_is_asked_as_it_is_outside(workspace: Path) -> None:
+    """`approval: required` is asked even in the read sandbox: the person sees that it needs `run`."""
+    approver = ScriptedApprover(Decision.DENY)
+    gate = make_gate(workspace, approver, policy=ApprovalPolicy.UNTRUSTED, profile=READ_ONLY)
+    call = gate.run(shell(workspace, "git status", requests_escalation=True))
+    assert call.status == "denied" and "run" in approver.asked[0].needs
+    finish(gate)
+
+
 def test_a_named_session_cannot_have_the_read_sandbox(workspace: Path) -> None:
     facts = call_facts(ToolKind.SHELL, "git diff", persistent_shell=True)
     assert not facts.read_sandbox and Capability.RUN in facts.needs
