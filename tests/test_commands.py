@@ -301,6 +301,10 @@ TABLE: list[tuple[str, str, bool]] = [
     ("git worktree add ../x", "re", UNSAFE),
     ("git symbolic-ref HEAD refs/heads/x", "re", UNSAFE),
     ("git diff-tree -r HEAD; git diff-files", "r", SAFE),  # in the read sandbox
+    ("git -c core.quotepath=off -c color.ui=never log --oneline", "r", SAFE),
+    ("git -c core.quotePath=off -c core.pager=sh log", "rx", UNSAFE),
+    ("git -c core.quotepath=$X log", "rx", UNSAFE),
+    ("git -c color.ui", "r", SAFE),
     ("git stash pop", "re", UNSAFE),
     ("git show-ref --heads", "r", SAFE),
     ("env -i git ls-files", "rx", UNSAFE),

@@ -30,7 +30,9 @@ _PLAIN_READ = names(
 _LOG_FAMILY = names("log shortlog show")
 # Reading work-tree files runs the clean filter of the attributes' driver; diff runs diff.external and
 # textconv; blame runs both. Nothing else in them writes or runs a program: read-only in the read sandbox.
-_CONFIGURED_DRIVERS = names("status diff blame whatchanged range-diff diff-index diff-files diff-tree")
+_CONFIGURED_DRIVERS = names(
+    "status diff blame annotate whatchanged range-diff diff-index diff-files diff-tree"
+)
 # difftool runs a tool named by config *or* the command line; format-patch writes files.
 _DRIVERS = names("difftool format-patch")
 _READ_SUBCOMMANDS = _PLAIN_READ | _LOG_FAMILY | _CONFIGURED_DRIVERS | names("ls-files describe grep cat-file")
@@ -57,6 +59,10 @@ def git(name: str, args: list[Word], f: Findings, depth: int) -> None:
             i += 2
         elif text.startswith("--namespace="):
             i += 1
+        elif (
+            text == "-c" and i + 1 < len(args) and args[i + 1].literal and _harmless_setting(args[i + 1].text)
+        ):
+            i += 2
         elif text.startswith("-"):
             opt = text.partition("=")[0]
             f.add(
@@ -109,6 +115,16 @@ def git(name: str, args: list[Word], f: Findings, depth: int) -> None:
         f.add(RUN, f"git {sub}: not a vetted subcommand (aliases can run programs)")
     if f.count - said == f.configured - configured:  # nothing found but what the read sandbox confines
         f.env.update(GIT_NEUTRAL_ENV)
+
+
+# `git -c` settings that only shape output: no value of theirs names a program, a file or a repository.
+_HARMLESS_SETTINGS = names(
+    "core.quotepath color.ui diff.noprefix diff.mnemonicprefix core.abbrev log.date column.ui"
+)
+
+
+def _harmless_setting(assignment: str) -> bool:
+    return assignment.partition("=")[0].lower() in _HARMLESS_SETTINGS
 
 
 def _read(sub: str, rest: list[Word], f: Findings) -> None:
