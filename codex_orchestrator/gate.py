@@ -16,6 +16,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from codex_orchestrator import read_sandbox
 from codex_orchestrator.approvals import ApprovalAnswer, ApprovalRequest, Approver, Decision, cache_key
 from codex_orchestrator.attempts import AttemptResult, run_edit, run_fetch
 from codex_orchestrator.call_recorder import CallRecorder
@@ -86,6 +87,8 @@ def initial_requirement(
     facts = replace(spec.facts(), confined=confined)  # on-failure lets confined calls go beyond the profile
     if not config.enabled:
         return facts, Requirement(Outcome.SKIP, "gate disabled by feature flag")
+    if facts.read_sandbox:  # read-only only in the read sandbox: there if it helps and exists, else `run`
+        return read_sandbox.requirement(config.policy, config.profile, facts, backend, config.bwrap_path)
     return facts, decide(config.policy, config.profile, facts)
 
 
@@ -163,7 +166,7 @@ class ToolOrchestrator:
                 rec.tracer.set(span, **{"codex.approval.source": call.approval_source})
                 if granted:
                     # 2. sandbox
-                    sandbox = self._select_sandbox(spec, call, granted)
+                    sandbox = self._select_sandbox(spec, call, granted, facts)
                     if sandbox is not None:
                         # 3 + 4. attempts, retries and escalation; the instance's slot is held from here
                         # only, so a call waiting for a person does not hold it
@@ -345,10 +348,15 @@ class ToolOrchestrator:
 
     # -- 2. sandbox -----------------------------------------------------------------------------------------
     def _select_sandbox(
-        self, spec: ToolCallSpec, call: ToolCallRecord, granted: frozenset[Capability]
+        self, spec: ToolCallSpec, call: ToolCallRecord, granted: frozenset[Capability], facts: CallFacts
     ) -> SandboxChoice | None:
         if spec.kind not in (ToolKind.SHELL, ToolKind.AGENT) or not self.config.enabled:
             return self._record_sandbox(call, SandboxChoice(SandboxState.NONE))
+        if facts.read_sandbox and call.approval_source == ApprovalSource.NOT_REQUIRED.value:
+            # It runs unasked only because it is read-only there (step 1 checked that the sandbox exists).
+            return self._record_sandbox(
+                call, read_sandbox.choice(self.recorder.workspace, self.config.bwrap_path)
+            )
         if not isinstance(self.backend, LocalPtyBackend):
             if self.sandbox_prefix:
                 return self._record_sandbox(

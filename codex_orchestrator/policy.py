@@ -65,6 +65,9 @@ class CallFacts:
     # Environment overrides read_only_safe depends on (git's executable config neutralised); the gate applies
     # them when the call runs unasked because it is read-only.
     env: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # read_only_safe only in the read sandbox (read-only, no network, no sockets): the gate runs it there when
+    # it runs unasked, and where it cannot, takes the call as needing `run` (gate.initial_requirement).
+    read_sandbox: bool = False
 
 
 # What a sandbox enforces by itself: under on-failure a call may go beyond the profile in these, sandboxed.

@@ -40,6 +40,7 @@ class SandboxChoice:
     spec: SandboxSpec | None = None  # None: run unsandboxed
     prefix: tuple[str, ...] = ()  # an SSH host's own sandbox command
     detail: str | None = None
+    inner: tuple[str, ...] = ()  # run inside the sandbox before the command (the read sandbox's filter)
 
 
 class LaunchedBackend:
@@ -60,7 +61,7 @@ class LaunchedBackend:
 def wrap(argv: tuple[str, ...], spec: ToolCallSpec, sandbox: SandboxChoice) -> tuple[str, ...]:
     """``argv`` as a bwrap of its own (or the host's sandbox command) runs it."""
     if sandbox.spec is not None:
-        return wrap_argv(argv, sandbox.spec, cwd=spec.cwd)
+        return wrap_argv((*sandbox.inner, *argv), sandbox.spec, cwd=spec.cwd)
     if sandbox.prefix:
         return (*sandbox.prefix, *argv)
     return argv
@@ -127,7 +128,7 @@ def _where(
     if sandbox.spec is not None and sandbox.state is SandboxState.SANDBOXED:
         launcher = POOL.launcher_for(gate.recorder.run_id, gate.recorder.instance, sandbox.spec)
         if launcher is not None:
-            return LaunchedBackend(launcher, sandbox.spec.readable_paths), spec.argv()
+            return LaunchedBackend(launcher, sandbox.spec.readable_paths), (*sandbox.inner, *spec.argv())
     return gate.backend, wrap(spec.argv(), spec, sandbox)
 
 

@@ -16,13 +16,17 @@ class Classification:
     """What a command needs; ``read_only_safe`` when no part may write, run unvetted code or go online.
 
     ``env`` holds the environment overrides that read-only-ness depends on (git's executable config
-    neutralised): a read-only-safe command is only safe when it runs with them.
+    neutralised): a read-only-safe command is only safe when it runs with them. ``read_sandbox``: it is
+    read-only only in the read sandbox (read_sandbox.py), because the only programs it may run beyond the
+    vetted ones are those a repository's config names (git's filters, textconv, external diff), which that
+    sandbox confines to reading; ``needs`` is then ``{read}`` and the gate must run it there or ask.
     """
 
     needs: frozenset[Capability]
     read_only_safe: bool
     reasons: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict, hash=False)
+    read_sandbox: bool = False
 
 
 class Findings:
@@ -41,13 +45,21 @@ class Findings:
         self.reasons: list[str] = []
         self.count = 0  # findings so far, repeated ones included
         self.env: dict[str, str] = {}  # overrides some part relies on (see Classification.env)
+        self.configured = 0  # findings of `run` for programs only the repository's config names
+        self.run_count = 0  # findings of `run`, those included
         self._command, self._script = command, script
 
     def add(self, cap: Capability, reason: str) -> None:
         self.needs.add(cap)
         self.count += 1
+        self.run_count += cap is RUN
         if reason not in self.reasons:
             self.reasons.append(reason)
+
+    def add_configured(self, reason: str) -> None:
+        """``run``, for programs that only the repository's config can name (see Classification.read_sandbox)."""
+        self.add(RUN, reason)
+        self.configured += 1
 
     def command(self, words: list[Word], depth: int) -> None:
         """Classify ``words`` as a command and its arguments (no shell syntax left)."""
@@ -58,10 +70,11 @@ class Findings:
         self._script(self, src, depth)
 
     def result(self) -> Classification:
-        safe = self.needs == {READ}
-        return Classification(
-            frozenset(self.needs), safe, tuple(self.reasons), dict(self.env) if safe else {}
-        )
+        if self.needs == {READ}:
+            return Classification(frozenset(self.needs), True, tuple(self.reasons), dict(self.env))
+        if self.needs == {READ, RUN} and self.configured == self.run_count:
+            return Classification(frozenset({READ}), True, tuple(self.reasons), dict(self.env), True)
+        return Classification(frozenset(self.needs), False, tuple(self.reasons))
 
 
 Handler = Callable[[str, list[Word], Findings, int], None]

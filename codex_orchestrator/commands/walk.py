@@ -39,8 +39,8 @@ def call_facts(
     """The facts ``policy.decide`` needs. Declared capabilities only ever add needs, whatever the kind.
 
     ``persistent_shell``: the command runs in a shell that outlives the call (a step's ``session:``), whose
-    environment was fixed when it started, so overrides a read-only command relies on cannot be applied:
-    such a command needs ``run``.
+    environment and sandbox were fixed when it started, so neither the overrides nor the read sandbox a
+    read-only command relies on can be applied: such a command needs ``run``.
     """
     extra = frozenset(declared)
     match kind:
@@ -48,11 +48,19 @@ def call_facts(
             # A shell call without a command runs nothing (the gate runs `true`).
             found = classify_shell(command if command is not None else "")
             needs = found.needs | extra
+            safe = found.read_only_safe and needs == {READ}
             facts = CallFacts(
-                kind, needs, found.read_only_safe and needs == {READ}, requests_escalation, env=found.env
+                kind,
+                needs,
+                safe,
+                requests_escalation,
+                env=found.env,
+                read_sandbox=safe and found.read_sandbox,
             )
-            if persistent_shell and facts.read_only_safe and facts.env:
-                return replace(facts, needs=facts.needs | {RUN}, read_only_safe=False, env={})
+            if persistent_shell and facts.read_only_safe and (facts.env or facts.read_sandbox):
+                return replace(
+                    facts, needs=facts.needs | {RUN}, read_only_safe=False, env={}, read_sandbox=False
+                )
             return facts
         case ToolKind.EDIT:
             return CallFacts(kind, frozenset({READ, EDIT}) | extra, False, requests_escalation)
