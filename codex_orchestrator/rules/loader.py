@@ -24,6 +24,7 @@ from codex_orchestrator.rules.model import (
     Policy,
     PrefixRule,
     RuleDecision,
+    absolute_path,
     path_basename,
 )
 
@@ -71,6 +72,16 @@ class _Builder:
     policy: Policy = field(default_factory=Policy)
     pending: list[_Pending] = field(default_factory=list)
     calls: int = 0
+
+
+_UNSET: Any = object()  # an optional parameter left out (codex refuses an explicit None)
+
+
+def _given(**params: object) -> None:
+    """codex's optional parameters are ``Option<&str>``/``Option<list>``: ``None`` is a type error there."""
+    for name, value in params.items():
+        if value is None:
+            raise _RuleArgumentError(f"Type of parameter `{name}` doesn't match, got None")
 
 
 def _decision(raw: object) -> RuleDecision:
@@ -141,14 +152,9 @@ def _examples(raw: object, what: str) -> list[tuple[str, ...]]:
 def _host_path(raw: object, name: str) -> str:
     if not isinstance(raw, str):
         raise _RuleArgumentError(f"host_executable paths must be strings (got {type(raw).__name__})")
-    path = str(Path(raw).expanduser()) if raw.startswith("~/") else raw
-    from codex_orchestrator.rules.model import absolute_path
-
-    absolute = absolute_path(path)
+    absolute = absolute_path(raw)  # codex 0.163 takes no `~/`
     if absolute is None:
-        raise _RuleArgumentError(
-            f"host_executable paths must be absolute or use `~/...` home-relative syntax (got {raw})"
-        )
+        raise _RuleArgumentError(f"host_executable paths must be absolute (got {raw})")
     if path_basename(absolute) != name:
         raise _RuleArgumentError(f"host_executable path `{raw}` must have basename `{name}`")
     return absolute
@@ -161,18 +167,19 @@ _ERROR_LINE = re.compile(r"^error: (?P<msg>.*)$", re.MULTILINE)
 def _builtins(builder: _Builder, source: str) -> dict[str, Callable[..., None]]:
     def prefix_rule(
         pattern: object,
-        decision: object = None,
-        match: object = None,
-        not_match: object = None,
-        justification: object = None,
+        decision: object = _UNSET,
+        match: object = _UNSET,
+        not_match: object = _UNSET,
+        justification: object = _UNSET,
     ) -> None:
         index = builder.calls
         builder.calls += 1
-        chosen = RuleDecision.ALLOW if decision is None else _decision(decision)
-        why = _justification(justification)
+        _given(decision=decision, match=match, not_match=not_match, justification=justification)
+        chosen = RuleDecision.ALLOW if decision is _UNSET else _decision(decision)
+        why = None if justification is _UNSET else _justification(justification)
         tokens = _pattern(pattern)
-        matches = _examples(match, "match")
-        not_matches = _examples(not_match, "not_match")
+        matches = [] if match is _UNSET else _examples(match, "match")
+        not_matches = [] if not_match is _UNSET else _examples(not_match, "not_match")
         rest = tuple(tokens[1:])
         rules = [PrefixRule(head, rest, chosen, why, source) for head in tokens[0]]
         builder.pending.append(_Pending(rules, matches, not_matches, index))
@@ -194,15 +201,21 @@ def _builtins(builder: _Builder, source: str) -> dict[str, Callable[..., None]]:
                 parsed.append(path)
         builder.policy.host_executables[name] = tuple(parsed)
 
-    def network_rule(host: object, protocol: object, decision: object, justification: object = None) -> None:
+    def network_rule(host: object, protocol: object, decision: object, justification: object = _UNSET) -> None:
         builder.calls += 1
+        _given(justification=justification)
         if not isinstance(host, str) or not host.strip():
             raise _RuleArgumentError("network_rule host cannot be empty")
         if protocol not in ("http", "https", "https_connect", "http-connect", "socks5_tcp", "socks5_udp"):
             raise _RuleArgumentError(f"network_rule protocol must be one of http, https, socks5_tcp, socks5_udp")
         chosen = RuleDecision.FORBIDDEN if decision == "deny" else _decision(decision)
         builder.policy.network_rules.append(
-            NetworkRule(host.strip().lower(), str(protocol), chosen, _justification(justification))
+            NetworkRule(
+                host.strip().lower(),
+                str(protocol),
+                chosen,
+                None if justification is _UNSET else _justification(justification),
+            )
         )
 
     return {"prefix_rule": prefix_rule, "host_executable": host_executable, "network_rule": network_rule}

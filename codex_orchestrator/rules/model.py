@@ -6,6 +6,7 @@ Pure: no I/O. ``Policy.check(argv)`` is what ``codex execpolicy check`` computes
 
 from __future__ import annotations
 
+import os
 import posixpath
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -140,13 +141,16 @@ class Policy:
     def rules(self) -> list[PrefixRule]:
         return [r for rules in self.rules_by_program.values() for r in rules]
 
-    def check(self, argv: Sequence[str], *, resolve_host_executables: bool = False) -> Evaluation:
+    def check(
+        self, argv: Sequence[str], *, resolve_host_executables: bool = False, cwd: str | None = None
+    ) -> Evaluation:
         """The rules matching ``argv``: exact first-token rules; when none match and ``resolve_host_executables``
-        is set, rules for an absolute program path's basename, gated by ``host_executable`` paths."""
+        is set, rules for the program path's basename, gated by ``host_executable`` paths. A relative program
+        path is taken from ``cwd`` (default: this process's), as codex does."""
         cmd = tuple(argv)
         found = self._exact(cmd)
         if not found and resolve_host_executables:
-            found = self._by_basename(cmd)
+            found = self._by_basename(cmd, cwd if cwd is not None else os.getcwd())
         return Evaluation(cmd, tuple(found))
 
     def _exact(self, cmd: tuple[str, ...]) -> list[RuleMatch]:
@@ -159,10 +163,10 @@ class Policy:
                 out.append(RuleMatch(rule, prefix))
         return out
 
-    def _by_basename(self, cmd: tuple[str, ...]) -> list[RuleMatch]:
+    def _by_basename(self, cmd: tuple[str, ...], cwd: str) -> list[RuleMatch]:
         if not cmd:
             return []
-        program = absolute_path(cmd[0])
+        program = absolute_path(posixpath.join(cwd, cmd[0]))
         basename = path_basename(cmd[0])
         if program is None or basename is None:
             return []
