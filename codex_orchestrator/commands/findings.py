@@ -12,6 +12,17 @@ READ, EDIT, RUN, NETWORK = Capability.READ, Capability.EDIT, Capability.RUN, Cap
 
 
 @dataclass(frozen=True)
+class CommandPart:
+    """One command the classifier saw, as its argv; a ``wrapper`` (env, sudo, sh -c, ...) ran the parts after it.
+
+    Exec-policy rules (codex_orchestrator/rules) are matched against every part."""
+
+    argv: tuple[str, ...]
+    literal: tuple[bool, ...]  # per word: the shell passes exactly that text
+    wrapper: bool = False
+
+
+@dataclass(frozen=True)
 class Classification:
     """What a command needs; ``read_only_safe`` when no part may write, run unvetted code or go online.
 
@@ -23,6 +34,10 @@ class Classification:
     read_only_safe: bool
     reasons: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict, hash=False)
+    parts: tuple[CommandPart, ...] = ()
+    # Something runs that is no part: a command name from an expansion, a control structure, code nested too
+    # deeply. Rules cannot vouch for such a command line.
+    opaque: bool = False
 
 
 class Findings:
@@ -41,6 +56,8 @@ class Findings:
         self.reasons: list[str] = []
         self.count = 0  # findings so far, repeated ones included
         self.env: dict[str, str] = {}  # overrides some part relies on (see Classification.env)
+        self.parts: list[CommandPart] = []
+        self.opaque = False
         self._command, self._script = command, script
 
     def add(self, cap: Capability, reason: str) -> None:
@@ -60,7 +77,12 @@ class Findings:
     def result(self) -> Classification:
         safe = self.needs == {READ}
         return Classification(
-            frozenset(self.needs), safe, tuple(self.reasons), dict(self.env) if safe else {}
+            frozenset(self.needs),
+            safe,
+            tuple(self.reasons),
+            dict(self.env) if safe else {},
+            tuple(self.parts),
+            self.opaque,
         )
 
 

@@ -13,10 +13,7 @@ import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
-from typing import Any
-
-import starlark as sl
+from typing import TYPE_CHECKING, Any
 
 from codex_orchestrator.errors import RequestError
 from codex_orchestrator.rules.model import (
@@ -28,13 +25,18 @@ from codex_orchestrator.rules.model import (
     path_basename,
 )
 
+if TYPE_CHECKING:
+    import starlark as sl
+
 MAX_RULES_FILE_BYTES = 1024 * 1024
 
 
 class RulesError(RequestError):
     """A rules file that codex would refuse: a syntax error, a bad argument or a failing example."""
 
-    def __init__(self, message: str, *, path: str, line: int | None = None, example: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, path: str, line: int | None = None, example: str | None = None
+    ) -> None:
         self.path = path
         self.line = line
         self.example = example
@@ -201,13 +203,17 @@ def _builtins(builder: _Builder, source: str) -> dict[str, Callable[..., None]]:
                 parsed.append(path)
         builder.policy.host_executables[name] = tuple(parsed)
 
-    def network_rule(host: object, protocol: object, decision: object, justification: object = _UNSET) -> None:
+    def network_rule(
+        host: object, protocol: object, decision: object, justification: object = _UNSET
+    ) -> None:
         builder.calls += 1
         _given(justification=justification)
         if not isinstance(host, str) or not host.strip():
             raise _RuleArgumentError("network_rule host cannot be empty")
         if protocol not in ("http", "https", "https_connect", "http-connect", "socks5_tcp", "socks5_udp"):
-            raise _RuleArgumentError(f"network_rule protocol must be one of http, https, socks5_tcp, socks5_udp")
+            raise _RuleArgumentError(
+                "network_rule protocol must be one of http, https, socks5_tcp, socks5_udp"
+            )
         chosen = RuleDecision.FORBIDDEN if decision == "deny" else _decision(decision)
         builder.policy.network_rules.append(
             NetworkRule(
@@ -222,6 +228,8 @@ def _builtins(builder: _Builder, source: str) -> dict[str, Callable[..., None]]:
 
 
 def _dialect() -> sl.Dialect:
+    import starlark as sl  # only when there is a rules file to read (start-up of `exec`)
+
     dialect = sl.Dialect.extended()
     dialect.enable_f_strings = True  # as codex's parser
     return dialect
@@ -229,6 +237,8 @@ def _dialect() -> sl.Dialect:
 
 def _evaluate(builder: _Builder, source: RulesSource, fail_at_call: int | None = None) -> None:
     """Run the file's Starlark with our builtins bound to ``builder``."""
+    import starlark as sl
+
     module = sl.Module()
     builtins = _builtins(builder, source.name)
     if fail_at_call is not None:
@@ -257,6 +267,8 @@ def _starlark_error(exc: sl.StarlarkError, path: str) -> RulesError:
 
 def _call_line(source: RulesSource, call_index: int) -> int | None:
     """The line of the ``call_index``-th builtin call: evaluate again, stopping there."""
+    import starlark as sl
+
     try:
         _evaluate(_Builder(), source, fail_at_call=call_index)
     except sl.StarlarkError as exc:
@@ -271,6 +283,10 @@ def _render(argv: Sequence[str]) -> str:
 def load_sources(sources: Sequence[RulesSource]) -> Policy:
     """One policy from several files, read in order (later host_executable definitions replace earlier)."""
     builder = _Builder()
+    if not sources:
+        return builder.policy
+    import starlark as sl
+
     for source in sources:
         start = len(builder.pending)
         builder.calls = 0

@@ -90,16 +90,98 @@ prefix_rule(pattern = ["make", "install"], decision = "forbidden")
 
 
 VOCAB = [
-    "git", "push", "pull", "status", "origin", "main", "master", "feature", "npm", "install", "ci", "test",
-    "pnpm", "yarn", "add", "rm", "-rf", "-r", "-fr", "/", "ls", "-la", "curl", "wget", "docker", "run",
-    "exec", "--privileged", "python", "python3", "-m", "pytest", "-c", "make", "lint", "cargo", "build",
-    "échó", "héllo wörld", "a b", "c\td", "", "it's \"quoted\"", "日本語", "コマンド", "--force", "x", "-",
-    "--", "$HOME", "*.py", "'single'", "back\\slash", "new\nline", "emoji 🎉",
+    "git",
+    "push",
+    "pull",
+    "status",
+    "origin",
+    "main",
+    "master",
+    "feature",
+    "npm",
+    "install",
+    "ci",
+    "test",
+    "pnpm",
+    "yarn",
+    "add",
+    "rm",
+    "-rf",
+    "-r",
+    "-fr",
+    "/",
+    "ls",
+    "-la",
+    "curl",
+    "wget",
+    "docker",
+    "run",
+    "exec",
+    "--privileged",
+    "python",
+    "python3",
+    "-m",
+    "pytest",
+    "-c",
+    "make",
+    "lint",
+    "cargo",
+    "build",
+    "échó",
+    "héllo wörld",
+    "a b",
+    "c\td",
+    "",
+    'it\'s "quoted"',
+    "日本語",
+    "コマンド",
+    "--force",
+    "x",
+    "-",
+    "--",
+    "$HOME",
+    "*.py",
+    "'single'",
+    "back\\slash",
+    "new\nline",
+    "emoji 🎉",
 ]
-PROGRAMS = ["git", "npm", "pnpm", "yarn", "rm", "ls", "curl", "wget", "docker", "podman", "python", "python3",
-            "pytest", "make", "cargo", "sh", "echo", "échó", "日本語", "kubectl", "terraform"]
-PATHS = ["/usr/bin/{}", "/usr/local/bin/{}", "/opt/git/bin/{}", "/bin/{}", "./{}", "bin/{}", "//usr/bin/{}",
-         "/usr/bin/../bin/{}", "/usr/bin/{}/", "/usr/bin/./{}", "/root/bin/{}"]
+PROGRAMS = [
+    "git",
+    "npm",
+    "pnpm",
+    "yarn",
+    "rm",
+    "ls",
+    "curl",
+    "wget",
+    "docker",
+    "podman",
+    "python",
+    "python3",
+    "pytest",
+    "make",
+    "cargo",
+    "sh",
+    "echo",
+    "échó",
+    "日本語",
+    "kubectl",
+    "terraform",
+]
+PATHS = [
+    "/usr/bin/{}",
+    "/usr/local/bin/{}",
+    "/opt/git/bin/{}",
+    "/bin/{}",
+    "./{}",
+    "bin/{}",
+    "//usr/bin/{}",
+    "/usr/bin/../bin/{}",
+    "/usr/bin/{}/",
+    "/usr/bin/./{}",
+    "/root/bin/{}",
+]
 
 
 def _s(text: str) -> str:
@@ -128,8 +210,10 @@ def generated_file(rng: random.Random, index: int) -> str:
         lines.append(f"prefix_rule({', '.join(args)})")
     if rng.random() < 0.5:
         name = rng.choice(PROGRAMS[:12])
-        paths = rng.sample([p.format(name) for p in ("/usr/bin/{}", "/usr/local/bin/{}", "/opt/git/bin/{}")],
-                           rng.randint(0, 2))
+        paths = rng.sample(
+            [p.format(name) for p in ("/usr/bin/{}", "/usr/local/bin/{}", "/opt/git/bin/{}")],
+            rng.randint(0, 2),
+        )
         lines.append(f"host_executable(name = {_s(name)}, paths = [{', '.join(map(_s, paths))}])")
     return "\n".join(lines) + "\n"
 
@@ -141,7 +225,9 @@ class Corpus:
     commands: list[tuple[str, ...]]
 
 
-_PATTERN = re.compile(r"pattern\s*=\s*(\[.*?\])\s*,\s*(?:decision|justification|match|not_match)|prefix_rule\((\[.*?\]),")
+_PATTERN = re.compile(
+    r"pattern\s*=\s*(\[.*?\])\s*,\s*(?:decision|justification|match|not_match)|prefix_rule\((\[.*?\]),"
+)
 
 
 def patterns(files: dict[str, str]) -> list[list[list[str]]]:
@@ -196,14 +282,35 @@ def build(n_generated: int = 11, n_commands: int = 500) -> Corpus:
     commands = set()
     # Commands built from the rules' own tokens hit rules; random ones mostly miss: both are needed.
     hand = [
-        ("git", "push", "origin", "main"), ("git", "push", "origin", "feature"), ("git", "push"),
-        ("/usr/bin/git", "push", "origin", "main"), ("/opt/git/bin/git", "reset", "--hard", "HEAD"),
-        ("/usr/local/bin/git", "status"), ("git",), ("npm", "test"), ("/usr/bin/python3", "-m", "pytest"),
-        ("rm", "-rf", "/"), ("rm", "-fr", "/"), ("rm", "-r", "x"), ("rm",), ("echo", ""), ("echo", "a b"),
-        ("echo", "it's \"quoted\""), ("échó", "héllo wörld", "!"), ("日本語", "コマンド"),
-        ("sh", "-c", "rm -rf /"), ("/root/bin/curl", "x"), ("/usr/bin/ls", "-la"), ("/bin/ls",),
-        ("docker", "run", "--privileged", "img"), ("podman", "ps"), ("make", "install"), ("make", "test"),
-        ("", "x"), ("pytest", "-k", "name with spaces"), ("/usr/bin/pytest",),
+        ("git", "push", "origin", "main"),
+        ("git", "push", "origin", "feature"),
+        ("git", "push"),
+        ("/usr/bin/git", "push", "origin", "main"),
+        ("/opt/git/bin/git", "reset", "--hard", "HEAD"),
+        ("/usr/local/bin/git", "status"),
+        ("git",),
+        ("npm", "test"),
+        ("/usr/bin/python3", "-m", "pytest"),
+        ("rm", "-rf", "/"),
+        ("rm", "-fr", "/"),
+        ("rm", "-r", "x"),
+        ("rm",),
+        ("echo", ""),
+        ("echo", "a b"),
+        ("echo", 'it\'s "quoted"'),
+        ("échó", "héllo wörld", "!"),
+        ("日本語", "コマンド"),
+        ("sh", "-c", "rm -rf /"),
+        ("/root/bin/curl", "x"),
+        ("/usr/bin/ls", "-la"),
+        ("/bin/ls",),
+        ("docker", "run", "--privileged", "img"),
+        ("podman", "ps"),
+        ("make", "install"),
+        ("make", "test"),
+        ("", "x"),
+        ("pytest", "-k", "name with spaces"),
+        ("/usr/bin/pytest",),
     ]
     commands.update(hand)
     aims = patterns(files)
@@ -211,4 +318,6 @@ def build(n_generated: int = 11, n_commands: int = 500) -> Corpus:
         commands.add(aimed(rng, rng.choice(aims)) if rng.random() < 0.5 else command(rng))
     ordered = sorted(commands)
     rng.shuffle(ordered)
-    return Corpus(files=files, sets=sets, commands=ordered[:n_commands] if len(ordered) > n_commands else ordered)
+    return Corpus(
+        files=files, sets=sets, commands=ordered[:n_commands] if len(ordered) > n_commands else ordered
+    )

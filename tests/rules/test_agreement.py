@@ -51,10 +51,7 @@ def test_decisions_and_matched_prefixes_agree_with_codex(codex: Path, tmp_path: 
         for cmd_no, argv in enumerate(corpus.commands):
             relevant = argv[0] in policy.rules_by_program or path_basename(argv[0]) in policy.rules_by_program
             turn = set_no + cmd_no
-            if relevant:
-                wanted = turn % SKIP_RELEVANT_EVERY != 0
-            else:
-                wanted = turn % SAMPLE_EVERY == 0
+            wanted = turn % SKIP_RELEVANT_EVERY != 0 if relevant else turn % SAMPLE_EVERY == 0
             if not (full or wanted):
                 skipped += 1
                 continue
