@@ -85,7 +85,7 @@ def pause_notice(request: ApprovalRequest, ui_url: str | None = None) -> str:
         f"  command: {request.command}",
         f"  why: {request.reason}",
         f"  answer:  codex-orchestrator approve {request.run_id} --approval {request.approval_id} "
-        "[--deny] [--for-session] [--reason TEXT]",
+        "[--deny] [--for-session] [--remember] [--reason TEXT]",
     ]
     if ui_url:
         lines.append(f"  or in the Prefect UI: {ui_url}")
