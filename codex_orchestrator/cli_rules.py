@@ -20,7 +20,9 @@ def add_parser(sub: Any) -> None:
         description="Rules files are codex's (Starlark prefix_rule / host_executable). Without --rules, the "
         "files a run reads: $CODEX_HOME/rules/*.rules and <workspace>/.codex/rules/*.rules.",
     )
-    actions = rules.add_subparsers(dest="rules_command", metavar="{check,test}", required=True)
+    actions = rules.add_subparsers(
+        dest="rules_command", metavar="{check,test}", required=True, help="check a command, or test files"
+    )
     check = actions.add_parser(
         "check",
         help="print the decision and matching rules for a command, and what the classifier and policy add",

@@ -64,8 +64,9 @@ class ApprovalInput(RunInput):
     """The Resume form in the Prefect UI."""
 
     decision: ApprovalChoice = Field(
-        default=ApprovalChoice.deny, description="approve, approve-for-session (cache for this run), approve-and-remember (append an "
-        "allow rule to the rules file) or deny"
+        default=ApprovalChoice.deny,
+        description="approve, approve-for-session (cache for this run), approve-and-remember (append an "
+        "allow rule to the rules file) or deny",
     )
     reason: str = Field(default="", description="optional: why (recorded in the manifest, secrets redacted)")
     reviewer: str = Field(default="", description="optional: your name, recorded with the answer")
