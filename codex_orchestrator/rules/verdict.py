@@ -4,7 +4,8 @@ they wrap) is matched, and the strictest rule combines with ``policy.decide``. P
 - ``forbidden`` on any part: refused without asking, under every policy; the justification is the reason.
 - ``prompt`` on any part: asked even where the profile would let it run; under ``never``, refused.
 - ``allow`` on every part (a wrapper needs no rule of its own, and nothing may run that is no part): runs
-  without asking even where the classifier would ask, within the profile and still inside the run's sandbox.
+  without asking even where the classifier would ask, still inside the run's sandbox (its mode: workspace-write
+  keeps edits in the workspace, read-only forbids them) and without network unless the profile grants it.
 - otherwise (no rule, or only some parts allowed): ``policy.decide`` alone.
 """
 
@@ -87,7 +88,9 @@ def decide_with_rules(
                 )
             return Requirement(Outcome.ASK, f"{verdict.describe()} asks", missing)
         case RuleDecision.ALLOW if not call.requests_escalation:
-            # Runs unasked, granted only the profile: the sandbox withholds the rest (as under on-failure).
-            return Requirement(Outcome.SKIP, f"{verdict.describe()}: runs in the sandbox", missing)
+            # Runs unasked in the run's sandbox (its mode confines edits to the workspace, or forbids them under
+            # read-only); the network stays withheld unless the profile grants it.
+            withheld = missing & {Capability.NETWORK}
+            return Requirement(Outcome.SKIP, f"{verdict.describe()}: runs in the run's sandbox", withheld)
         case _:
             return decide(policy, profile, call)

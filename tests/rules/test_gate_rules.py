@@ -82,7 +82,8 @@ def test_prompt_is_refused_under_never(ruled: Path) -> None:
 
 def test_allow_runs_unasked_where_the_classifier_asks_but_inside_the_sandbox(ruled: Path) -> None:
     approver = ScriptedApprover(Decision.DENY)  # only for the sandbox's escalation below
-    gate = with_rules(make_gate(ruled, approver, policy=ApprovalPolicy.UNTRUSTED, profile=frozenset({R, E})))
+    # The profile grants only read: the rule lets the edit run unasked, inside the workspace-write sandbox.
+    gate = with_rules(make_gate(ruled, approver, policy=ApprovalPolicy.UNTRUSTED, profile=frozenset({R})))
     call = gate.run(shell(ruled, "touch made.txt"))
     assert call.status == "succeeded" and call.approval_source == "not-required" and approver.asked == []
     assert call.sandbox.state == "sandboxed" and (ruled / "made.txt").exists()
