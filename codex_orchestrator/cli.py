@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from codex_orchestrator import __version__, cli_evidence, cli_notify, cli_serve, cli_verify
+from codex_orchestrator import __version__, cli_evidence, cli_notify, cli_rules, cli_serve, cli_verify
 from codex_orchestrator.errors import OrchestratorError, RequestError
 from codex_orchestrator.run import EXIT_FAILED, EXIT_USAGE, Interrupted, interrupt_exit_code
 
@@ -222,6 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--deny", action="store_true", help="deny instead of approving")
     ap.add_argument("--for-session", action="store_true", help="approve this call for the rest of the run")
+    ap.add_argument(
+        "--remember",
+        action="store_true",
+        help="approve, and append an allow rule for the call to the rules file (.codex/rules/default.rules): "
+        "matching calls run unasked from now on",
+    )
     ap.add_argument("--reason", default=None, help="recorded with the answer (secrets of the run redacted)")
     ap.add_argument(
         "--reviewer", default=None, help="your name, recorded with the answer (default: login name)"
@@ -253,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_evidence.add_parser(sub)  # metrics, verify
     cli_notify.add_parser(sub)  # automation
     cli_serve.add_parser(sub)  # serve, task-worker
+    cli_rules.add_parser(sub)  # rules check, rules test
     return parser
 
 
@@ -289,6 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "spec-guard": cli_verify.run,
             "serve": cli_serve.run,
             "task-worker": cli_serve.run_task_worker,
+            "rules": cli_rules.run,
         }[args.command]
         return handler(args)
     except RequestError as exc:
@@ -404,11 +412,10 @@ def _runs_dir(value: Path | None) -> Path:
 
 
 def _cmd_approve(args: argparse.Namespace) -> int:
-    from codex_orchestrator.approvals import Decision
     from codex_orchestrator.records.listing import choose_pending, run_store
 
-    if args.deny and args.for_session:
-        raise RequestError("--deny and --for-session exclude each other", field="--for-session")
+    if sum((args.deny, args.for_session, args.remember)) > 1:
+        raise RequestError("--deny, --for-session and --remember exclude each other", field="--remember")
     try:
         store = run_store(_runs_dir(args.runs_dir), args.run_id)
     except RequestError:
@@ -418,11 +425,7 @@ def _cmd_approve(args: argparse.Namespace) -> int:
     if (answered := cli_verify.answer_pending_review(args, store, _prefect_env)) is not None:
         return answered
     pending, api_url = choose_pending(store, args.approval)
-    decision = (
-        Decision.DENY
-        if args.deny
-        else (Decision.APPROVE_FOR_SESSION if args.for_session else Decision.APPROVE)
-    )
+    decision = _decision(args)
     _prefect_env()
     from codex_orchestrator.redact import redactor_for_env
     from codex_orchestrator.terminal import login_name
@@ -448,6 +451,8 @@ def _decision(args: argparse.Namespace) -> Any:
 
     if args.deny:
         return Decision.DENY
+    if getattr(args, "remember", False):
+        return Decision.APPROVE_AND_REMEMBER
     return Decision.APPROVE_FOR_SESSION if args.for_session else Decision.APPROVE
 
 

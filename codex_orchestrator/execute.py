@@ -37,6 +37,7 @@ from codex_orchestrator.records.manifest import HookRecord, ToolCallRecord
 from codex_orchestrator.records.store import RunRef, RunStore
 from codex_orchestrator.redact import Redactor
 from codex_orchestrator.request import FetchSettings, InstanceSettings, RetrySettings, RunRequest, Step
+from codex_orchestrator.rules.sources import RulesSettings
 from codex_orchestrator.sandbox import SandboxMode
 from codex_orchestrator.telemetry import RunTracer, joined
 from codex_orchestrator.toolcall import ToolCallSpec, spec_from_step, step_display
@@ -55,6 +56,7 @@ class GateSettings(BaseModel):
     sandbox: SandboxMode = SandboxMode.WORKSPACE_WRITE
     enabled: bool = True
     approval_timeout_s: int = 3600
+    rules: RulesSettings = Field(default_factory=RulesSettings, description="exec-policy rules files")
 
     @classmethod
     def from_request(cls, request: RunRequest) -> GateSettings:
@@ -64,6 +66,7 @@ class GateSettings(BaseModel):
             sandbox=request.sandbox,
             enabled=request.gate_enabled(),
             approval_timeout_s=request.approval_timeout_s,
+            rules=request.rules,
         )
 
     def config(self) -> GateConfig:
@@ -73,6 +76,7 @@ class GateSettings(BaseModel):
             sandbox=self.sandbox,
             enabled=self.enabled,
             approval_timeout_s=self.approval_timeout_s,
+            rules=self.rules,
         )
 
 

@@ -19,6 +19,7 @@ from codex_orchestrator.notify import NotificationTarget
 from codex_orchestrator.policy import ApprovalPolicy, Capability, ToolKind
 from codex_orchestrator.records.events import DEFAULT_OUTPUT_BUDGET_BYTES
 from codex_orchestrator.records.paths import TASK_ID_ALLOWED, validate_task_id
+from codex_orchestrator.rules.sources import RulesSettings, load_policy
 from codex_orchestrator.sandbox import SandboxMode
 from codex_orchestrator.suggest import did_you_mean
 from codex_orchestrator.verification.settings import RESERVED_NAMES, VerificationSettings
@@ -231,6 +232,11 @@ class RunRequest(BaseModel):
         default=InstructionSettings(),
         description="the AGENTS.md hierarchy: fallback_filenames, max_bytes, extra files (a bare list: extra)",
     )
+    rules: RulesSettings = Field(
+        default=RulesSettings(),
+        description="codex exec-policy rules: files (workspace-relative, after $CODEX_HOME/rules and "
+        ".codex/rules), include_user, remember_to (a bare list: files)",
+    )
     on_instruction_drift: Literal["ignore", "warn", "ask"] = Field(
         default="warn",
         description="instruction files changed since the task's previous run: ignore (record only), warn, or "
@@ -267,6 +273,11 @@ class RunRequest(BaseModel):
     @classmethod
     def _instructions_list_is_extra(cls, value: Any) -> Any:
         return {"extra": value} if isinstance(value, list) else value
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _rules_list_is_files(cls, value: Any) -> Any:
+        return {"files": value} if isinstance(value, list) else value
 
     def step_cwds(self) -> list[str]:
         """Every distinct working directory of the run's steps and guardrails (instruction sets are per cwd)."""
@@ -427,6 +438,7 @@ def parse_request(data: Any, *, base_dir: Path | None = None) -> RunRequest:
         raise RequestError(f"{workspace} does not exist or is not a directory", field="workspace")
     # A bad instruction file is refused here, before a run directory exists.
     load_for_cwds(workspace, request.step_cwds(), request.instructions)
+    load_policy(workspace, request.rules)  # and a bad rules file (RulesError: file, line, example)
     return request.model_copy(update={"workspace": str(workspace)})
 
 

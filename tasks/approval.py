@@ -56,6 +56,7 @@ RESUME_WAIT_S = 30.0
 class ApprovalChoice(StrEnum):
     approve = "approve"
     approve_for_session = "approve-for-session"
+    approve_and_remember = "approve-and-remember"
     deny = "deny"
 
 
@@ -63,7 +64,9 @@ class ApprovalInput(RunInput):
     """The Resume form in the Prefect UI."""
 
     decision: ApprovalChoice = Field(
-        default=ApprovalChoice.deny, description="approve, approve-for-session (cache for this run) or deny"
+        default=ApprovalChoice.deny,
+        description="approve, approve-for-session (cache for this run), approve-and-remember (append an "
+        "allow rule to the rules file) or deny",
     )
     reason: str = Field(default="", description="optional: why (recorded in the manifest, secrets redacted)")
     reviewer: str = Field(default="", description="optional: your name, recorded with the answer")

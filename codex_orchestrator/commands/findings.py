@@ -12,6 +12,17 @@ READ, EDIT, RUN, NETWORK = Capability.READ, Capability.EDIT, Capability.RUN, Cap
 
 
 @dataclass(frozen=True)
+class CommandPart:
+    """One command the classifier saw, as its argv; a ``wrapper`` (env, sudo, sh -c, ...) ran the parts after it.
+
+    Exec-policy rules (codex_orchestrator/rules) are matched against every part."""
+
+    argv: tuple[str, ...]
+    literal: tuple[bool, ...]  # per word: the shell passes exactly that text
+    wrapper: bool = False
+
+
+@dataclass(frozen=True)
 class Classification:
     """What a command needs; ``read_only_safe`` when no part may write, run unvetted code or go online.
 
@@ -27,6 +38,10 @@ class Classification:
     reasons: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict, hash=False)
     read_sandbox: bool = False
+    parts: tuple[CommandPart, ...] = ()
+    # Something runs that is no part: a command name from an expansion, a control structure, code nested too
+    # deeply. Rules cannot vouch for such a command line.
+    opaque: bool = False
 
 
 class Findings:
@@ -47,6 +62,8 @@ class Findings:
         self.env: dict[str, str] = {}  # overrides some part relies on (see Classification.env)
         self.configured = 0  # findings of `run` for programs only the repository's config names
         self.run_count = 0  # findings of `run`, those included
+        self.parts: list[CommandPart] = []
+        self.opaque = False
         self._command, self._script = command, script
 
     def add(self, cap: Capability, reason: str) -> None:
@@ -75,6 +92,15 @@ class Findings:
         if self.needs == {READ, RUN} and self.configured == self.run_count:
             return Classification(frozenset({READ}), True, tuple(self.reasons), dict(self.env), True)
         return Classification(frozenset(self.needs), False, tuple(self.reasons))
+        safe = self.needs == {READ}
+        return Classification(
+            frozenset(self.needs),
+            safe,
+            tuple(self.reasons),
+            dict(self.env) if safe else {},
+            tuple(self.parts),
+            self.opaque,
+        )
 
 
 Handler = Callable[[str, list[Word], Findings, int], None]

@@ -55,6 +55,25 @@ class AttemptRecord(_Model):
     )
 
 
+class RuleRecord(_Model):
+    """The exec-policy rule that decided a call (codex_orchestrator/rules)."""
+
+    file: str = Field(description="the rules file: workspace-relative, or $CODEX_HOME/rules/<name>")
+    pattern: str = Field(description='the rule\'s pattern as written, e.g. ["git", "push"]')
+    decision: Literal["allow", "prompt", "forbidden"]
+    justification: str | None = None
+    matched_prefix: list[str] = Field(default_factory=list, description="the command's tokens it matched")
+
+
+class RulesFileRecord(_Model):
+    """A rules file the run read, fingerprinted like an instruction file."""
+
+    path: str = Field(description="workspace-relative; a user file as $CODEX_HOME/rules/<name>")
+    sha256: str
+    bytes: int
+    scope: Literal["user", "project", "request"] = "project"
+
+
 class ApprovalRecord(_Model):
     approval_id: str
     tool_call_id: str
@@ -87,6 +106,14 @@ class ApprovalRecord(_Model):
     asked_by: str | None = Field(
         default=None, description="hostname:pid of the process waiting for the answer"
     )
+    rule: RuleRecord | None = Field(default=None, description="the rule that asked (a prompt rule), if any")
+    amendment: list[list[str]] = Field(
+        default_factory=list, description="the prefixes approve-and-remember would allow from now on"
+    )
+    remembered: list[str] = Field(
+        default_factory=list, description="approve-and-remember: the rule lines appended"
+    )
+    remembered_to: str | None = Field(default=None, description="the rules file they were appended to")
 
     @classmethod
     def for_request(cls, request: ApprovalRequest, *, requested_at: str) -> ApprovalRecord:
@@ -105,6 +132,7 @@ class ApprovalRecord(_Model):
             cwd=request.cwd,
             sandbox=request.sandbox,
             timeout_s=request.timeout_s,
+            amendment=[list(p) for p in request.amendment],
         )
 
     def to_request(self) -> ApprovalRequest:
@@ -123,6 +151,7 @@ class ApprovalRecord(_Model):
             purpose=self.purpose,
             sandbox=self.sandbox,
             timeout_s=self.timeout_s,
+            amendment=tuple(tuple(p) for p in self.amendment),
         )
 
 
@@ -168,6 +197,7 @@ class ToolCallRecord(_Model):
     approval_outcome: Literal["skip", "forbid", "ask"] | None = None
     approval_source: Literal["not-required", "cache", "human", "policy", "hook"] | None = None
     approval_reason: str | None = None
+    rule: RuleRecord | None = Field(default=None, description="the exec-policy rule that decided, if one did")
     approval_ids: list[str] = Field(default_factory=list)
     sandbox: SandboxRecord = Field(default_factory=SandboxRecord)
     attempts: list[AttemptRecord] = Field(default_factory=list)
@@ -363,6 +393,9 @@ class RunState(_Model):
     gate_enabled: bool = True
     milestones: list[MilestoneRecord] = Field(default_factory=list)
     instructions: list[InstructionRecord] = Field(default_factory=list)
+    rules_files: list[RulesFileRecord] = Field(
+        default_factory=list, description="the exec-policy rules files the run read, with their hashes"
+    )
     instruction_sets: list[InstructionSetRecord] = Field(
         default_factory=list, description="per distinct step cwd: its sources and combined hash"
     )

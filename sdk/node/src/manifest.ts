@@ -71,6 +71,10 @@ export interface Manifest {
    */
   review?: ReviewRecord | null;
   /**
+   * the exec-policy rules files the run read, with their hashes
+   */
+  rules_files?: RulesFileRecord[];
+  /**
    * this run's directory, workspace-relative
    */
   run_dir: string;
@@ -105,6 +109,10 @@ export interface CacheCounters {
   misses?: number;
 }
 export interface ApprovalRecord {
+  /**
+   * the prefixes approve-and-remember would allow from now on
+   */
+  amendment?: string[][];
   answer_reason?: string | null;
   /**
    * the channel the answer came through: prefect-ui, cli, terminal, sdk, auto-reviewer, timeout or none; set by the channel, never typed by the reviewer
@@ -129,12 +137,24 @@ export interface ApprovalRecord {
   outcome?: "pending" | "approved" | "denied" | "cancelled";
   purpose: "capability" | "escalation" | "instructions";
   reason: string;
+  /**
+   * approve-and-remember: the rule lines appended
+   */
+  remembered?: string[];
+  /**
+   * the rules file they were appended to
+   */
+  remembered_to?: string | null;
   requested_at: string;
   resolved_at?: string | null;
   /**
    * the name the reviewer gave, if any (redacted)
    */
   reviewer?: string | null;
+  /**
+   * the rule that asked (a prompt rule), if any
+   */
+  rule?: RuleRecord | null;
   run_id?: string;
   sandbox?: string;
   source?: ("human" | "policy") | null;
@@ -143,6 +163,25 @@ export interface ApprovalRecord {
   timeout_s?: number;
   tool?: string;
   tool_call_id: string;
+}
+/**
+ * The exec-policy rule that decided a call (codex_orchestrator/rules).
+ */
+export interface RuleRecord {
+  decision: "allow" | "prompt" | "forbidden";
+  /**
+   * the rules file: workspace-relative, or $CODEX_HOME/rules/<name>
+   */
+  file: string;
+  justification?: string | null;
+  /**
+   * the command's tokens it matched
+   */
+  matched_prefix?: string[];
+  /**
+   * the rule's pattern as written, e.g. ["git", "push"]
+   */
+  pattern: string;
 }
 /**
  * The event log's last link when the run finished: ``codex-orchestrator verify`` checks the log against it.
@@ -367,6 +406,18 @@ export interface ReviewRecord {
   status?: "pending" | "answered";
   verdict?: ("approved" | "changes-requested" | "skipped") | null;
 }
+/**
+ * A rules file the run read, fingerprinted like an instruction file.
+ */
+export interface RulesFileRecord {
+  bytes: number;
+  /**
+   * workspace-relative; a user file as $CODEX_HOME/rules/<name>
+   */
+  path: string;
+  scope?: "user" | "project" | "request";
+  sha256: string;
+}
 export interface SpecGuardRecord {
   /**
    * the revision the change is measured from
@@ -500,6 +551,10 @@ export interface ToolCallRecord {
    * the Prefect task run of this call
    */
   prefect_task_run_id?: string | null;
+  /**
+   * the exec-policy rule that decided, if one did
+   */
+  rule?: RuleRecord | null;
   sandbox?: SandboxRecord;
   session_id?: string | null;
   started_at?: string | null;

@@ -66,7 +66,7 @@ test("a run pauses for approval, approvals() lists it, approve() answers it, the
   assert.deepEqual(await client.approvals({ runId: "node-run" }), pending);
   assert.equal((await handle.pendingApproval()).approval_id, requested.approval_id);
 
-  await client.approve(handle.runId, { reason: "node sdk test" });
+  await client.approve(handle.runId, { reason: "node sdk test", remember: true });
   const summary = await handle.wait();
   assert.equal(summary.ok, true);
   assert.equal(summary.status, "succeeded");
@@ -84,6 +84,7 @@ test("a run pauses for approval, approvals() lists it, approve() answers it, the
   const manifest = await client.show(handle.runId);
   assert.equal(manifest.tool_calls[0].approval_source, "human");
   assert.equal(manifest.approvals[0].answer_reason, "node sdk test");
+  assert.deepEqual(manifest.approvals[0].remembered, ['prefix_rule(pattern=["true"], decision="allow")']);
   assert.deepEqual(await client.approvals(), []);
   await assert.rejects(client.approve(handle.runId), ApprovalError);
 });
