@@ -1,0 +1,1 @@
+"""Agents driven under the gate."""
