@@ -16,6 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from codex_orchestrator.agents.protocol import (
+    COMMAND_APPROVAL,
+    FILE_CHANGE_APPROVAL,
+    PERMISSIONS_APPROVAL,
+    CommandApprovalParams,
+    FileChangeApprovalParams,
+    PermissionsApprovalParams,
+)
 from codex_orchestrator.commands import call_facts
 from codex_orchestrator.policy import (
     ApprovalPolicy,
@@ -25,15 +33,6 @@ from codex_orchestrator.policy import (
     Requirement,
     ToolKind,
     decide,
-)
-
-from codex_orchestrator.agents.protocol import (
-    COMMAND_APPROVAL,
-    FILE_CHANGE_APPROVAL,
-    PERMISSIONS_APPROVAL,
-    CommandApprovalParams,
-    FileChangeApprovalParams,
-    PermissionsApprovalParams,
 )
 
 _SHELLS = ("bash", "sh", "zsh", "dash")
@@ -86,7 +85,12 @@ def agent_call(
     """Classify one approval request (``file_change``: the ``fileChange`` item a patch request is about)."""
     ids = {k: str(params.get(k, "")) for k in ("threadId", "turnId", "itemId")}
     call_id = agent_call_id(step_call_id, ids["threadId"], ids["turnId"], ids["itemId"])
-    common = {"item_id": ids["itemId"], "turn_id": ids["turnId"], "thread_id": ids["threadId"], "method": method}
+    common: dict[str, Any] = {
+        "item_id": ids["itemId"],
+        "turn_id": ids["turnId"],
+        "thread_id": ids["threadId"],
+        "method": method,
+    }
     if method == COMMAND_APPROVAL:
         cmd = CommandApprovalParams.model_validate(params)
         script = inner_command(cmd.command or "")

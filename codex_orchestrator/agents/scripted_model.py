@@ -254,7 +254,7 @@ class ScriptedModel:
                     )
         return outputs
 
-    def provider_overrides(self, name: str = "scripted") -> dict[str, str]:
+    def provider_overrides(self, name: str = "scripted") -> dict[str, str | int]:
         """The ``codex_config`` overrides that point codex at this server (no retries: faults surface at once)."""
         prefix = f"model_providers.{name}"
         return {
@@ -263,8 +263,8 @@ class ScriptedModel:
             f"{prefix}.name": "scripted model",
             f"{prefix}.base_url": self.base_url,
             f"{prefix}.wire_api": "responses",
-            f"{prefix}.request_max_retries": "0",
-            f"{prefix}.stream_max_retries": "0",
+            f"{prefix}.request_max_retries": 0,
+            f"{prefix}.stream_max_retries": 0,
         }
 
     def _take(self, body: dict[str, Any]) -> tuple[int, Response]:
