@@ -164,7 +164,7 @@ class CodexDriver:
         ] = []  # request received → answer sent, for calls nobody was asked about
         self.counts: dict[str, int] = {}
         self.file_changes: dict[str, dict[str, Any]] = {}
-        self.model_error: str | None = None
+        self.last_error: dict[str, Any] = {}  # codex's last `error` notification (TurnError)
         self._socket_dir: Path | None = None
 
     # -- the step -------------------------------------------------------------------------------------------
@@ -337,7 +337,7 @@ class CodexDriver:
                     raise AgentInterrupted("codex: the turn was interrupted", why="interrupt", **self._tail())
                 raise self._turn_failure(error)
 
-    def _notification(self, note: ServerNotification) -> tuple[str, str | None] | None:
+    def _notification(self, note: ServerNotification) -> tuple[str, dict[str, Any]] | None:
         """Log the notification's events; route item completions; the turn's end as (status, error)."""
         step = self.step
         for event in transcript.from_notification(
@@ -352,16 +352,12 @@ class CodexDriver:
             if note.method == "item/completed":
                 self.waiters.complete(str(item.get("id")), item)
         elif note.method == "error":
-            error = _mapping(params.get("error"))
-            self.model_error = str(error.get("message") or params.get("message") or "") or self.model_error
+            self.last_error = _mapping(params.get("error")) or self.last_error
         elif note.method == "turn/completed":
             turn = _mapping(params.get("turn"))
             if turn.get("id") not in (None, self.turn_id):
                 return None
-            failure = _mapping(turn.get("error"))
-            return str(turn.get("status") or "failed"), (
-                str(failure["message"]) if failure.get("message") else None
-            )
+            return str(turn.get("status") or "failed"), _mapping(turn.get("error")) or self.last_error
         return None
 
     def _dispatch(self, request: ServerRequest) -> None:
@@ -452,10 +448,11 @@ class CodexDriver:
         last = tail["stderr_tail"].strip().splitlines()[-1:] or [error]
         return AgentCrashed(f"codex crashed (exit code {code}): {last[0]}", **tail)
 
-    def _turn_failure(self, error: str | None) -> AgentError:
-        message = error or self.model_error or "the turn failed"
-        if _looks_like_model_failure(message):
-            return AgentModelError(f"codex: the model endpoint failed: {message}", **self._tail())
+    def _turn_failure(self, error: Mapping[str, Any]) -> AgentError:
+        message = str(error.get("message") or "no reason given")
+        cause = model_failure(error.get("codexErrorInfo"), message)
+        if cause is not None:
+            return AgentModelError(f"codex: the model endpoint failed: {cause}: {message}", **self._tail())
         return AgentTurnFailed(f"codex: the turn failed: {message}", **self._tail())
 
 
@@ -607,22 +604,35 @@ def _why(why: str, timeout_s: float) -> str:
     return f"the step's timeout of {timeout_s:g} s" if why == "timeout" else why
 
 
-def _looks_like_model_failure(message: str) -> bool:
-    lowered = message.lower()
-    return any(
-        word in lowered
-        for word in (
-            "stream",
-            "http",
-            "status",
-            "500",
-            "connection",
-            "disconnected",
-            "sse",
-            "response",
-            "model",
-        )
-    )
+# codex's CodexErrorInfo values that mean the model endpoint failed, as we name them.
+_MODEL_FAILURES = {
+    "internalServerError": "HTTP 500",
+    "serverOverloaded": "overloaded",
+    "rateLimitExceeded": "rate limited",
+    "usageLimitExceeded": "usage limit reached",
+    "unauthorized": "unauthorized (check the key in secret_env)",
+    "badRequest": "bad request",
+    "httpConnectionFailed": "HTTP connection failed",
+    "responseStreamConnectionFailed": "could not open the response stream",
+    "responseStreamDisconnected": "the response stream broke off",
+    "responseTooManyFailedAttempts": "too many failed attempts",
+}
+
+
+def model_failure(info: object, message: str) -> str | None:
+    """Why the model endpoint failed, from codex's ``codexErrorInfo`` (None: not the endpoint's fault)."""
+    if isinstance(info, str):
+        if info in _MODEL_FAILURES:
+            return _MODEL_FAILURES[info]
+        if info == "other" and "stream" in message.lower():
+            return "malformed or dropped response stream"
+        return None
+    if isinstance(info, Mapping):
+        for key, detail in info.items():
+            if key in _MODEL_FAILURES:
+                status = detail.get("httpStatusCode") if isinstance(detail, Mapping) else None
+                return _MODEL_FAILURES[key] + (f" (HTTP {status})" if status else "")
+    return None
 
 
 def _version_of(user_agent: str) -> str:

@@ -205,6 +205,7 @@ class ScriptedModel:
             tuple(script) if all(isinstance(r, Response) for r in script) else parse_script(list(script))
         )
         self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []  # each request's HTTP headers (tests check the key arrived)
         self._next = 0
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
@@ -267,9 +268,10 @@ class ScriptedModel:
             f"{prefix}.stream_max_retries": 0,
         }
 
-    def _take(self, body: dict[str, Any]) -> tuple[int, Response]:
+    def _take(self, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, Response]:
         with self._lock:
             self.requests.append(body)
+            self.headers.append(headers)
             index = self._next
             self._next += 1
         if index < len(self.script):
@@ -301,7 +303,7 @@ def _handler_for(model: ScriptedModel) -> type[BaseHTTPRequestHandler]:
             except json.JSONDecodeError:
                 self._json(400, {"error": {"message": "request body is not JSON"}})
                 return
-            index, response = model._take(body if isinstance(body, dict) else {})
+            index, response = model._take(body if isinstance(body, dict) else {}, dict(self.headers.items()))
             if response.delay_s:
                 time.sleep(response.delay_s)
             if response.fault == "http500":
