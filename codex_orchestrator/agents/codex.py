@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import json
 import os
 import shutil
@@ -44,6 +45,7 @@ from codex_orchestrator.agents.app_server import (
     start_client,
 )
 from codex_orchestrator.agents.bridge import Endpoint, ModelBridge, endpoint_of
+from codex_orchestrator.agents.decisions import inner_command
 from codex_orchestrator.agents.errors import (
     AgentCrashed,
     AgentError,
@@ -52,7 +54,7 @@ from codex_orchestrator.agents.errors import (
     AgentTurnFailed,
     AgentUnavailable,
 )
-from codex_orchestrator.agents.gated_call import AgentCallGate, ItemWaiters
+from codex_orchestrator.agents.gated_call import NAME_MAX_CHARS, AgentCallGate, ItemWaiters, record_unasked
 from codex_orchestrator.agents.protocol import GATED_METHODS, MCP_ELICITATION, USER_INPUT, decision_answer
 from codex_orchestrator.approvals import Approver
 from codex_orchestrator.call_recorder import CallRecorder
@@ -164,6 +166,8 @@ class CodexDriver:
         ] = []  # request received → answer sent, for calls nobody was asked about
         self.counts: dict[str, int] = {}
         self.file_changes: dict[str, dict[str, Any]] = {}
+        self.asked: set[str] = set()  # item ids codex asked us about
+        self.session_grants: set[str] = set()  # calls answered acceptForSession (codex will not ask again)
         self.last_error: dict[str, Any] = {}  # codex's last `error` notification (TurnError)
         self._socket_dir: Path | None = None
 
@@ -351,6 +355,12 @@ class CodexDriver:
                 self.file_changes[str(item.get("id"))] = item
             if note.method == "item/completed":
                 self.waiters.complete(str(item.get("id")), item)
+                if (
+                    item.get("type") in ("commandExecution", "fileChange")
+                    and str(item.get("id")) not in self.asked
+                ):
+                    name = inner_command(str(item.get("command") or "")) or "apply patch"
+                    self._spawn(name[:NAME_MAX_CHARS], item)
         elif note.method == "error":
             self.last_error = _mapping(params.get("error")) or self.last_error
         elif note.method == "turn/completed":
@@ -372,14 +382,19 @@ class CodexDriver:
             else:
                 client.refuse(request.id, f"{request.method} is not served by codex-orchestrator")
             return
+        self.asked.add(str(request.params.get("itemId")))
         gate = AgentCallGate(self, request, received)
+        self._spawn(gate.name, None, gate.run)
+
+    def _spawn(
+        self, name: str, item: Mapping[str, Any] | None, work: Callable[[], ToolCallRecord] | None = None
+    ) -> None:
+        """Run one agent call on a thread of its own, in a copy of this context (Prefect's run context)."""
+        if work is None:
+            assert item is not None
+            work = functools.partial(record_unasked, self, item)
         context = contextvars.copy_context()
-        worker = threading.Thread(
-            target=context.run,
-            args=(self.run_call, gate.name, gate.run),
-            name=f"agent-call-{request.id}",
-            daemon=True,
-        )
+        worker = threading.Thread(target=context.run, args=(self.run_call, name, work), daemon=True)
         self.workers.append(worker)
         worker.start()
 

@@ -23,7 +23,9 @@ def _schema(name: str) -> dict[str, Any]:
 
 def test_the_committed_schema_is_the_installed_binarys(tmp_path: Path) -> None:
     subprocess.run(
-        [str(pinned_codex()), "app-server", "generate-json-schema", "--out", str(tmp_path)], check=True, timeout=60
+        [str(pinned_codex()), "app-server", "generate-json-schema", "--out", str(tmp_path)],
+        check=True,
+        timeout=60,
     )
     committed = sorted(p.name for p in SCHEMA_DIR.glob("*.json"))
     generated = sorted(p.name for p in tmp_path.glob("*.json"))
@@ -66,7 +68,9 @@ PERMISSIONS = {"network": {"enabled": True}}
     ],
 )
 @pytest.mark.parametrize("decision", ["accept", "acceptForSession", "decline", "cancel"])
-def test_every_answer_fits_the_schema(method: str, response: str, params: dict[str, Any], decision: Any) -> None:
+def test_every_answer_fits_the_schema(
+    method: str, response: str, params: dict[str, Any], decision: Any
+) -> None:
     jsonschema.validate(protocol.decision_answer(method, decision, params), _schema(response))
 
 
