@@ -103,7 +103,8 @@ def initial_decision(
     except RulesError as exc:  # a rules file broke during the run: refuse rather than guess
         return facts, Requirement(Outcome.FORBID, f"the rules do not load: {exc}"), NO_VERDICT
     if facts.read_sandbox:
-        if verdict.decision is None:  # read-only only in the read sandbox: there if it helps and exists, else `run`
+        # Read-only only in the read sandbox: there if it helps and it exists, else `run` (unless a rule decides).
+        if verdict.decision is None:
             facts, requirement = read_sandbox.requirement(
                 config.policy, config.profile, facts, backend, config.bwrap_path
             )
@@ -232,6 +233,13 @@ class ToolOrchestrator:
         rec.finish_call(call)
 
     # -- 1. approval ----------------------------------------------------------------------------------------
+    def approve(
+        self, spec: ToolCallSpec, call: ToolCallRecord, requirement: Requirement, needs: frozenset[Capability]
+    ) -> frozenset[Capability] | None:
+        """Step 1 alone, for a call that runs elsewhere (an agent's own tool call, run by the agent): the
+        capabilities granted, or None when it must not run (``call`` then says why)."""
+        return self._approve(spec, call, requirement, needs)
+
     def _approve(
         self,
         spec: ToolCallSpec,

@@ -232,6 +232,9 @@ class ToolCallRecord(_Model):
         default_factory=list, description="earlier runs of this call (a resumed run reruns unfinished calls)"
     )
     hooks: list[HookRecord] = Field(default_factory=list, description="lifecycle hooks' decisions (hooks.py)")
+    parent_call_id: str | None = Field(
+        default=None, description="an agent's own tool call: the call id of the agent step that made it"
+    )
 
 
 class MilestoneRecord(_Model):

@@ -548,6 +548,10 @@ export interface ToolCallRecord {
   output_bytes?: number;
   output_tail?: string;
   /**
+   * an agent's own tool call: the call id of the agent step that made it
+   */
+  parent_call_id?: string | null;
+  /**
    * the Prefect task run of this call
    */
   prefect_task_run_id?: string | null;
