@@ -141,7 +141,9 @@ def _once(future: WorkerFuture, callback: Callable[[], None]) -> Callable[[], No
         if not token.acquire(blocking=False):
             return
         waiter = TaskRunWaiter.instance()
-        with waiter._completion_events_lock:  # Prefect never drops a called-back entry: a long worker would grow
+        with (
+            waiter._completion_events_lock
+        ):  # Prefect never drops a called-back entry: a long worker would grow
             waiter._completion_callbacks.pop(future.task_run_id, None)
         state = observed_end(future.task_run_id)
         if state is not None and state.is_final():
