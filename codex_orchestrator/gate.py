@@ -234,11 +234,17 @@ class ToolOrchestrator:
 
     # -- 1. approval ----------------------------------------------------------------------------------------
     def approve(
-        self, spec: ToolCallSpec, call: ToolCallRecord, requirement: Requirement, needs: frozenset[Capability]
+        self,
+        spec: ToolCallSpec,
+        call: ToolCallRecord,
+        requirement: Requirement,
+        needs: frozenset[Capability],
+        amendment: tuple[tuple[str, ...], ...] = (),
     ) -> frozenset[Capability] | None:
         """Step 1 alone, for a call that runs elsewhere (an agent's own tool call, run by the agent): the
-        capabilities granted, or None when it must not run (``call`` then says why)."""
-        return self._approve(spec, call, requirement, needs)
+        capabilities granted, or None when it must not run (``call`` then says why). ``amendment``: the rule
+        approve-and-remember writes."""
+        return self._approve(spec, call, requirement, needs, amendment)
 
     def _approve(
         self,

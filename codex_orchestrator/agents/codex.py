@@ -262,6 +262,13 @@ class CodexDriver:
         self._socket_dir = Path(tempfile.mkdtemp(prefix="codex-bridge-"))
         writable = [home, self._socket_dir]
         readable = [*host_tmp_entries(), step.agent_dir.parents[1]]  # the run's records: read-only inside
+        # The workspace's codex config and rules: read-only to the agent (a rule it wrote would decide its next
+        # calls), and the rules hidden from codex itself, which would otherwise enforce them without asking us
+        # (the gate decides with them: the call is then recorded, and named by the rule that decided).
+        dot_codex = step.workspace / ".codex"
+        if dot_codex.is_dir():
+            readable.append(dot_codex)
+        masked = tuple(p for p in (dot_codex / "rules",) if p.is_dir())
         spec = SandboxSpec(
             mode=step.gate.sandbox,
             workspace=step.workspace,
@@ -271,6 +278,7 @@ class CodexDriver:
             readable_paths=tuple(
                 p for p in readable if p.is_relative_to(step.workspace) or str(p).startswith("/tmp/")
             ),
+            masked_paths=masked,
         )
         endpoint = None
         if not network:

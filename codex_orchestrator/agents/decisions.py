@@ -12,10 +12,11 @@ import hashlib
 import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from codex_orchestrator import read_sandbox
 from codex_orchestrator.agents.protocol import (
     COMMAND_APPROVAL,
     FILE_CHANGE_APPROVAL,
@@ -32,8 +33,9 @@ from codex_orchestrator.policy import (
     Outcome,
     Requirement,
     ToolKind,
-    decide,
 )
+from codex_orchestrator.rules.apply import amendment_for
+from codex_orchestrator.rules.verdict import NO_VERDICT, RuleVerdict, decide_with_rules
 
 _SHELLS = ("bash", "sh", "zsh", "dash")
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
@@ -51,6 +53,10 @@ class AgentCall:
     facts: CallFacts
     paths: tuple[Path, ...] = ()  # files a patch touches (absolute)
     diff: str = ""  # a patch's unified diff, for the approval form
+    # What approve-and-remember would allow from now on: codex's proposedExecpolicyAmendment when it made one
+    # (``proposed``; answered with acceptWithExecpolicyAmendment), else the command's prefixes as ours split it.
+    amendment: tuple[tuple[str, ...], ...] = ()
+    proposed: bool = False
     item_id: str = ""
     turn_id: str = ""
     thread_id: str = ""
@@ -97,10 +103,23 @@ def agent_call(
         # codex asks with a reason when the command wants out of its sandbox: the step asks for approval
         escalates = cmd.reason is not None
         facts = call_facts(ToolKind.SHELL, script, (), escalates)
+        if facts.read_sandbox:
+            # Read-only only inside our read sandbox, where codex does not run it: as it is outside, `run`.
+            facts = read_sandbox.unconfined(facts)
         if cmd.network_approval_context is not None:
             facts = _with(facts, Capability.NETWORK)
         cwd = Path(cmd.cwd) if cmd.cwd else workspace
-        return AgentCall(id=call_id, kind=ToolKind.SHELL, display=script, cwd=cwd, facts=facts, **common)
+        proposed = tuple(str(word) for word in cmd.proposed_execpolicy_amendment or ())
+        return AgentCall(
+            id=call_id,
+            kind=ToolKind.SHELL,
+            display=script,
+            cwd=cwd,
+            facts=facts,
+            amendment=(proposed,) if proposed else amendment_for(facts),
+            proposed=bool(proposed),
+            **common,
+        )
     if method == FILE_CHANGE_APPROVAL:
         change = FileChangeApprovalParams.model_validate(params)
         changes = list((file_change or {}).get("changes") or [])
@@ -113,7 +132,13 @@ def agent_call(
             for c in changes
             if isinstance(c, Mapping)
         )
-        facts = call_facts(ToolKind.EDIT, None, (), change.grant_root is not None)
+        # A patch to the workspace's codex config or rules is always asked: a rule the agent wrote would
+        # decide its next calls.
+        protected = workspace / ".codex"
+        escalates = change.grant_root is not None or any(
+            _inside(p if p.is_absolute() else workspace / p, protected) for p in paths
+        )
+        facts = call_facts(ToolKind.EDIT, None, (), escalates)
         return AgentCall(
             id=call_id,
             kind=ToolKind.EDIT,
@@ -159,8 +184,10 @@ def requirement(
     profile: frozenset[Capability],
     workspace: Path,
     network_available: bool,
+    verdict: RuleVerdict = NO_VERDICT,
 ) -> Requirement:
-    """The decision for one agent call: ``decide()`` plus the agent sandbox's two hard rules."""
+    """The decision for one agent call: ``decide()`` with the run's exec-policy rules (``verdict``, as for a
+    step's command), plus the agent sandbox's two hard rules."""
     outside = [p for p in (call.cwd, *call.paths) if not _inside(p, workspace)]
     if outside:
         return Requirement(Outcome.FORBID, f"{outside[0]} is outside the workspace")
@@ -170,13 +197,11 @@ def requirement(
             "needs network, which this agent step's sandbox does not have (grant `network` in the profile)",
             frozenset({Capability.NETWORK}),
         )
-    return decide(policy, profile, call.facts)
+    return decide_with_rules(policy, profile, call.facts, verdict)
 
 
 def _with(facts: CallFacts, capability: Capability) -> CallFacts:
-    return CallFacts(
-        facts.kind, facts.needs | {capability}, False, facts.requests_escalation, facts.confined, facts.env
-    )
+    return replace(facts, needs=facts.needs | {capability}, read_only_safe=False, env={})
 
 
 def _inside(path: Path, workspace: Path) -> bool:

@@ -4,7 +4,8 @@ the item's completion.
 1. classify (decisions.agent_call) and record the call (a ``tool_call.started`` event, the call's file);
 2. decide with the run's policy and profile (decisions.requirement, the gate's ``approve``: session cache, then the
    approver — a paused ``approval-<id>`` flow run under Prefect);
-3. answer codex: run → ``accept``, approve-for-session → ``acceptForSession``, forbid or deny → ``decline``;
+3. answer codex: run → ``accept``, approve-for-session → ``acceptForSession``, approve-and-remember →
+   ``acceptWithExecpolicyAmendment`` (with the rule codex proposed), forbid or deny → ``decline``;
 4. an accepted call's record finishes when codex reports the item completed (its exit code and output).
 Fail closed: anything that goes wrong before the answer is sent answers ``decline``.
 """
@@ -30,9 +31,11 @@ from codex_orchestrator.approvals import Decision as Answer
 from codex_orchestrator.call_recorder import CallRecorder
 from codex_orchestrator.clock import utc_now
 from codex_orchestrator.gate import ToolOrchestrator
-from codex_orchestrator.policy import Capability, Outcome
+from codex_orchestrator.policy import Capability, Outcome, Requirement
 from codex_orchestrator.records import events as ev
 from codex_orchestrator.records.manifest import ToolCallRecord
+from codex_orchestrator.rules.apply import RulesError, rule_record, verdict_for
+from codex_orchestrator.rules.verdict import NO_VERDICT
 from codex_orchestrator.toolcall import ToolCallSpec
 
 if TYPE_CHECKING:
@@ -168,7 +171,7 @@ class AgentCallGate:
                 decision = self._decide(rec, call, record)
                 if decision == "acceptForSession":
                     driver.session_grants.add(call.display)
-                if decision in ("accept", "acceptForSession"):
+                if decision in ("accept", "acceptForSession", "acceptWithExecpolicyAmendment"):
                     waiter = driver.waiters.expect(call.item_id)
                     self.answer(decision)
                     if record.approval_source in ("not-required", "cache", "policy"):
@@ -191,15 +194,22 @@ class AgentCallGate:
         driver = self.driver
         step = driver.step
         network = Capability.NETWORK in (step.gate.profile | step.declared)
-        needed = requirement(
-            call,
-            policy=step.gate.policy,
-            profile=step.gate.profile,
-            workspace=step.workspace,
-            network_available=network,
-        )
+        try:
+            verdict = verdict_for(step.gate.rules, step.workspace, call.facts, call.cwd)
+        except RulesError as exc:  # a rules file broke during the run: refuse rather than guess
+            verdict, needed = NO_VERDICT, Requirement(Outcome.FORBID, f"the rules do not load: {exc}")
+        else:
+            needed = requirement(
+                call,
+                policy=step.gate.policy,
+                profile=step.gate.profile,
+                workspace=step.workspace,
+                network_available=network,
+                verdict=verdict,
+            )
         record.approval_outcome = needed.outcome.value
-        record.approval_reason = needed.reason
+        record.approval_reason = rec.redact(needed.reason)
+        record.rule = rule_record(verdict)
         approver = _Recording(driver.approver)
         gate = ToolOrchestrator(recorder=rec, config=step.gate, approver=approver)
         spec = ToolCallSpec(step=step.step, milestone=step.milestone, kind=call.kind, cwd=call.cwd)
@@ -208,19 +218,19 @@ class AgentCallGate:
         if call.diff:
             record.command = rec.redact(f"{call.display}\n\n{call.diff}")
         try:
-            granted = gate.approve(spec, record, needed, call.facts.needs)
+            granted = gate.approve(spec, record, needed, call.facts.needs, call.amendment)
         finally:
             record.command = shown
         if granted is None:
             record.status = "denied"
             return "decline"
         answer = approver.answer
-        if (
-            needed.outcome is Outcome.ASK
-            and answer is not None
-            and answer.decision is Answer.APPROVE_FOR_SESSION
-        ):
+        if needed.outcome is not Outcome.ASK or answer is None:
+            return "accept"
+        if answer.decision is Answer.APPROVE_FOR_SESSION:
             return "acceptForSession"
+        if answer.decision is Answer.APPROVE_AND_REMEMBER and call.proposed:
+            return "acceptWithExecpolicyAmendment"  # codex adds its rule too: its next match is not asked
         return "accept"
 
     def _await_item(

@@ -24,7 +24,8 @@ GATED_METHODS = (COMMAND_APPROVAL, FILE_CHANGE_APPROVAL, PERMISSIONS_APPROVAL)
 REQUIRED_CLIENT_METHODS = ("initialize", "thread/start", "thread/resume", "turn/start", "turn/interrupt")
 REQUIRED_SERVER_REQUESTS = (COMMAND_APPROVAL, FILE_CHANGE_APPROVAL)
 
-Decision = Literal["accept", "acceptForSession", "decline", "cancel"]
+# acceptWithExecpolicyAmendment: accept, and codex adds the rule it proposed (approve-and-remember).
+Decision = Literal["accept", "acceptForSession", "acceptWithExecpolicyAmendment", "decline", "cancel"]
 
 
 class _Params(BaseModel):
@@ -44,6 +45,7 @@ class CommandApprovalParams(_Params):
     reason: str | None = None
     command_actions: list[dict[str, Any]] | None = Field(default=None, alias="commandActions")
     network_approval_context: dict[str, Any] | None = Field(default=None, alias="networkApprovalContext")
+    proposed_execpolicy_amendment: list[str] | None = Field(default=None, alias="proposedExecpolicyAmendment")
 
 
 class FileChangeApprovalParams(_Params):
@@ -63,6 +65,13 @@ class PermissionsApprovalParams(_Params):
 
 def decision_answer(method: str, decision: Decision, params: dict[str, Any] | None = None) -> dict[str, Any]:
     """The JSON-RPC result for ``method`` carrying ``decision`` (validated against the schema in the tests)."""
+    if decision == "acceptWithExecpolicyAmendment":
+        proposed = (params or {}).get("proposedExecpolicyAmendment")
+        if method != COMMAND_APPROVAL or not proposed:
+            decision = "accept"  # nothing codex could add: a plain accept (our own rule is written anyway)
+        else:
+            amendment = {"execpolicy_amendment": [str(word) for word in proposed]}
+            return {"decision": {"acceptWithExecpolicyAmendment": amendment}}
     if method == PERMISSIONS_APPROVAL:
         granted = decision in ("accept", "acceptForSession")
         requested = (params or {}).get("permissions") or {}

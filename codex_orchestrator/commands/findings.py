@@ -87,17 +87,14 @@ class Findings:
         self._script(self, src, depth)
 
     def result(self) -> Classification:
-        if self.needs == {READ}:
-            return Classification(frozenset(self.needs), True, tuple(self.reasons), dict(self.env))
-        if self.needs == {READ, RUN} and self.configured == self.run_count:
-            return Classification(frozenset({READ}), True, tuple(self.reasons), dict(self.env), True)
-        return Classification(frozenset(self.needs), False, tuple(self.reasons))
         safe = self.needs == {READ}
+        sandboxed = self.needs == {READ, RUN} and self.configured == self.run_count
         return Classification(
-            frozenset(self.needs),
-            safe,
+            frozenset({READ}) if sandboxed else frozenset(self.needs),
+            safe or sandboxed,
             tuple(self.reasons),
-            dict(self.env) if safe else {},
+            dict(self.env) if safe or sandboxed else {},
+            sandboxed,
             tuple(self.parts),
             self.opaque,
         )
