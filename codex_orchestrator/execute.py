@@ -208,8 +208,12 @@ def execute_call(
     resolve_block: BlockResolver | None = None,
     prefect_task_run_id: str | None = None,
     attempt_slot: Callable[[], AbstractContextManager[object]] | None = None,
+    agent_call_runner: Callable[[str, Callable[[], ToolCallRecord]], object] | None = None,
 ) -> ToolCallRecord:
-    """Run one call of a run through the gate and return its record (already written to the run's records)."""
+    """Run one call of a run through the gate and return its record (already written to the run's records).
+
+    An agent step driven through its protocol runs its agent instead (agents/), each of the agent's tool calls
+    through ``agent_call_runner`` (under Prefect: a task run each)."""
     store = RunStore(call.run)
     prior = store.read_call(call.call_id)
     if prior is not None and prior.status == "succeeded":
@@ -248,6 +252,13 @@ def execute_call(
             )
         if pre is not None and pre.context:
             spec = replace(spec, env={**spec.env, HOOK_CONTEXT_ENV: pre.context})
+        if call.step.drives_agent():
+            from codex_orchestrator.agents.codex import run_agent_call  # exec's start-up never imports it
+
+            record = run_agent_call(
+                call, recorder, approver, spec, secrets, prior, prefect_task_run_id, agent_call_runner
+            )
+            return _after_hooks(call, recorder, record, pre)
         own = backend is None
         exec_backend, prefix = backend if backend is not None else _backend_for(call.instance, resolve_block)
         try:

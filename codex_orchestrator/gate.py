@@ -207,6 +207,13 @@ class ToolOrchestrator:
         rec.finish_call(call)
 
     # -- 1. approval ----------------------------------------------------------------------------------------
+    def approve(
+        self, spec: ToolCallSpec, call: ToolCallRecord, requirement: Requirement, needs: frozenset[Capability]
+    ) -> frozenset[Capability] | None:
+        """Step 1 alone, for a call that runs elsewhere (an agent's own tool call, run by the agent): the
+        capabilities granted, or None when it must not run (``call`` then says why)."""
+        return self._approve(spec, call, requirement, needs)
+
     def _approve(
         self, spec: ToolCallSpec, call: ToolCallRecord, requirement: Requirement, needs: frozenset[Capability]
     ) -> frozenset[Capability] | None:

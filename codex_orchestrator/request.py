@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -38,7 +39,14 @@ FIELD_LIMIT_BYTES: dict[str, int] = {
     "env": 32 * 1024,  # each name and each value
     "path": 4096,
     "cwd": 4096,
+    "prompt": 64 * 1024,
+    "codex_config": 4096,  # each key and each value
 }
+# An agent step's `codex_config`: at most this many overrides; keys are codex's dotted config keys.
+MAX_CODEX_CONFIG_ENTRIES = 64
+CODEX_CONFIG_KEY = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$"
+# Settings the gate owns (agents/codex.py starts codex with them): a request may not loosen them.
+GATE_OWNED_CODEX_KEYS = ("approval_policy", "sandbox_mode", "sandbox_workspace_write", "approvals_reviewer")
 MAX_REQUEST_BYTES = 384 * 1024
 
 
@@ -166,11 +174,31 @@ class Step(BaseModel):
     labels: list[str] = Field(
         default_factory=list, description="run on an instance that has all these labels"
     )
+    agent: Literal["codex"] | None = Field(
+        default=None,
+        description="agent steps: drive this agent through its protocol, every tool call it makes gated "
+        "(codex: `codex app-server`); absent: `command` runs as one opaque call",
+    )
+    prompt: str | None = Field(default=None, description="agent: what the agent is asked to do")
+    codex_config: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="agent codex: overrides passed as codex's own `-c key=value` (model, model_provider, "
+        "model_providers.<id>.base_url, ...)",
+    )
+    codex_bin: str | None = Field(
+        default=None, description="agent codex: path of another codex binary (default: the pinned one)"
+    )
 
     @model_validator(mode="after")
     def _fields_match_kind(self) -> Step:
-        if self.kind in (ToolKind.SHELL, ToolKind.AGENT) and not self.command:
-            raise ValueError(f"a {self.kind.value} step needs 'command'")
+        if self.agent is not None:
+            self._check_agent()
+        elif self.kind in (ToolKind.SHELL, ToolKind.AGENT) and not self.command:
+            raise ValueError(
+                f"a {self.kind.value} step needs 'command' (or, for an agent, 'agent' and 'prompt')"
+            )
+        elif self.prompt is not None or self.codex_config or self.codex_bin is not None:
+            raise ValueError("'prompt', 'codex_config' and 'codex_bin' belong to a step with 'agent'")
         if self.kind is ToolKind.EDIT and (not self.path or self.content is None):
             raise ValueError("an edit step needs 'path' and 'content'")
         if self.kind is ToolKind.FETCH and not self.url:
@@ -181,6 +209,33 @@ class Step(BaseModel):
             if rel is not None and (Path(rel).is_absolute() or ".." in Path(rel).parts):
                 raise ValueError(f"{rel!r} must be a path inside the workspace (relative, no '..')")
         return self
+
+    def _check_agent(self) -> None:
+        if self.kind is not ToolKind.AGENT:
+            raise ValueError("'agent' needs kind: agent")
+        if self.command:
+            raise ValueError("an agent step has either 'command' (one opaque call) or 'agent' and 'prompt'")
+        if not self.prompt or not self.prompt.strip():
+            raise ValueError(f"an agent step driving {self.agent} needs a 'prompt'")
+        if self.session is not None:
+            raise ValueError("an agent step driving codex cannot run in a named shell 'session'")
+        if len(self.codex_config) > MAX_CODEX_CONFIG_ENTRIES:
+            raise ValueError(
+                f"codex_config has {len(self.codex_config)} entries; the limit is {MAX_CODEX_CONFIG_ENTRIES}"
+            )
+        for key in self.codex_config:
+            if not re.match(CODEX_CONFIG_KEY, key):
+                raise ValueError(
+                    f"codex_config key {key!r} is not a codex config key (letters, digits, _ . -)"
+                )
+            if key.split(".")[0] in GATE_OWNED_CODEX_KEYS:
+                raise ValueError(
+                    f"codex_config may not set {key!r}: the gate sets codex's approval policy and sandbox"
+                )
+
+    def drives_agent(self) -> bool:
+        """Whether this step drives an agent through its protocol (its tool calls gated one by one)."""
+        return self.agent is not None
 
 
 class Guardrail(Step):
@@ -307,6 +362,8 @@ class RunRequest(BaseModel):
             raise ValueError(f"instances: a name is used twice ({', '.join(names)})")
         declared = self.instances or [InstanceSettings()]
         for step in [*self.steps, *self.guardrails]:
+            if step.drives_agent():
+                _check_agent_placement(step, declared)
             if step.instance is not None and step.instance not in {i.name for i in declared}:
                 raise ValueError(
                     f"step {step.name!r} asks for instance {step.instance!r}; declared: "
@@ -329,6 +386,24 @@ class RunRequest(BaseModel):
         return Path(self.workspace)
 
 
+def _check_agent_placement(step: Step, declared: list[InstanceSettings]) -> None:
+    """codex runs on this machine, in our sandbox, next to the gate that answers it: an agent step must be
+    placed on a local instance (running it on an SSH host is not supported)."""
+    fitting = [
+        i
+        for i in declared
+        if (step.instance is None or i.name == step.instance) and set(step.labels) <= set(i.labels)
+    ]
+    if any(i.ssh is not None for i in fitting):
+        local = [i.name for i in declared if i.ssh is None]
+        hint = (
+            f"pin it with instance: {local[0]}" if local else "declare a local instance (no 'ssh') and pin it"
+        )
+        raise ValueError(
+            f"step {step.name!r}: agent {step.agent} runs on this machine only, not over SSH; {hint}"
+        )
+
+
 def _allowed_for(loc: tuple[str | int, ...]) -> str | None:
     last = next((p for p in reversed(loc) if isinstance(p, str)), "")
     choices: dict[str, str] = {
@@ -337,6 +412,7 @@ def _allowed_for(loc: tuple[str | int, ...]) -> str | None:
         "capabilities": ", ".join(c.value for c in Capability),
         "sandbox": ", ".join(m.value for m in SandboxMode),
         "kind": ", ".join(k.value for k in ToolKind),
+        "agent": "codex",
         "approval": "auto, required",
         "on_failure": ", ".join(o.value for o in OnFailure),
         "on_instruction_drift": "ignore, warn, ask",
@@ -456,9 +532,9 @@ def _walk_strings(value: Any, loc: tuple[str, ...], field: str | None) -> None:
         for key, item in value.items():
             if isinstance(key, str) and "\x00" in key:
                 raise RequestError("a name contains a NUL byte", field=where)
-            if field == "env" and isinstance(key, str):
-                _walk_strings(key, (*loc, key), "env")
-                _walk_strings(item, (*loc, key), "env")
+            if field in ("env", "codex_config") and isinstance(key, str):
+                _walk_strings(key, (*loc, key), field)
+                _walk_strings(item, (*loc, key), field)
             else:
                 _walk_strings(item, (*loc, str(key)), str(key))
     elif isinstance(value, list):

@@ -205,6 +205,7 @@ class ScriptedModel:
             tuple(script) if all(isinstance(r, Response) for r in script) else parse_script(list(script))
         )
         self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []  # each request's HTTP headers (tests check the key arrived)
         self._next = 0
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
@@ -254,7 +255,7 @@ class ScriptedModel:
                     )
         return outputs
 
-    def provider_overrides(self, name: str = "scripted") -> dict[str, str]:
+    def provider_overrides(self, name: str = "scripted") -> dict[str, str | int]:
         """The ``codex_config`` overrides that point codex at this server (no retries: faults surface at once)."""
         prefix = f"model_providers.{name}"
         return {
@@ -263,13 +264,14 @@ class ScriptedModel:
             f"{prefix}.name": "scripted model",
             f"{prefix}.base_url": self.base_url,
             f"{prefix}.wire_api": "responses",
-            f"{prefix}.request_max_retries": "0",
-            f"{prefix}.stream_max_retries": "0",
+            f"{prefix}.request_max_retries": 0,
+            f"{prefix}.stream_max_retries": 0,
         }
 
-    def _take(self, body: dict[str, Any]) -> tuple[int, Response]:
+    def _take(self, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, Response]:
         with self._lock:
             self.requests.append(body)
+            self.headers.append(headers)
             index = self._next
             self._next += 1
         if index < len(self.script):
@@ -301,7 +303,7 @@ def _handler_for(model: ScriptedModel) -> type[BaseHTTPRequestHandler]:
             except json.JSONDecodeError:
                 self._json(400, {"error": {"message": "request body is not JSON"}})
                 return
-            index, response = model._take(body if isinstance(body, dict) else {})
+            index, response = model._take(body if isinstance(body, dict) else {}, dict(self.headers.items()))
             if response.delay_s:
                 time.sleep(response.delay_s)
             if response.fault == "http500":

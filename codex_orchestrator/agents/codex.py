@@ -1,0 +1,674 @@
+"""An agent step driven through ``codex app-server``: every command, patch and permission codex asks for is a
+tool call of the run, decided by the run's gate.
+
+Flow at a glance (``run_codex_step``):
+1. the step itself: recorded as an ``agent`` call; approved like any step (it only starts codex);
+2. sandbox: codex app-server runs inside our bubblewrap sandbox (read-only system, writable workspace, private
+   /tmp, a pid namespace that dies with the step, no network unless granted), so everything it spawns inherits
+   it; its model endpoint is reached through ``bridge.py``. codex itself runs with ``approvalPolicy: untrusted``
+   (it asks us before every command and patch) and ``sandbox: danger-full-access`` (ours is the sandbox);
+3. thread: ``thread/start``, or ``thread/resume`` of the thread an earlier run of this step left (state.json);
+4. turn: ``turn/start`` with the prompt; each approval request is handed to ``run_call`` (a Prefect task run
+   under Prefect) on a thread of its own, so a question waiting for a person holds up nothing else; its answer
+   goes back with ``respond``; its record finishes when codex reports the item completed;
+5. end: ``turn/completed`` decides the step (completed → succeeded; failed/interrupted → failed, one line
+   naming the cause); Ctrl-C, SIGTERM or the step's timeout interrupt the turn and end codex within the run's 5 s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from codex_orchestrator.agents import transcript
+from codex_orchestrator.agents.app_server import (
+    GatedCodexClient,
+    ServerNotification,
+    ServerRequest,
+    StreamClosed,
+    bundled_path_dirs,
+    check_protocol,
+    config_value,
+    launch_argv,
+    resolve_binary,
+    start_client,
+)
+from codex_orchestrator.agents.bridge import Endpoint, ModelBridge, endpoint_of
+from codex_orchestrator.agents.errors import (
+    AgentCrashed,
+    AgentError,
+    AgentInterrupted,
+    AgentModelError,
+    AgentTurnFailed,
+    AgentUnavailable,
+)
+from codex_orchestrator.agents.gated_call import AgentCallGate, ItemWaiters
+from codex_orchestrator.agents.protocol import GATED_METHODS, MCP_ELICITATION, USER_INPUT, decision_answer
+from codex_orchestrator.approvals import Approver
+from codex_orchestrator.call_recorder import CallRecorder
+from codex_orchestrator.clock import utc_now
+from codex_orchestrator.gate import GateConfig, ToolOrchestrator
+from codex_orchestrator.policy import CallFacts, Capability, ToolKind, decide
+from codex_orchestrator.records import events as ev
+from codex_orchestrator.records.manifest import ToolCallRecord
+from codex_orchestrator.sandbox import SandboxMode, SandboxSpec, host_tmp_entries, probe
+from codex_orchestrator.toolcall import ToolCallSpec
+
+if TYPE_CHECKING:
+    from codex_orchestrator.execute import CallInput
+
+AGENT = "codex"
+# How long the driver waits for codex to answer ``initialize``, ``thread/*`` and ``turn/start``.
+STARTUP_TIMEOUT_S = 60.0
+# After ``turn/interrupt``: how long codex has to end the turn before it is ended for it.
+INTERRUPT_WAIT_S = 1.5
+# Between SIGTERM and SIGKILL of codex's sandbox.
+KILL_GRACE_S = 1.0
+# The inbox is read in slices this long, so a stop (signal, timeout) is seen promptly.
+_POLL_S = 0.05
+# The default model endpoint when a request names none (codex's built-in `openai` provider).
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+# A run function for one agent tool call: ``run_call(name, work)`` runs ``work`` (e.g. as a Prefect task run
+# named ``name``) in the calling thread and returns when it has.
+CallRunner = Callable[[str, Callable[[], ToolCallRecord]], object]
+
+
+def run_directly(_name: str, work: Callable[[], ToolCallRecord]) -> object:
+    return work()
+
+
+@dataclass(frozen=True)
+class CodexStep:
+    """An agent step, by value. ``secrets`` holds values read in this process (never recorded)."""
+
+    call_id: str
+    step: str
+    milestone: str
+    prompt: str
+    workspace: Path
+    cwd: Path
+    agent_dir: Path  # <run dir>/agents/<call id>: codex's home and our state.json
+    gate: GateConfig
+    codex_config: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+    codex_bin: str | None = None
+    timeout_s: float = 600.0
+    declared: frozenset[Capability] = frozenset()
+    approval_required: bool = False
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    approval_policy_override: str | None = None  # bench only: codex's own policy (e.g. "never"), gate out
+
+
+class _Stop:
+    """Why the step must stop now (set from a signal handler's thread or the timeout)."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.why = ""
+
+    def set(self, why: str) -> None:
+        if not self.event.is_set():
+            self.why = why
+            self.event.set()
+
+
+# Live drivers of this process, for ``interrupt_every_agent`` (flows/interrupt.py calls it on SIGINT/SIGTERM).
+_LIVE: set[CodexDriver] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def interrupt_every_agent(why: str, wait_s: float = 3.0) -> None:
+    """Stop every agent step of this process (turn/interrupt, codex ended) and wait up to ``wait_s`` for their
+    records to be written."""
+    with _LIVE_LOCK:
+        drivers = list(_LIVE)
+    for driver in drivers:
+        driver.stop.set(why)
+    deadline = time.monotonic() + wait_s
+    for driver in drivers:
+        driver.done.wait(max(0.0, deadline - time.monotonic()))
+
+
+class CodexDriver:
+    """One agent step's codex session (see the module docstring)."""
+
+    def __init__(
+        self, step: CodexStep, recorder: CallRecorder, approver: Approver, run_call: CallRunner
+    ) -> None:
+        self.step = step
+        self.recorder = recorder
+        self.approver = approver
+        self.run_call = run_call
+        self.stop = _Stop()
+        self.done = threading.Event()
+        self.client: GatedCodexClient | None = None
+        self.bridge: ModelBridge | None = None
+        self.version = ""
+        self.thread_id = ""
+        self.turn_id = ""
+        self.turns = 0
+        self.waiters = ItemWaiters()
+        self.workers: list[threading.Thread] = []
+        self.round_trips_ms: list[
+            float
+        ] = []  # request received → answer sent, for calls nobody was asked about
+        self.counts: dict[str, int] = {}
+        self.file_changes: dict[str, dict[str, Any]] = {}
+        self.last_error: dict[str, Any] = {}  # codex's last `error` notification (TurnError)
+        self._socket_dir: Path | None = None
+
+    # -- the step -------------------------------------------------------------------------------------------
+    def run(self, record: ToolCallRecord) -> None:
+        """Drive codex to the end of one turn; raises AgentError (or subclass) naming why it did not complete."""
+        with _LIVE_LOCK:
+            _LIVE.add(self)
+        try:
+            self._start()
+            self._turn()
+        finally:
+            self._close()
+            with _LIVE_LOCK:
+                _LIVE.discard(self)
+            record.session_id = self.thread_id or None
+            self.done.set()
+
+    def _start(self) -> None:
+        step = self.step
+        binary = resolve_binary(step.codex_bin)
+        home = step.agent_dir / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        _scrub_home(home)
+        if step.codex_bin is not None:
+            check_protocol(binary, step.agent_dir)
+        network = Capability.NETWORK in (step.gate.profile | step.declared)
+        sandbox, endpoint = self._sandbox(network, home)
+        overrides = [f"{k}={config_value(v)}" for k, v in step.codex_config.items()]
+        if step.secrets:  # the model's key is codex's; the agent's commands do not get it
+            overrides.append(f"shell_environment_policy.exclude={json.dumps(sorted(step.secrets))}")
+        env = {
+            "PATH": os.pathsep.join([*bundled_path_dirs(), os.environ.get("PATH", "/usr/bin:/bin")]),
+            "HOME": os.environ.get("HOME", str(home)),
+            "LANG": "C.UTF-8",
+            "TERM": "dumb",
+            "NO_COLOR": "1",
+            "PAGER": "cat",
+            "CODEX_HOME": str(home),
+            **step.secrets,
+        }
+        argv = launch_argv(
+            binary,
+            overrides,
+            sandbox=sandbox,
+            endpoint=endpoint,
+            bridge_socket=self.bridge.socket_path if self.bridge is not None else None,
+            keep_env=list(env),
+        )
+        self.client = client = start_client(argv, cwd=step.cwd, env=env)
+        init = self._request(lambda: client.initialize(), "initialize")
+        self.version = _version_of(init.userAgent or "")
+        policy = step.approval_policy_override or "untrusted"
+        params: dict[str, Any] = {
+            "cwd": str(step.cwd),
+            "approvalPolicy": policy,
+            "sandbox": "danger-full-access",
+        }
+        state = _read_state(step.agent_dir)
+        resumed = bool(state.get("thread_id"))
+        if resumed:
+            thread = self._request(
+                lambda: client.thread_resume(str(state["thread_id"]), params), "thread/resume"
+            )
+        else:
+            thread = self._request(lambda: client.thread_start(params), "thread/start")
+        self.thread_id = thread.thread.id
+        _write_state(step.agent_dir, {"thread_id": self.thread_id, "codex_version": self.version})
+        self.recorder.events.emit(
+            transcript.started(
+                step=step.step,
+                call_id=step.call_id,
+                agent=AGENT,
+                agent_version=self.version,
+                thread_id=self.thread_id,
+                resumed=resumed,
+            )
+        )
+
+    def _sandbox(self, network: bool, home: Path) -> tuple[SandboxSpec | None, Endpoint | None]:
+        """Our sandbox around codex (None: the run asked for none); the endpoint to relay when it has no net."""
+        step = self.step
+        if step.gate.sandbox is SandboxMode.NONE or not step.gate.enabled:
+            return None, None
+        found = probe(step.gate.bwrap_path)
+        if not found.available:
+            raise AgentUnavailable(
+                f"the sandbox is unavailable ({found.detail}); codex does not run without it"
+            )
+        # Unix socket paths are short (108 bytes): the bridge's lives in a fresh directory of its own.
+        self._socket_dir = Path(tempfile.mkdtemp(prefix="codex-bridge-"))
+        writable = [home, self._socket_dir]
+        readable = [*host_tmp_entries(), step.agent_dir.parents[1]]  # the run's records: read-only inside
+        spec = SandboxSpec(
+            mode=step.gate.sandbox,
+            workspace=step.workspace,
+            network=network,
+            writable_paths=tuple(writable),
+            bwrap_path=step.gate.bwrap_path,
+            readable_paths=tuple(
+                p for p in readable if p.is_relative_to(step.workspace) or str(p).startswith("/tmp/")
+            ),
+        )
+        endpoint = None
+        if not network:
+            endpoint = endpoint_of(_base_url(step.codex_config))
+            self.bridge = ModelBridge(endpoint, self._socket_dir / "model.sock")
+        return spec, endpoint
+
+    def _request(self, call: Callable[[], Any], what: str) -> Any:
+        """One start-up request; the stream closing on the way is codex failing to start (stderr says why)."""
+        result: dict[str, Any] = {}
+
+        def go() -> None:
+            try:
+                result["value"] = call()
+            except BaseException as exc:
+                result["error"] = exc
+
+        worker = threading.Thread(target=go, daemon=True)
+        worker.start()
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while worker.is_alive():
+            worker.join(_POLL_S)
+            if self.stop.event.is_set():
+                raise AgentInterrupted(f"codex: stopped ({self.stop.why}) during {what}", why=self.stop.why)
+            if time.monotonic() > deadline:
+                raise AgentCrashed(
+                    f"codex did not answer {what} within {STARTUP_TIMEOUT_S:.0f} s", **self._tail()
+                )
+        if "error" in result:
+            exc = result["error"]
+            tail = self._tail()["stderr_tail"]
+            last = tail.strip().splitlines()[-1] if tail.strip() else f"{type(exc).__name__}: {exc}"
+            raise AgentUnavailable(f"codex failed at {what}: {last}", stderr_tail=tail) from exc
+        return result["value"]
+
+    # -- the turn -------------------------------------------------------------------------------------------
+    def _turn(self) -> None:
+        client = self.client
+        assert client is not None
+        started = self._request(lambda: client.turn_start(self.thread_id, self.step.prompt), "turn/start")
+        self.turn_id = started.turn.id
+        self.turns += 1
+        deadline = time.monotonic() + self.step.timeout_s
+        while True:
+            if time.monotonic() > deadline:
+                self.stop.set("timeout")
+            if self.stop.event.is_set():
+                self._interrupt()
+                raise AgentInterrupted(
+                    f"codex: turn interrupted ({_why(self.stop.why, self.step.timeout_s)})",
+                    why=self.stop.why,
+                    **self._tail(),
+                )
+            try:
+                item = client.inbox.get(timeout=_POLL_S)
+            except Exception:  # queue.Empty
+                continue
+            if isinstance(item, StreamClosed):
+                raise self._crashed(item.error)
+            if isinstance(item, ServerRequest):
+                self._dispatch(item)
+                continue
+            outcome = self._notification(item)
+            if outcome is not None:
+                status, error = outcome
+                if status == "completed":
+                    return
+                if status == "interrupted":
+                    raise AgentInterrupted("codex: the turn was interrupted", why="interrupt", **self._tail())
+                raise self._turn_failure(error)
+
+    def _notification(self, note: ServerNotification) -> tuple[str, dict[str, Any]] | None:
+        """Log the notification's events; route item completions; the turn's end as (status, error)."""
+        step = self.step
+        for event in transcript.from_notification(
+            step=step.step, call_id=step.call_id, method=note.method, params=note.params
+        ):
+            self.recorder.events.emit(event)
+        params = note.params
+        if note.method in ("item/started", "item/completed"):
+            item = _mapping(params.get("item"))
+            if item.get("type") == "fileChange":
+                self.file_changes[str(item.get("id"))] = item
+            if note.method == "item/completed":
+                self.waiters.complete(str(item.get("id")), item)
+        elif note.method == "error":
+            self.last_error = _mapping(params.get("error")) or self.last_error
+        elif note.method == "turn/completed":
+            turn = _mapping(params.get("turn"))
+            if turn.get("id") not in (None, self.turn_id):
+                return None
+            return str(turn.get("status") or "failed"), _mapping(turn.get("error")) or self.last_error
+        return None
+
+    def _dispatch(self, request: ServerRequest) -> None:
+        """Hand an approval request to its own thread (in a copy of this context: Prefect's run context)."""
+        client = self.client
+        assert client is not None
+        received = time.monotonic()
+        if request.method not in GATED_METHODS:
+            # Nobody can answer an MCP form or a question for the user here: declined, never accepted.
+            if request.method in (MCP_ELICITATION, USER_INPUT):
+                client.respond(request.id, decision_answer(request.method, "decline"))
+            else:
+                client.refuse(request.id, f"{request.method} is not served by codex-orchestrator")
+            return
+        gate = AgentCallGate(self, request, received)
+        context = contextvars.copy_context()
+        worker = threading.Thread(
+            target=context.run,
+            args=(self.run_call, gate.name, gate.run),
+            name=f"agent-call-{request.id}",
+            daemon=True,
+        )
+        self.workers.append(worker)
+        worker.start()
+
+    def _interrupt(self) -> None:
+        """turn/interrupt, then wait briefly for the turn to end (codex reports it) — bounded either way."""
+        client = self.client
+        if client is None or not self.turn_id:
+            return
+        done = threading.Event()
+
+        def interrupt() -> None:
+            with contextlib.suppress(Exception):  # codex may already be gone: it is ended below either way
+                client.turn_interrupt(self.thread_id, self.turn_id)
+            done.set()
+
+        threading.Thread(target=interrupt, daemon=True).start()
+        done.wait(INTERRUPT_WAIT_S)
+        deadline = time.monotonic() + INTERRUPT_WAIT_S
+        while time.monotonic() < deadline:
+            try:
+                item = client.inbox.get(timeout=_POLL_S)
+            except Exception:
+                continue
+            if isinstance(item, ServerNotification) and self._notification(item) is not None:
+                return
+            if isinstance(item, ServerRequest):
+                client.respond(item.id, decision_answer(item.method, "cancel"))
+            if isinstance(item, StreamClosed):
+                return
+
+    def _close(self) -> None:
+        """End codex and its sandbox (SIGTERM, then SIGKILL after KILL_GRACE_S); release what waits on it."""
+        self.waiters.close("the agent step ended before codex reported the call completed")
+        client = self.client
+        if client is not None:
+            proc = client.process()
+            try:
+                if proc is not None and proc.stdin is not None:
+                    proc.stdin.close()
+            except OSError:
+                pass
+            if proc is not None:
+                proc.terminate()
+                try:
+                    proc.wait(KILL_GRACE_S)
+                except Exception:
+                    proc.kill()
+                    proc.wait(KILL_GRACE_S)
+            client._proc = None
+        if self.bridge is not None:
+            self.bridge.close()
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+        for worker in self.workers:
+            worker.join(0.5)  # calls still waiting for a person were answered `cancel` by codex's end
+
+    # -- failures -------------------------------------------------------------------------------------------
+    def _tail(self) -> dict[str, str]:
+        client = self.client
+        return {"stderr_tail": self.recorder.redact(client.stderr_tail()) if client is not None else ""}
+
+    def _crashed(self, error: str) -> AgentError:
+        proc = self.client.process() if self.client is not None else None
+        code = proc.wait(KILL_GRACE_S) if proc is not None else None
+        tail = self._tail()
+        last = tail["stderr_tail"].strip().splitlines()[-1:] or [error]
+        return AgentCrashed(f"codex crashed (exit code {code}): {last[0]}", **tail)
+
+    def _turn_failure(self, error: Mapping[str, Any]) -> AgentError:
+        message = str(error.get("message") or "no reason given")
+        cause = model_failure(error.get("codexErrorInfo"), message)
+        if cause is not None:
+            return AgentModelError(f"codex: the model endpoint failed: {cause}: {message}", **self._tail())
+        return AgentTurnFailed(f"codex: the turn failed: {message}", **self._tail())
+
+
+def run_codex_step(
+    step: CodexStep,
+    recorder: CallRecorder,
+    approver: Approver,
+    *,
+    run_call: CallRunner = run_directly,
+    prior: ToolCallRecord | None = None,
+    prefect_task_run_id: str | None = None,
+) -> ToolCallRecord:
+    """Run an agent step (see the module docstring); returns its record, already written."""
+    rec = recorder
+    call = ToolCallRecord(
+        id=step.call_id,
+        step=step.step,
+        milestone=step.milestone,
+        kind=ToolKind.AGENT.value,
+        command=rec.redact(f"{AGENT}: {step.prompt.strip().splitlines()[0][:200]}"),
+        cwd=rec.rel(step.cwd),
+        backend="codex-app-server",
+        needs=sorted(c.value for c in ({Capability.READ} | step.declared)),
+        status="pending",
+        started_at=utc_now(),
+        prefect_task_run_id=prefect_task_run_id,
+    )
+    if prior is not None:
+        call.order = prior.order
+        call.lineage = [*prior.lineage]
+    rec.announce(call)
+    started = time.monotonic()
+    # 1. the step itself: it starts codex; what codex does is gated call by call
+    facts = CallFacts(
+        ToolKind.AGENT, frozenset({Capability.READ} | step.declared), False, step.approval_required
+    )
+    requirement = decide(step.gate.policy, step.gate.profile, facts)
+    call.approval_outcome = requirement.outcome.value
+    call.approval_reason = requirement.reason
+    gate = ToolOrchestrator(recorder=rec, config=step.gate, approver=approver)
+    spec = ToolCallSpec(step=step.step, milestone=step.milestone, kind=ToolKind.AGENT, cwd=step.cwd)
+    driver = CodexDriver(step, rec, approver, run_call)
+    error: AgentError | None = None
+    try:
+        if gate.approve(spec, call, requirement, facts.needs) is not None:
+            call.status = "running"
+            rec.touch(call)
+            driver.run(call)
+            call.status = "succeeded"
+    except AgentError as exc:
+        error = exc
+        call.status = "timed-out" if isinstance(exc, AgentInterrupted) and exc.why == "timeout" else "failed"
+        call.error = rec.redact(str(exc))
+        call.output_tail = rec.redact.tail(exc.stderr_tail)
+    except BaseException as exc:
+        call.status = "failed"
+        call.error = rec.redact(f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        call.duration_ms = round((time.monotonic() - started) * 1000, 3)
+        call.finished_at = utc_now()
+        call.sandbox.mode = step.gate.sandbox.value if step.gate.enabled else "none"
+        call.sandbox.state = "sandboxed" if driver.client is not None and driver._socket_dir else "none"
+        if call.status != "denied":
+            status: Literal["completed", "failed", "interrupted"] = (
+                "completed"
+                if call.status == "succeeded"
+                else ("interrupted" if isinstance(error, AgentInterrupted) else "failed")
+            )
+            rec.events.emit(
+                transcript.finished(
+                    step=step.step,
+                    call_id=step.call_id,
+                    status=status,
+                    turns=driver.turns,
+                    error=call.error,
+                )
+            )
+        rec.events.emit(
+            ev.ToolCallFinished(
+                tool_call_id=call.id,
+                status=call.status,
+                exit_code=None,
+                attempts=1 if driver.turns else 0,
+                approval_source=call.approval_source or "not-required",
+                sandbox_state=call.sandbox.state,
+                duration_ms=call.duration_ms,
+            )
+        )
+        rec.tracer.record_call(call)
+        rec.finish_call(call)
+    step_round_trips.extend(driver.round_trips_ms)
+    return call
+
+
+def run_agent_call(
+    call: CallInput,
+    recorder: CallRecorder,
+    approver: Approver,
+    spec: ToolCallSpec,
+    secrets: Mapping[str, str],
+    prior: ToolCallRecord | None,
+    prefect_task_run_id: str | None,
+    run_call: CallRunner | None,
+) -> ToolCallRecord:
+    """``execute_call``'s way into an agent step: the step by value (``CodexStep``) from its ``CallInput``."""
+    from codex_orchestrator.execute import _refused
+
+    if call.instance.ssh is not None:
+        return _refused(
+            recorder, call, prior, f"agent {call.step.agent} runs on this machine only, not over SSH"
+        )
+    step = call.step
+    codex_step = CodexStep(
+        call_id=call.call_id,
+        step=step.name,
+        milestone=call.milestone,
+        prompt=step.prompt or "",
+        workspace=Path(call.run.workspace).resolve(),
+        cwd=spec.cwd,
+        agent_dir=recorder.paths.run_dir / "agents" / call.call_id,
+        gate=call.gate.config(),
+        codex_config=dict(step.codex_config),
+        codex_bin=step.codex_bin,
+        timeout_s=step.timeout_s,
+        declared=frozenset(step.capabilities),
+        approval_required=step.approval == "required",
+        secrets=dict(secrets),
+    )
+    return run_codex_step(
+        codex_step,
+        recorder,
+        approver,
+        run_call=run_call or run_directly,
+        prior=prior,
+        prefect_task_run_id=prefect_task_run_id,
+    )
+
+
+# Round trips (ms) of every agent call answered without a person in this process (bench/agent_gate.py reads it).
+step_round_trips: list[float] = []
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _why(why: str, timeout_s: float) -> str:
+    return f"the step's timeout of {timeout_s:g} s" if why == "timeout" else why
+
+
+# codex's CodexErrorInfo values that mean the model endpoint failed, as we name them.
+_MODEL_FAILURES = {
+    "internalServerError": "HTTP 500",
+    "serverOverloaded": "overloaded",
+    "rateLimitExceeded": "rate limited",
+    "usageLimitExceeded": "usage limit reached",
+    "unauthorized": "unauthorized (check the key in secret_env)",
+    "badRequest": "bad request",
+    "httpConnectionFailed": "HTTP connection failed",
+    "responseStreamConnectionFailed": "could not open the response stream",
+    "responseStreamDisconnected": "the response stream broke off",
+    "responseTooManyFailedAttempts": "too many failed attempts",
+}
+
+
+def model_failure(info: object, message: str) -> str | None:
+    """Why the model endpoint failed, from codex's ``codexErrorInfo`` (None: not the endpoint's fault)."""
+    if isinstance(info, str):
+        if info in _MODEL_FAILURES:
+            return _MODEL_FAILURES[info]
+        if info == "other" and "stream" in message.lower():
+            return "malformed or dropped response stream"
+        return None
+    if isinstance(info, Mapping):
+        for key, detail in info.items():
+            if key in _MODEL_FAILURES:
+                status = detail.get("httpStatusCode") if isinstance(detail, Mapping) else None
+                return _MODEL_FAILURES[key] + (f" (HTTP {status})" if status else "")
+    return None
+
+
+def _version_of(user_agent: str) -> str:
+    """``codex_cli_rs/0.163.0 (...)`` or ``name/0.163.0 ...`` → ``0.163.0``."""
+    first = user_agent.split(" ", 1)[0]
+    return first.rsplit("/", 1)[-1] if "/" in first else first
+
+
+def _base_url(config: Mapping[str, object]) -> str:
+    provider = str(config.get("model_provider", "openai"))
+    url = config.get(f"model_providers.{provider}.base_url")
+    if isinstance(url, str) and url:
+        return url
+    return str(config.get("openai_base_url") or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL)
+
+
+def _scrub_home(home: Path) -> None:
+    """codex's home is writable inside the sandbox: what an agent's command may have left there that would
+    change how codex runs (config, rules, MCP servers) is removed before codex starts again."""
+    for name in ("config.toml", "rules", "policy", "managed_config.toml", "AGENTS.md", "AGENTS.override.md"):
+        path = home / name
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists():
+            path.unlink()
+
+
+def _read_state(agent_dir: Path) -> dict[str, object]:
+    try:
+        data = json.loads((agent_dir / "state.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_state(agent_dir: Path, state: Mapping[str, object]) -> None:
+    tmp = agent_dir / "state.json.tmp"
+    tmp.write_text(json.dumps(dict(state)))
+    tmp.replace(agent_dir / "state.json")

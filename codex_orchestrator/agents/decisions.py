@@ -1,0 +1,195 @@
+"""An agent's approval request as the gate sees it: the same classifier and ``decide()`` as a step's command.
+
+Pure functions. ``agent_call`` turns one codex request into ``AgentCall`` (what it is, its deterministic id, the
+one-line display, the working directory, the ``CallFacts``); ``requirement`` decides it with ``policy.decide``
+and two rules of the agent's sandbox on top: a path outside the workspace is refused, and so is a call that
+needs network when the agent's sandbox has none (approving it could not give it any).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from codex_orchestrator.agents.protocol import (
+    COMMAND_APPROVAL,
+    FILE_CHANGE_APPROVAL,
+    PERMISSIONS_APPROVAL,
+    CommandApprovalParams,
+    FileChangeApprovalParams,
+    PermissionsApprovalParams,
+)
+from codex_orchestrator.commands import call_facts
+from codex_orchestrator.policy import (
+    ApprovalPolicy,
+    CallFacts,
+    Capability,
+    Outcome,
+    Requirement,
+    ToolKind,
+    decide,
+)
+
+_SHELLS = ("bash", "sh", "zsh", "dash")
+_SLUG_RE = re.compile(r"[^a-z0-9]+")
+
+
+@dataclass(frozen=True)
+class AgentCall:
+    """One tool call of an agent, ready for the gate."""
+
+    id: str  # deterministic: from the agent step's call id, thread, turn and item
+    kind: ToolKind
+    method: str
+    display: str  # the command line, ``apply patch: a.py, b.py`` or ``permissions: network``
+    cwd: Path  # absolute
+    facts: CallFacts
+    paths: tuple[Path, ...] = ()  # files a patch touches (absolute)
+    diff: str = ""  # a patch's unified diff, for the approval form
+    item_id: str = ""
+    turn_id: str = ""
+    thread_id: str = ""
+
+
+def agent_call_id(step_call_id: str, thread_id: str, turn_id: str, item_id: str) -> str:
+    """Deterministic: the same item of the same turn of the same thread has the same id in every run."""
+    digest = hashlib.sha256(f"{step_call_id}\0{thread_id}\0{turn_id}\0{item_id}".encode()).hexdigest()[:8]
+    slug = _SLUG_RE.sub("-", item_id.lower()).strip("-")[:24] or "item"
+    return f"{step_call_id}.{slug}-{digest}"
+
+
+def inner_command(command: str) -> str:
+    """The script codex runs: ``/bin/bash -lc 'cat a.py'`` is ``cat a.py``; anything else as it is."""
+    try:
+        argv = shlex.split(command)
+    except ValueError:
+        return command
+    if len(argv) == 3 and PurePosixPath(argv[0]).name in _SHELLS and argv[1] in ("-c", "-lc", "-l -c"):
+        return argv[2]
+    return command
+
+
+def agent_call(
+    method: str,
+    params: Mapping[str, Any],
+    *,
+    step_call_id: str,
+    workspace: Path,
+    file_change: Mapping[str, Any] | None = None,
+) -> AgentCall:
+    """Classify one approval request (``file_change``: the ``fileChange`` item a patch request is about)."""
+    ids = {k: str(params.get(k, "")) for k in ("threadId", "turnId", "itemId")}
+    call_id = agent_call_id(step_call_id, ids["threadId"], ids["turnId"], ids["itemId"])
+    common: dict[str, Any] = {
+        "item_id": ids["itemId"],
+        "turn_id": ids["turnId"],
+        "thread_id": ids["threadId"],
+        "method": method,
+    }
+    if method == COMMAND_APPROVAL:
+        cmd = CommandApprovalParams.model_validate(params)
+        script = inner_command(cmd.command or "")
+        # codex asks with a reason when the command wants out of its sandbox: the step asks for approval
+        escalates = cmd.reason is not None or cmd.additional_permissions is not None
+        facts = call_facts(ToolKind.SHELL, script, (), escalates)
+        if cmd.network_approval_context is not None:
+            facts = _with(facts, Capability.NETWORK)
+        cwd = Path(cmd.cwd) if cmd.cwd else workspace
+        return AgentCall(id=call_id, kind=ToolKind.SHELL, display=script, cwd=cwd, facts=facts, **common)
+    if method == FILE_CHANGE_APPROVAL:
+        change = FileChangeApprovalParams.model_validate(params)
+        changes = list((file_change or {}).get("changes") or [])
+        paths = tuple(Path(str(c.get("path", ""))) for c in changes if isinstance(c, Mapping))
+        if change.grant_root:
+            paths = (*paths, Path(change.grant_root))
+        names = ", ".join(_rel(p, workspace) for p in paths) or "(no files)"
+        diff = "\n".join(
+            f"--- {_rel(Path(str(c.get('path', ''))), workspace)}\n{c.get('diff', '')}"
+            for c in changes
+            if isinstance(c, Mapping)
+        )
+        facts = call_facts(ToolKind.EDIT, None, (), change.grant_root is not None)
+        return AgentCall(
+            id=call_id,
+            kind=ToolKind.EDIT,
+            display=f"apply patch: {names}",
+            cwd=workspace,
+            facts=facts,
+            paths=paths,
+            diff=diff,
+            **common,
+        )
+    if method == PERMISSIONS_APPROVAL:
+        perm = PermissionsApprovalParams.model_validate(params)
+        needs: set[Capability] = {Capability.READ}
+        wanted: list[str] = []
+        network = perm.permissions.get("network")
+        if isinstance(network, Mapping) and network.get("enabled"):
+            needs.add(Capability.NETWORK)
+            wanted.append("network")
+        fs = perm.permissions.get("fileSystem")
+        write_paths: tuple[Path, ...] = ()
+        if isinstance(fs, Mapping) and (fs.get("write") or fs.get("entries")):
+            needs.add(Capability.EDIT)
+            write_paths = tuple(Path(str(p)) for p in fs.get("write") or [])
+            wanted.append("write " + (", ".join(str(p) for p in write_paths) or "paths"))
+        facts = CallFacts(ToolKind.AGENT, frozenset(needs), False, True)
+        display = f"permissions: {'; '.join(wanted) or 'none'}" + (f" ({perm.reason})" if perm.reason else "")
+        return AgentCall(
+            id=call_id,
+            kind=ToolKind.AGENT,
+            display=display,
+            cwd=Path(perm.cwd),
+            facts=facts,
+            paths=write_paths,
+            **common,
+        )
+    raise ValueError(f"not an approval request the gate decides: {method}")
+
+
+def requirement(
+    call: AgentCall,
+    *,
+    policy: ApprovalPolicy,
+    profile: frozenset[Capability],
+    workspace: Path,
+    network_available: bool,
+) -> Requirement:
+    """The decision for one agent call: ``decide()`` plus the agent sandbox's two hard rules."""
+    outside = [p for p in (call.cwd, *call.paths) if not _inside(p, workspace)]
+    if outside:
+        return Requirement(Outcome.FORBID, f"{outside[0]} is outside the workspace")
+    if Capability.NETWORK in call.facts.needs and not network_available:
+        return Requirement(
+            Outcome.FORBID,
+            "needs network, which this agent step's sandbox does not have (grant `network` in the profile)",
+            frozenset({Capability.NETWORK}),
+        )
+    return decide(policy, profile, call.facts)
+
+
+def _with(facts: CallFacts, capability: Capability) -> CallFacts:
+    return CallFacts(
+        facts.kind, facts.needs | {capability}, False, facts.requests_escalation, facts.confined, facts.env
+    )
+
+
+def _inside(path: Path, workspace: Path) -> bool:
+    resolved = Path(str(path)) if not path.is_absolute() else path
+    try:
+        resolved = (workspace / resolved).resolve() if not resolved.is_absolute() else resolved.resolve()
+    except OSError:
+        return False
+    return resolved.is_relative_to(workspace.resolve())
+
+
+def _rel(path: Path, workspace: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(workspace.resolve()))
+    except (ValueError, OSError):
+        return str(path)
