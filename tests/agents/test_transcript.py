@@ -55,10 +55,10 @@ class AppServer:
     """A minimal JSON-RPC client of ``codex app-server`` over stdio, enough to run one turn (the driver under
     test elsewhere is agents/codex.py; this one only collects notifications for the transcript)."""
 
-    def __init__(self, workspace: Path, codex_home: Path, overrides: Mapping[str, str]) -> None:
+    def __init__(self, workspace: Path, codex_home: Path, overrides: Mapping[str, object]) -> None:
         argv = [str(codex_cli_bin.bundled_codex_path())]
         for key, value in overrides.items():
-            argv += ["-c", f"{key}={value if value.isdigit() else json.dumps(value)}"]
+            argv += ["-c", f"{key}={json.dumps(value)}"]
         self.proc = subprocess.Popen(
             [*argv, "app-server", "--listen", "stdio://"],
             stdin=subprocess.PIPE,
@@ -202,7 +202,7 @@ def test_a_real_codex_turn_becomes_agent_events(real_turn: tuple[Turn, Path], tm
     reasoning, read, patch, curl, message = (e for e in events if e["type"] in _ITEMS)
     assert reasoning["summary"] == "read calc.py first"
     assert read["status"] == "completed" and read["exit_code"] == 0 and read["cwd"] == "."
-    assert "cat calc.py" in read["command"] and "return a + b" in read["output"]
+    assert read["command"] == "cat calc.py" and "return a + b" in read["output"]  # no shell wrapper
     assert patch["status"] == "completed"
     (change,) = patch["changes"]
     assert (
