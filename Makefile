@@ -13,7 +13,7 @@ NODE_SDK := sdk/node
 NODE_TEST_FLAGS := $(shell node -e 'const [a, b] = process.versions.node.split(".").map(Number); \
   console.log(a > 20 || (a === 20 && b >= 10) ? "--test-concurrency=2" : "")' 2>/dev/null)
 
-.PHONY: demo test node-test install system-deps phoenix lint typecheck schemas bench clean
+.PHONY: demo test node-test install system-deps phoenix lint typecheck schemas codex-schema bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(SYSTEM_PYTHON) -m venv $(VENV)
@@ -95,3 +95,9 @@ bench: install system-deps
 
 clean:
 	rm -rf $(VENV) $(PHOENIX_VENV) .demo .runs .mypy_cache .ruff_cache .pytest_cache test-artifacts $(NODE_SDK)/node_modules $(NODE_SDK)/dist
+
+# The app-server protocol schema of the pinned codex (openai-codex-cli-bin), committed; tests/agents checks it.
+codex-schema: install
+	rm -rf .codex-schema && $$($(PY) -c 'from codex_cli_bin import bundled_codex_path as p; print(p())') \
+	  app-server generate-json-schema --out .codex-schema
+	rm -f schemas/codex-app-server/*.json && cp .codex-schema/*.json schemas/codex-app-server/ && rm -rf .codex-schema

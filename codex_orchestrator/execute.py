@@ -253,7 +253,7 @@ def execute_call(
         if pre is not None and pre.context:
             spec = replace(spec, env={**spec.env, HOOK_CONTEXT_ENV: pre.context})
         if call.step.drives_agent():
-            from codex_orchestrator.agents.codex import run_agent_call  # exec's start-up never imports it
+            from codex_orchestrator.agents.step import run_agent_call  # exec's start-up never imports it
 
             record = run_agent_call(
                 call, recorder, approver, spec, secrets, prior, prefect_task_run_id, agent_call_runner

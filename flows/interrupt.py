@@ -22,6 +22,8 @@ from codex_orchestrator.run import RunOwner, interrupt_active_runs
 
 # Prefect is told within this long, or not at all (its server may be gone with the same signal).
 PREFECT_CLEANUP_S = 3.0
+# Agent steps get this long to interrupt their turn and end codex (agents/codex.py).
+AGENT_STOP_S = 2.5
 # Command trees get this long between SIGTERM and SIGKILL.
 KILL_GRACE_S = 1.0
 
@@ -45,6 +47,7 @@ def shutdown(signum: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     owners: list[RunOwner] = []
     try:
+        _interrupt_agents(name)
         owners = interrupt_active_runs(code, f"interrupted by {name}")
     finally:
         close_every_session(KILL_GRACE_S)
@@ -55,6 +58,14 @@ def shutdown(signum: int) -> None:
         sys.stderr.flush()
         atexit._run_exitfuncs()  # stops Prefect's temporary server, flushes its logs
         os._exit(code)
+
+
+def _interrupt_agents(name: str) -> None:
+    """Agent steps of this process: turn/interrupt, codex ended, their records written (bounded by
+    ``AGENT_STOP_S``). Only if one was ever started here: the driver imports codex's SDK."""
+    agents = sys.modules.get("codex_orchestrator.agents.codex")
+    if agents is not None:
+        agents.interrupt_every_agent(name, AGENT_STOP_S)
 
 
 def _tell_prefect(owners: list[RunOwner], name: str) -> None:

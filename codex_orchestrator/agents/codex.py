@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import json
 import os
 import shutil
@@ -28,7 +29,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from codex_orchestrator.agents import transcript
 from codex_orchestrator.agents.app_server import (
@@ -44,6 +45,7 @@ from codex_orchestrator.agents.app_server import (
     start_client,
 )
 from codex_orchestrator.agents.bridge import Endpoint, ModelBridge, endpoint_of
+from codex_orchestrator.agents.decisions import inner_command
 from codex_orchestrator.agents.errors import (
     AgentCrashed,
     AgentError,
@@ -51,27 +53,25 @@ from codex_orchestrator.agents.errors import (
     AgentModelError,
     AgentTurnFailed,
     AgentUnavailable,
+    model_failure,
 )
-from codex_orchestrator.agents.gated_call import AgentCallGate, ItemWaiters
+from codex_orchestrator.agents.gated_call import NAME_MAX_CHARS, AgentCallGate, ItemWaiters, record_unasked
 from codex_orchestrator.agents.protocol import GATED_METHODS, MCP_ELICITATION, USER_INPUT, decision_answer
 from codex_orchestrator.approvals import Approver
 from codex_orchestrator.call_recorder import CallRecorder
-from codex_orchestrator.clock import utc_now
-from codex_orchestrator.gate import GateConfig, ToolOrchestrator
-from codex_orchestrator.policy import CallFacts, Capability, ToolKind, decide
-from codex_orchestrator.records import events as ev
+from codex_orchestrator.gate import GateConfig
+from codex_orchestrator.policy import Capability
 from codex_orchestrator.records.manifest import ToolCallRecord
 from codex_orchestrator.sandbox import SandboxMode, SandboxSpec, host_tmp_entries, probe
-from codex_orchestrator.toolcall import ToolCallSpec
 
 if TYPE_CHECKING:
-    from codex_orchestrator.execute import CallInput
+    pass
 
 AGENT = "codex"
 # How long the driver waits for codex to answer ``initialize``, ``thread/*`` and ``turn/start``.
 STARTUP_TIMEOUT_S = 60.0
 # After ``turn/interrupt``: how long codex has to end the turn before it is ended for it.
-INTERRUPT_WAIT_S = 1.5
+INTERRUPT_WAIT_S = 1.0
 # Between SIGTERM and SIGKILL of codex's sandbox.
 KILL_GRACE_S = 1.0
 # The inbox is read in slices this long, so a stop (signal, timeout) is seen promptly.
@@ -164,6 +164,8 @@ class CodexDriver:
         ] = []  # request received → answer sent, for calls nobody was asked about
         self.counts: dict[str, int] = {}
         self.file_changes: dict[str, dict[str, Any]] = {}
+        self.asked: set[str] = set()  # item ids codex asked us about
+        self.session_grants: set[str] = set()  # calls answered acceptForSession (codex will not ask again)
         self.last_error: dict[str, Any] = {}  # codex's last `error` notification (TurnError)
         self._socket_dir: Path | None = None
 
@@ -351,6 +353,11 @@ class CodexDriver:
                 self.file_changes[str(item.get("id"))] = item
             if note.method == "item/completed":
                 self.waiters.complete(str(item.get("id")), item)
+                # (the bench's baseline runs codex with approval never: nothing is asked, nothing recorded)
+                unasked = str(item.get("id")) not in self.asked and self.step.approval_policy_override is None
+                if item.get("type") in ("commandExecution", "fileChange") and unasked:
+                    name = inner_command(str(item.get("command") or "")) or "apply patch"
+                    self._spawn(name[:NAME_MAX_CHARS], item)
         elif note.method == "error":
             self.last_error = _mapping(params.get("error")) or self.last_error
         elif note.method == "turn/completed":
@@ -372,14 +379,19 @@ class CodexDriver:
             else:
                 client.refuse(request.id, f"{request.method} is not served by codex-orchestrator")
             return
+        self.asked.add(str(request.params.get("itemId")))
         gate = AgentCallGate(self, request, received)
+        self._spawn(gate.name, None, gate.run)
+
+    def _spawn(
+        self, name: str, item: Mapping[str, Any] | None, work: Callable[[], ToolCallRecord] | None = None
+    ) -> None:
+        """Run one agent call on a thread of its own, in a copy of this context (Prefect's run context)."""
+        if work is None:
+            assert item is not None
+            work = functools.partial(record_unasked, self, item)
         context = contextvars.copy_context()
-        worker = threading.Thread(
-            target=context.run,
-            args=(self.run_call, gate.name, gate.run),
-            name=f"agent-call-{request.id}",
-            daemon=True,
-        )
+        worker = threading.Thread(target=context.run, args=(self.run_call, name, work), daemon=True)
         self.workers.append(worker)
         worker.start()
 
@@ -456,183 +468,12 @@ class CodexDriver:
         return AgentTurnFailed(f"codex: the turn failed: {message}", **self._tail())
 
 
-def run_codex_step(
-    step: CodexStep,
-    recorder: CallRecorder,
-    approver: Approver,
-    *,
-    run_call: CallRunner = run_directly,
-    prior: ToolCallRecord | None = None,
-    prefect_task_run_id: str | None = None,
-) -> ToolCallRecord:
-    """Run an agent step (see the module docstring); returns its record, already written."""
-    rec = recorder
-    call = ToolCallRecord(
-        id=step.call_id,
-        step=step.step,
-        milestone=step.milestone,
-        kind=ToolKind.AGENT.value,
-        command=rec.redact(f"{AGENT}: {step.prompt.strip().splitlines()[0][:200]}"),
-        cwd=rec.rel(step.cwd),
-        backend="codex-app-server",
-        needs=sorted(c.value for c in ({Capability.READ} | step.declared)),
-        status="pending",
-        started_at=utc_now(),
-        prefect_task_run_id=prefect_task_run_id,
-    )
-    if prior is not None:
-        call.order = prior.order
-        call.lineage = [*prior.lineage]
-    rec.announce(call)
-    started = time.monotonic()
-    # 1. the step itself: it starts codex; what codex does is gated call by call
-    facts = CallFacts(
-        ToolKind.AGENT, frozenset({Capability.READ} | step.declared), False, step.approval_required
-    )
-    requirement = decide(step.gate.policy, step.gate.profile, facts)
-    call.approval_outcome = requirement.outcome.value
-    call.approval_reason = requirement.reason
-    gate = ToolOrchestrator(recorder=rec, config=step.gate, approver=approver)
-    spec = ToolCallSpec(step=step.step, milestone=step.milestone, kind=ToolKind.AGENT, cwd=step.cwd)
-    driver = CodexDriver(step, rec, approver, run_call)
-    error: AgentError | None = None
-    try:
-        if gate.approve(spec, call, requirement, facts.needs) is not None:
-            call.status = "running"
-            rec.touch(call)
-            driver.run(call)
-            call.status = "succeeded"
-    except AgentError as exc:
-        error = exc
-        call.status = "timed-out" if isinstance(exc, AgentInterrupted) and exc.why == "timeout" else "failed"
-        call.error = rec.redact(str(exc))
-        call.output_tail = rec.redact.tail(exc.stderr_tail)
-    except BaseException as exc:
-        call.status = "failed"
-        call.error = rec.redact(f"{type(exc).__name__}: {exc}")
-        raise
-    finally:
-        call.duration_ms = round((time.monotonic() - started) * 1000, 3)
-        call.finished_at = utc_now()
-        call.sandbox.mode = step.gate.sandbox.value if step.gate.enabled else "none"
-        call.sandbox.state = "sandboxed" if driver.client is not None and driver._socket_dir else "none"
-        if call.status != "denied":
-            status: Literal["completed", "failed", "interrupted"] = (
-                "completed"
-                if call.status == "succeeded"
-                else ("interrupted" if isinstance(error, AgentInterrupted) else "failed")
-            )
-            rec.events.emit(
-                transcript.finished(
-                    step=step.step,
-                    call_id=step.call_id,
-                    status=status,
-                    turns=driver.turns,
-                    error=call.error,
-                )
-            )
-        rec.events.emit(
-            ev.ToolCallFinished(
-                tool_call_id=call.id,
-                status=call.status,
-                exit_code=None,
-                attempts=1 if driver.turns else 0,
-                approval_source=call.approval_source or "not-required",
-                sandbox_state=call.sandbox.state,
-                duration_ms=call.duration_ms,
-            )
-        )
-        rec.tracer.record_call(call)
-        rec.finish_call(call)
-    step_round_trips.extend(driver.round_trips_ms)
-    return call
-
-
-def run_agent_call(
-    call: CallInput,
-    recorder: CallRecorder,
-    approver: Approver,
-    spec: ToolCallSpec,
-    secrets: Mapping[str, str],
-    prior: ToolCallRecord | None,
-    prefect_task_run_id: str | None,
-    run_call: CallRunner | None,
-) -> ToolCallRecord:
-    """``execute_call``'s way into an agent step: the step by value (``CodexStep``) from its ``CallInput``."""
-    from codex_orchestrator.execute import _refused
-
-    if call.instance.ssh is not None:
-        return _refused(
-            recorder, call, prior, f"agent {call.step.agent} runs on this machine only, not over SSH"
-        )
-    step = call.step
-    codex_step = CodexStep(
-        call_id=call.call_id,
-        step=step.name,
-        milestone=call.milestone,
-        prompt=step.prompt or "",
-        workspace=Path(call.run.workspace).resolve(),
-        cwd=spec.cwd,
-        agent_dir=recorder.paths.run_dir / "agents" / call.call_id,
-        gate=call.gate.config(),
-        codex_config=dict(step.codex_config),
-        codex_bin=step.codex_bin,
-        timeout_s=step.timeout_s,
-        declared=frozenset(step.capabilities),
-        approval_required=step.approval == "required",
-        secrets=dict(secrets),
-    )
-    return run_codex_step(
-        codex_step,
-        recorder,
-        approver,
-        run_call=run_call or run_directly,
-        prior=prior,
-        prefect_task_run_id=prefect_task_run_id,
-    )
-
-
-# Round trips (ms) of every agent call answered without a person in this process (bench/agent_gate.py reads it).
-step_round_trips: list[float] = []
-
-
 def _mapping(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
 def _why(why: str, timeout_s: float) -> str:
     return f"the step's timeout of {timeout_s:g} s" if why == "timeout" else why
-
-
-# codex's CodexErrorInfo values that mean the model endpoint failed, as we name them.
-_MODEL_FAILURES = {
-    "internalServerError": "HTTP 500",
-    "serverOverloaded": "overloaded",
-    "rateLimitExceeded": "rate limited",
-    "usageLimitExceeded": "usage limit reached",
-    "unauthorized": "unauthorized (check the key in secret_env)",
-    "badRequest": "bad request",
-    "httpConnectionFailed": "HTTP connection failed",
-    "responseStreamConnectionFailed": "could not open the response stream",
-    "responseStreamDisconnected": "the response stream broke off",
-    "responseTooManyFailedAttempts": "too many failed attempts",
-}
-
-
-def model_failure(info: object, message: str) -> str | None:
-    """Why the model endpoint failed, from codex's ``codexErrorInfo`` (None: not the endpoint's fault)."""
-    if isinstance(info, str):
-        if info in _MODEL_FAILURES:
-            return _MODEL_FAILURES[info]
-        if info == "other" and "stream" in message.lower():
-            return "malformed or dropped response stream"
-        return None
-    if isinstance(info, Mapping):
-        for key, detail in info.items():
-            if key in _MODEL_FAILURES:
-                status = detail.get("httpStatusCode") if isinstance(detail, Mapping) else None
-                return _MODEL_FAILURES[key] + (f" (HTTP {status})" if status else "")
-    return None
 
 
 def _version_of(user_agent: str) -> str:

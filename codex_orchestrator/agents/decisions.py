@@ -95,7 +95,7 @@ def agent_call(
         cmd = CommandApprovalParams.model_validate(params)
         script = inner_command(cmd.command or "")
         # codex asks with a reason when the command wants out of its sandbox: the step asks for approval
-        escalates = cmd.reason is not None or cmd.additional_permissions is not None
+        escalates = cmd.reason is not None
         facts = call_facts(ToolKind.SHELL, script, (), escalates)
         if cmd.network_approval_context is not None:
             facts = _with(facts, Capability.NETWORK)

@@ -11,6 +11,8 @@ AgentError (an OrchestratorError)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from codex_orchestrator.errors import OrchestratorError
 
 
@@ -48,3 +50,34 @@ class AgentInterrupted(AgentError):
     def __init__(self, message: str, *, why: str, stderr_tail: str = "") -> None:
         self.why = why
         super().__init__(message, stderr_tail=stderr_tail)
+
+
+# codex's CodexErrorInfo values that mean the model endpoint failed, as we name them.
+_MODEL_FAILURES = {
+    "internalServerError": "HTTP 500",
+    "serverOverloaded": "overloaded",
+    "rateLimitExceeded": "rate limited",
+    "usageLimitExceeded": "usage limit reached",
+    "unauthorized": "unauthorized (check the key in secret_env)",
+    "badRequest": "bad request",
+    "httpConnectionFailed": "HTTP connection failed",
+    "responseStreamConnectionFailed": "could not open the response stream",
+    "responseStreamDisconnected": "the response stream broke off",
+    "responseTooManyFailedAttempts": "too many failed attempts",
+}
+
+
+def model_failure(info: object, message: str) -> str | None:
+    """Why the model endpoint failed, from codex's ``codexErrorInfo`` (None: not the endpoint's fault)."""
+    if isinstance(info, str):
+        if info in _MODEL_FAILURES:
+            return _MODEL_FAILURES[info]
+        if info == "other" and "stream" in message.lower():
+            return "malformed or dropped response stream"
+        return None
+    if isinstance(info, Mapping):
+        for key, detail in info.items():
+            if key in _MODEL_FAILURES:
+                status = detail.get("httpStatusCode") if isinstance(detail, Mapping) else None
+                return _MODEL_FAILURES[key] + (f" (HTTP {status})" if status else "")
+    return None

@@ -14,9 +14,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from codex_orchestrator.agents.decisions import AgentCall, agent_call, requirement
+from codex_orchestrator.agents.decisions import (
+    AgentCall,
+    agent_call,
+    agent_call_id,
+    inner_command,
+    requirement,
+)
 from codex_orchestrator.agents.protocol import Decision, decision_answer
 from codex_orchestrator.approvals import Announce, ApprovalAnswer, ApprovalRequest
 from codex_orchestrator.approvals import Decision as Answer
@@ -131,14 +138,7 @@ class AgentCallGate:
     def run(self) -> ToolCallRecord:
         driver = self.driver
         step = driver.step
-        rec = CallRecorder(
-            driver.recorder.store,
-            events=driver.recorder.events,
-            tracer=driver.recorder.tracer,
-            redact=driver.recorder.redact,
-            folder=driver.recorder.folder,
-            instance=driver.recorder.instance,
-        )
+        rec = call_recorder(driver)
         call = self.call
         if call is None:
             self.answer("decline")
@@ -166,6 +166,8 @@ class AgentCallGate:
                 **{"codex.tool_call.id": record.id, "codex.step": step.step, "codex.tool": record.kind},
             ):
                 decision = self._decide(rec, call, record)
+                if decision == "acceptForSession":
+                    driver.session_grants.add(call.display)
                 if decision in ("accept", "acceptForSession"):
                     waiter = driver.waiters.expect(call.item_id)
                     self.answer(decision)
@@ -237,52 +239,114 @@ class AgentCallGate:
             record.status = "failed"
             record.error = driver.waiters.closed or "codex did not report the call completed"
             return
-        status = str(item.get("status") or "")
-        exit_code = item.get("exitCode")
-        record.exit_code = exit_code if isinstance(exit_code, int) else None
-        output = item.get("aggregatedOutput")
-        if isinstance(output, str):
-            record.output_tail = rec.redact.tail(output)
-            record.output_bytes = len(output.encode())
-        if status == "completed" and (record.exit_code in (None, 0)):
-            record.status = "succeeded"
-        elif status == "declined":
-            record.status = "denied"
-            record.error = "codex did not run it"
-        else:
-            record.status = "failed"
-            record.error = (
-                f"exit code {record.exit_code}" if record.exit_code is not None else f"codex: {status}"
-            )
-        rec.events.emit(
-            ev.AttemptFinished(
-                tool_call_id=record.id,
-                attempt=1,
-                exit_code=record.exit_code,
-                duration_ms=float(item.get("durationMs") or 0),
-                error=record.error,
-                session_id=None,
-            )
-        )
+        settle_from_item(rec, record, item)
 
     def _finish(self, rec: CallRecorder, record: ToolCallRecord, started: float) -> None:
-        record.duration_ms = round((time.monotonic() - started) * 1000, 3)
-        record.finished_at = utc_now()
-        record.sandbox.mode = self.driver.step.gate.sandbox.value
-        record.sandbox.state = "sandboxed" if self.driver._socket_dir is not None else "none"
-        rec.events.emit(
-            ev.ToolCallFinished(
-                tool_call_id=record.id,
-                status=record.status,
-                exit_code=record.exit_code,
-                attempts=1 if record.status not in ("denied",) else 0,
-                approval_source=record.approval_source or "not-required",
-                sandbox_state=record.sandbox.state,
-                duration_ms=record.duration_ms,
-            )
+        finish(self.driver, rec, record, started)
+
+
+def settle_from_item(rec: CallRecorder, record: ToolCallRecord, item: Mapping[str, Any]) -> None:
+    """A call's outcome from codex's completed item: status, exit code, output (redacted)."""
+    status = str(item.get("status") or "")
+    exit_code = item.get("exitCode")
+    record.exit_code = exit_code if isinstance(exit_code, int) else None
+    output = item.get("aggregatedOutput")
+    if isinstance(output, str):
+        record.output_tail = rec.redact.tail(output)
+        record.output_bytes = len(output.encode())
+    if status == "completed" and (record.exit_code in (None, 0)):
+        record.status = "succeeded"
+    elif status == "declined":
+        record.status = "denied"
+        record.error = "codex did not run it"
+    else:
+        record.status = "failed"
+        record.error = f"exit code {record.exit_code}" if record.exit_code is not None else f"codex: {status}"
+    rec.events.emit(
+        ev.AttemptFinished(
+            tool_call_id=record.id,
+            attempt=1,
+            exit_code=record.exit_code,
+            duration_ms=float(item.get("durationMs") or 0),
+            error=record.error,
+            session_id=None,
         )
-        rec.tracer.record_call(record)
-        rec.finish_call(record)
+    )
+
+
+def finish(driver: CodexDriver, rec: CallRecorder, record: ToolCallRecord, started: float) -> None:
+    """The call's final record: its end event, metrics, the durable write."""
+    record.duration_ms = round((time.monotonic() - started) * 1000, 3)
+    record.finished_at = utc_now()
+    record.sandbox.mode = driver.step.gate.sandbox.value
+    record.sandbox.state = "sandboxed" if driver._socket_dir is not None else "none"
+    rec.events.emit(
+        ev.ToolCallFinished(
+            tool_call_id=record.id,
+            status=record.status,
+            exit_code=record.exit_code,
+            attempts=1 if record.status not in ("denied",) else 0,
+            approval_source=record.approval_source or "not-required",
+            sandbox_state=record.sandbox.state,
+            duration_ms=record.duration_ms,
+        )
+    )
+    rec.tracer.record_call(record)
+    rec.finish_call(record)
+
+
+def call_recorder(driver: CodexDriver) -> CallRecorder:
+    """A recorder of its own for one agent call (a recorder is not shared between threads)."""
+    parent = driver.recorder
+    return CallRecorder(
+        parent.store,
+        events=parent.events,
+        tracer=parent.tracer,
+        redact=parent.redact,
+        folder=parent.folder,
+        instance=parent.instance,
+    )
+
+
+def record_unasked(driver: CodexDriver, item: Mapping[str, Any]) -> ToolCallRecord:
+    """A command or patch codex ran without asking: after an approve-for-session it does not ask again for the
+    same command. Recorded as a call of its own (approval from the cache); anything else is flagged."""
+    step = driver.step
+    rec = call_recorder(driver)
+    command = inner_command(str(item.get("command") or "")) if item.get("type") == "commandExecution" else ""
+    display = command or "apply patch: " + ", ".join(
+        str(c.get("path")) for c in item.get("changes") or [] if isinstance(c, Mapping)
+    )
+    item_id = str(item.get("id"))
+    record = ToolCallRecord(
+        id=agent_call_id(step.call_id, driver.thread_id, driver.turn_id, item_id),
+        step=step.step,
+        milestone=step.milestone,
+        kind="shell" if command else "edit",
+        command=rec.redact(display),
+        cwd=rec.rel(Path(str(item.get("cwd") or step.cwd))),
+        backend="codex-app-server",
+        status="pending",
+        started_at=utc_now(),
+        parent_call_id=step.call_id,
+        session_id=item_id,
+        prefect_task_run_id=_current_task_run_id(),
+    )
+    started = time.monotonic()
+    rec.announce(record)
+    granted = display in driver.session_grants
+    record.approval_outcome = "skip"
+    record.approval_source = "cache" if granted else "not-required"
+    record.approval_reason = (
+        "approved for the session earlier: codex did not ask again"
+        if granted
+        else "codex ran it without asking the gate"
+    )
+    if not granted:
+        driver.counts["unasked"] = driver.counts.get("unasked", 0) + 1
+    settle_from_item(rec, record, item)
+    finish(driver, rec, record, started)
+    return record
 
 
 def _current_task_run_id() -> str | None:

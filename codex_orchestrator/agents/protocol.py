@@ -44,7 +44,6 @@ class CommandApprovalParams(_Params):
     reason: str | None = None
     command_actions: list[dict[str, Any]] | None = Field(default=None, alias="commandActions")
     network_approval_context: dict[str, Any] | None = Field(default=None, alias="networkApprovalContext")
-    additional_permissions: dict[str, Any] | None = Field(default=None, alias="additionalPermissions")
 
 
 class FileChangeApprovalParams(_Params):
