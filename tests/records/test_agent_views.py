@@ -12,6 +12,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from codex_orchestrator.records import agent_views
 from codex_orchestrator.records.manifest import load_manifest
+from codex_orchestrator.records.views import manifest_markdown
 from codex_orchestrator.run import RunOwner
 from tasks.agent_artifacts import publish_agents
 from tests.records.test_agent_fold import STEP_CALL, _agent_turn, _call, _notify, _owner
@@ -73,6 +74,12 @@ def test_the_transcript_reads_like_the_session(tmp_path: Path) -> None:
     assert "**$ `curl example.org`** — **declined** in `/elsewhere`" in text
     assert "> Added `multiply`.\n> Tests pass." in text
     assert "**Agent completed** after 1 turn(s)" in text
+    summary = manifest_markdown(manifest, "manifest.json", milestone="final")
+    assert (
+        "**Agent** `implement`: codex 0.163.0 **completed**, 1 turn(s), tool calls 1 denied, 1 succeeded"
+        in summary
+        and "(transcript: artifact `task-a-agent-implement`)" in summary
+    )
     rows = agent_views.tool_call_rows(agent, manifest.tool_calls)
     assert [(r["status"], r["command"]) for r in rows] == [
         ("succeeded", "cat calc.py"),
