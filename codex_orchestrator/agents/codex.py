@@ -207,6 +207,9 @@ class CodexDriver:
             "CODEX_HOME": str(home),
             **step.secrets,
         }
+        if endpoint is not None and endpoint.via_proxy:  # a remote endpoint: CONNECT through the bridge
+            host, port = endpoint.inside_listen
+            env["HTTPS_PROXY"] = env["https_proxy"] = f"http://{host}:{port}"
         argv = launch_argv(
             binary,
             overrides,
