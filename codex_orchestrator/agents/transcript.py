@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
+from codex_orchestrator.agents.decisions import inner_command
 from codex_orchestrator.records.agent_events import (
     AGENT_TEXT_BUDGET_BYTES,
     AgentCommand,
@@ -170,7 +171,7 @@ def _item_completed(ctx: _Context) -> list[AgentEvent]:
         return [
             AgentCommand(
                 **base,
-                command=_str(item, "command"),
+                command=inner_command(_str(item, "command")),  # as its tool call shows it: no shell wrapper
                 cwd=ctx.rel(_str(item, "cwd")),
                 status=status,
                 exit_code=exit_code if isinstance(exit_code, int) else None,

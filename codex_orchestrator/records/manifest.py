@@ -366,6 +366,52 @@ class InstanceStats(_Model):
     failures: int = 0
 
 
+class AgentTokenTotals(_Model):
+    """Tokens the agent's model used over the step (every model response's usage, summed)."""
+
+    input: int = 0
+    cached_input: int = 0
+    output: int = 0
+    reasoning_output: int = 0
+    total: int = 0
+
+
+class AgentToolCallRef(_Model):
+    """One of the agent's tool calls, as its record says (``tool_calls`` has the whole record)."""
+
+    id: str
+    kind: str
+    command: str
+    status: ToolCallStatus
+    approval_source: str | None = None
+    error: str | None = None
+
+
+class AgentStepRecord(_Model):
+    """One agent step driven through its agent's protocol (agents/): folded from its ``agent.*`` events and
+    from the records of the tool calls the agent made (``parent_call_id``)."""
+
+    call_id: str = Field(description="the agent step's own tool call")
+    step: str
+    agent: str = Field(description="e.g. codex")
+    agent_version: str = ""
+    thread_id: str | None = None
+    status: Literal["running", "completed", "failed", "interrupted"] = "running"
+    resumed: int = Field(default=0, description="times an earlier run's thread was resumed")
+    turns: int = Field(default=0, description="turns finished, over every run of the step")
+    tool_calls: list[AgentToolCallRef] = Field(default_factory=list, description="in the order they began")
+    tool_calls_by_status: dict[str, int] = Field(
+        default_factory=dict, description="the agent's tool calls by status (denied: the agent was refused)"
+    )
+    commands: int = Field(default=0, description="commands the agent reported (run, failed or declined)")
+    file_changes: int = Field(default=0, description="patches the agent reported")
+    messages: int = 0
+    errors: int = Field(default=0, description="errors the agent reported (e.g. its model endpoint failing)")
+    tokens: AgentTokenTotals = Field(default_factory=AgentTokenTotals)
+    final_message: str | None = Field(default=None, description="the agent's last message (its answer)")
+    error: str | None = None
+
+
 class ChainHead(_Model):
     """The event log's last link when the run finished: ``codex-orchestrator verify`` checks the log against it."""
 
@@ -439,6 +485,9 @@ class Manifest(RunState):
     pending_approvals: list[ApprovalRecord] = Field(default_factory=list)
     instance_stats: list[InstanceStats] = Field(
         default_factory=list, description="per instance: calls, busy time"
+    )
+    agents: list[AgentStepRecord] = Field(
+        default_factory=list, description="per agent step driven through its agent's protocol: its summary"
     )
     tool_calls: list[ToolCallRecord] = Field(default_factory=list)  # keep last: the folder splices it in
 

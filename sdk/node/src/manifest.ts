@@ -4,6 +4,10 @@
  * One run, as recorded in ``.runs/<task>/cli/<run-id>/manifest.json``: folded from the run's records.
  */
 export interface Manifest {
+  /**
+   * per agent step driven through its agent's protocol: its summary
+   */
+  agents?: AgentStepRecord[];
   approval_cache?: CacheCounters;
   approvals?: ApprovalRecord[];
   /**
@@ -103,6 +107,83 @@ export interface Manifest {
    * always '.': every path here is relative to the workspace
    */
   workspace?: string;
+}
+/**
+ * One agent step driven through its agent's protocol (agents/): folded from its ``agent.*`` events and
+ * from the records of the tool calls the agent made (``parent_call_id``).
+ */
+export interface AgentStepRecord {
+  /**
+   * e.g. codex
+   */
+  agent: string;
+  agent_version?: string;
+  /**
+   * the agent step's own tool call
+   */
+  call_id: string;
+  /**
+   * commands the agent reported (run, failed or declined)
+   */
+  commands?: number;
+  error?: string | null;
+  /**
+   * errors the agent reported (e.g. its model endpoint failing)
+   */
+  errors?: number;
+  /**
+   * patches the agent reported
+   */
+  file_changes?: number;
+  /**
+   * the agent's last message (its answer)
+   */
+  final_message?: string | null;
+  messages?: number;
+  /**
+   * times an earlier run's thread was resumed
+   */
+  resumed?: number;
+  status?: "running" | "completed" | "failed" | "interrupted";
+  step: string;
+  thread_id?: string | null;
+  tokens?: AgentTokenTotals;
+  /**
+   * in the order they began
+   */
+  tool_calls?: AgentToolCallRef[];
+  /**
+   * the agent's tool calls by status (denied: the agent was refused)
+   */
+  tool_calls_by_status?: {
+    [k: string]: number;
+  };
+  /**
+   * turns finished, over every run of the step
+   */
+  turns?: number;
+}
+/**
+ * Tokens the agent's model used over the step (every model response's usage, summed).
+ */
+export interface AgentTokenTotals {
+  cached_input?: number;
+  input?: number;
+  output?: number;
+  reasoning_output?: number;
+  total?: number;
+}
+/**
+ * One of the agent's tool calls, as its record says (``tool_calls`` has the whole record).
+ */
+export interface AgentToolCallRef {
+  approval_source?: string | null;
+  command: string;
+  error?: string | null;
+  id: string;
+  kind: string;
+  status:
+    "pending" | "awaiting-approval" | "running" | "succeeded" | "failed" | "denied" | "timed-out" | "skipped";
 }
 export interface CacheCounters {
   hits?: number;
