@@ -61,8 +61,10 @@ from codex_orchestrator.approvals import Approver
 from codex_orchestrator.call_recorder import CallRecorder
 from codex_orchestrator.gate import GateConfig
 from codex_orchestrator.policy import Capability
+from codex_orchestrator.records.agent_events import AgentEvent
 from codex_orchestrator.records.manifest import ToolCallRecord
 from codex_orchestrator.sandbox import SandboxMode, SandboxSpec, host_tmp_entries, probe
+from codex_orchestrator.telemetry.agent import AgentTelemetry
 
 if TYPE_CHECKING:
     pass
@@ -158,6 +160,7 @@ class CodexDriver:
         self.turn_id = ""
         self.turns = 0
         self.waiters = ItemWaiters()
+        self.telemetry: AgentTelemetry | None = None  # made in run(), inside the step's span
         self.workers: list[threading.Thread] = []
         self.round_trips_ms: list[
             float
@@ -174,15 +177,32 @@ class CodexDriver:
         """Drive codex to the end of one turn; raises AgentError (or subclass) naming why it did not complete."""
         with _LIVE_LOCK:
             _LIVE.add(self)
+        step = self.step
+        tracer = self.recorder.tracer
         try:
-            self._start()
-            self._turn()
+            # The step's span: its turns nest under it, and the agent's own calls under the open turn.
+            with tracer.span(
+                "tool_call",
+                **{"codex.tool_call.id": step.call_id, "codex.step": step.step, "codex.tool": "agent"},
+            ):
+                self.telemetry = AgentTelemetry(tracer, step=step.step, call_id=step.call_id, agent=AGENT)
+                try:
+                    self._start()
+                    self._turn()
+                finally:
+                    self.telemetry.close()
         finally:
             self._close()
             with _LIVE_LOCK:
                 _LIVE.discard(self)
             record.session_id = self.thread_id or None
             self.done.set()
+
+    def _emit(self, event: AgentEvent) -> None:
+        """Log one agent event, and let the turn's span and metrics see it."""
+        self.recorder.events.emit(event)
+        if self.telemetry is not None:
+            self.telemetry.observe(event)
 
     def _start(self) -> None:
         step = self.step
@@ -237,7 +257,7 @@ class CodexDriver:
             thread = self._request(lambda: client.thread_start(params), "thread/start")
         self.thread_id = thread.thread.id
         _write_state(step.agent_dir, {"thread_id": self.thread_id, "codex_version": self.version})
-        self.recorder.events.emit(
+        self._emit(
             transcript.started(
                 step=step.step,
                 call_id=step.call_id,
@@ -354,9 +374,13 @@ class CodexDriver:
         """Log the notification's events; route item completions; the turn's end as (status, error)."""
         step = self.step
         for event in transcript.from_notification(
-            step=step.step, call_id=step.call_id, method=note.method, params=note.params
+            step=step.step,
+            call_id=step.call_id,
+            method=note.method,
+            params=note.params,
+            workspace=step.workspace,
         ):
-            self.recorder.events.emit(event)
+            self._emit(event)
         params = note.params
         if note.method in ("item/started", "item/completed"):
             item = _mapping(params.get("item"))
@@ -401,7 +425,11 @@ class CodexDriver:
         if work is None:
             assert item is not None
             work = functools.partial(record_unasked, self, item)
-        context = contextvars.copy_context()
+        if self.telemetry is not None:
+            with self.telemetry.turn_context():  # the call's spans nest under the open turn
+                context = contextvars.copy_context()
+        else:
+            context = contextvars.copy_context()
         worker = threading.Thread(target=context.run, args=(self.run_call, name, work), daemon=True)
         self.workers.append(worker)
         worker.start()

@@ -3,6 +3,7 @@ approve-and-remember answers codex with the rule it proposed (real codex binary,
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,18 @@ def test_a_patch_to_the_workspaces_rules_is_asked_and_codex_cannot_write_them(tm
     assert patch_call["status"] == "denied" and patch_call["approval_outcome"] == "ask"
     assert command["status"] == "failed" and command["exit_code"] != 0
     assert sorted(p.name for p in rules.iterdir()) == ["team.rules"]
+
+
+def test_a_real_turn_is_a_span_under_the_step_and_the_agents_calls_nest_under_it(tmp_path: Path) -> None:
+    run, _model = run_agent(tmp_path, [[{"exec": "cat calc.py"}], [{"message": "read it"}]])
+    assert run.record.status == "succeeded", run.record.error
+    run_dir = Path(run.ref.runs_dir) / run.ref.task_id / "cli" / run.ref.run_id
+    spans = [json.loads(line) for line in (run_dir / "traces.jsonl").read_text().splitlines()]
+    calls = {s["attributes"].get("codex.tool_call.id"): s for s in spans if s["name"] == "tool_call"}
+    (turn,) = [s for s in spans if s["name"] == "agent_turn"]
+    assert turn["parent_span_id"] == calls[STEP_CALL_ID]["span_id"]
+    assert turn["attributes"]["codex.agent.turn.status"] == "completed"
+    assert calls[run.calls[0]["id"]]["parent_span_id"] == turn["span_id"]
+    # the events' paths are workspace-relative
+    command = next(e for e in run.events if e["type"] == "agent.command")
+    assert not str(command.get("cwd", "")).startswith("/")
