@@ -26,6 +26,8 @@ PREFECT_CLEANUP_S = 3.0
 AGENT_STOP_S = 2.5
 # Command trees get this long between SIGTERM and SIGKILL.
 KILL_GRACE_S = 1.0
+# The runs' records (agents stopped first) are written within this long, or left to their heartbeat.
+RECORDS_S = AGENT_STOP_S + 1.5
 
 
 def install() -> None:
@@ -46,9 +48,27 @@ def shutdown(signum: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the shutdown itself
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     owners: list[RunOwner] = []
+    recorded = threading.Event()
+
+    def record() -> None:
+        nonlocal owners
+        try:
+            _interrupt_agents(name)
+            owners = interrupt_active_runs(code, f"interrupted by {name}")
+        finally:
+            recorded.set()
+
+    # In a thread of its own: the signal may have come while this thread held a lock the records need (the
+    # event log's, run.json's flock), and waiting for it here would wait forever (docs/concurrency.md).
+    threading.Thread(target=record, name="interrupt-records", daemon=True).start()
     try:
-        _interrupt_agents(name)
-        owners = interrupt_active_runs(code, f"interrupted by {name}")
+        if not recorded.wait(RECORDS_S):
+            print(
+                f"the runs' records were not marked interrupted within {RECORDS_S:g} s (the {name} came while "
+                "they were being written); `codex-orchestrator runs` shows them interrupted once their "
+                "heartbeat is stale",
+                file=sys.stderr,
+            )
     finally:
         close_every_session(KILL_GRACE_S)
         _tell_prefect(owners, name)
