@@ -84,7 +84,10 @@ def test_run_json_the_manifest_and_the_artifacts_show_the_agents_work(
     assert declined["command"] == "curl -s http://127.0.0.1:9/" and declined["status"] == "declined"
 
     (manifest_path,) = workspace.glob(".runs/agent-view/cli/*/manifest.json")
-    (summary,) = validate_manifest(manifest_path)["agents"]
+    manifest = validate_manifest(manifest_path)
+    (summary,) = manifest["agents"]
+    assert summary["agent_version"] == "0.163.0"
+    assert manifest["diagnostics"]["tools"]["agent:implement"].startswith("codex-cli 0.163.0")
     assert summary["status"] == "completed" and summary["agent"] == "codex" and summary["turns"] == 1
     assert summary["tool_calls_by_status"] == {"denied": 1, "succeeded": 2}
     usage = [e["last"]["total"] for e in agent if e["type"] == "agent.tokens"]
