@@ -185,7 +185,7 @@ class ToolOrchestrator:
             call.rule = rule_record(verdict)
             amendment = amendment_for(facts)
             try:
-                granted = self._approve(spec, call, requirement, facts.needs, amendment)
+                granted = self.approve(spec, call, requirement, facts.needs, amendment)
                 rec.tracer.set(span, **{"codex.approval.source": call.approval_source})
                 if granted:
                     # 2. sandbox
@@ -241,20 +241,9 @@ class ToolOrchestrator:
         needs: frozenset[Capability],
         amendment: tuple[tuple[str, ...], ...] = (),
     ) -> frozenset[Capability] | None:
-        """Step 1 alone, for a call that runs elsewhere (an agent's own tool call, run by the agent): the
-        capabilities granted, or None when it must not run (``call`` then says why). ``amendment``: the rule
-        approve-and-remember writes."""
-        return self._approve(spec, call, requirement, needs, amendment)
-
-    def _approve(
-        self,
-        spec: ToolCallSpec,
-        call: ToolCallRecord,
-        requirement: Requirement,
-        needs: frozenset[Capability],
-        amendment: tuple[tuple[str, ...], ...] = (),
-    ) -> frozenset[Capability] | None:
-        """Returns the capabilities granted for this call, or None when it must not run."""
+        """Step 1: the capabilities granted for this call, or None when it must not run (``call`` then says
+        why). Also for a call that runs elsewhere (an agent's own tool call, run by the agent). ``amendment``:
+        the rule approve-and-remember writes."""
         rec = self.recorder
         if requirement.outcome is Outcome.SKIP:
             # `missing` is non-empty only for on-failure's confined calls: those run without it, sandboxed.

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.conftest import python_child
 
 # A bound only a hang reaches: the shutdown takes a few seconds at most.
 WAIT_S = 60.0
@@ -35,20 +32,8 @@ with owner.events._lock:  # the signal comes in the middle of an event being wri
 def test_a_signal_that_comes_while_the_event_log_is_locked_still_ends_the_process(tmp_path: Path) -> None:
     """The handler runs in the interrupted thread: marking the run interrupted needs the log's lock that thread
     holds. Waiting for it there hung the process forever (the signals are ignored once the shutdown began)."""
-    child = subprocess.Popen(
-        [sys.executable, "-c", HOLDS_THE_LOG_LOCK, str(tmp_path)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        out, err = child.communicate(timeout=WAIT_S)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        out, err = child.communicate()
+    code, out, err = python_child(HOLDS_THE_LOG_LOCK, str(tmp_path), timeout_s=WAIT_S)
     assert out.strip() == "holding"
-    assert child.returncode == 128 + signal.SIGINT, err
+    assert code == 128 + signal.SIGINT, err
     assert "records were not marked interrupted" in err
     assert "Traceback" not in err

@@ -22,7 +22,7 @@ from prefect.utilities.asyncutils import run_coro_as_sync
 from prefect.utilities.engine import emit_task_run_state_change_event
 
 from flows.task_submit import Deferred, WorkerFuture, observed_end, submit_deferred, when_done, worker_context
-from tests.conftest import ROOT
+from tests.conftest import python_child
 
 CLI = Path(sys.executable).parent / "codex-orchestrator"
 # A bound on waits that only a hang reaches (the callback path takes milliseconds).
@@ -117,21 +117,12 @@ def test_a_call_that_ended_before_its_callback_is_registered_wakes_the_loop(pref
     """Prefect's ``add_done_callback`` calls back at once, holding the waiter's lock, for a run already ended;
     a callback that then waited for that lock (our settle did) hung the run forever (issue 20). In a process of
     its own: a deadlock there holds the waiter's lock for good, which would hang this one."""
-    env = {**os.environ, "PREFECT_API_URL": prefect_server, "PYTHONPATH": str(ROOT)}
-    child = subprocess.Popen(
-        [sys.executable, "-c", "from tests.flows.test_task_submit import ended_early; ended_early()"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    code, out, err = python_child(
+        "from tests.flows.test_task_submit import ended_early; ended_early()",
+        timeout_s=WAIT_S,
+        env={"PREFECT_API_URL": prefect_server},
     )
-    try:
-        out, err = child.communicate(timeout=WAIT_S)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        out, err = child.communicate()
-    assert child.returncode == 0, err[-3000:]
+    assert code == 0, err[-3000:]
     assert out.split() == ["returned", "woke", "COMPLETED"], (out, err[-3000:])
 
 
