@@ -68,6 +68,9 @@ def test_gate_overhead_quick_run_prints_every_row(tmp_path: Path) -> None:
         assert row in stdout and rows[row]["n"] > 0
     assert [c["calls"] for c in report["results"]["record_cost"]] == [20, 200]
     assert "Record cost per tool call" in stdout
+    # The sandboxed rows say which path they measured; here, where bwrap works, the run's kept sandbox.
+    assert report["results"]["sandbox_path"].startswith("the run's kept-alive sandbox")
+    assert f"ran in {report['results']['sandbox_path']}" in stdout
 
 
 @pytest.mark.ssh
