@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from codex_orchestrator.exec.local import session_members
 from tests.conftest import ROOT, validate_events, validate_manifest
 
 pytestmark = pytest.mark.prefect
@@ -281,6 +282,12 @@ def test_ctrl_c_to_the_group_on_the_embedded_server_ends_the_run_at_once(
     assert "Traceback" not in err and "ConnectError" not in err
     data = validate_manifest(manifest)
     assert data["status"] == "interrupted" and data["exit_code"] == 130
+    # The server went with the same Ctrl-C: the process says so at once, in one line, instead of retrying it
+    # and waiting for its log handler (what took 8 s; bench/interrupt.py times it).
+    api_url = data["prefect"]["api_url"]
+    assert f"Prefect's server at {api_url} stopped with the same SIGINT" in err, err
+    # Nothing is left running: not the server, not the command's sandbox, not a watchdog.
+    assert session_members(proc.pid) == {}
 
 
 def test_as_many_steps_as_max_parallel_run_at_once(prefect_server: str, workspace: Path) -> None:
