@@ -149,11 +149,8 @@ def run_demo(base: Path) -> int:
         raise RequestError(f"the demo run left no readable manifest: {exc}") from exc
     say("")
     say(f"demo: run {manifest.run_id} {manifest.status} (exit {code})")
-    for call in manifest.tool_calls:
-        say(
-            f"  {call.id} {call.milestone:<12} {call.step:<17} {call.status:<9} attempts={len(call.attempts)} "
-            f"approval={call.approval_source or '-':<12} sandbox={call.sandbox.state}"
-        )
+    for line in call_lines(manifest):
+        say(line)
     say(f"  approval cache: {manifest.approval_cache.hits} hit(s), {manifest.approval_cache.misses} miss(es)")
     for line in verification_lines(manifest):
         say(line)
@@ -162,6 +159,26 @@ def run_demo(base: Path) -> int:
     for name, path in SnapshotPaths(manifest_path.parents[3], manifest.task_id).files().items():
         say(f"demo: snapshot {name:<12} {path}")  # docs/metrics.md; `metrics --recompute` rebuilds them
     return code
+
+
+def call_lines(manifest: Manifest) -> list[str]:
+    """The tool-call summary, one line a call, each column as wide as its widest cell (ids differ in length)."""
+    rows = [
+        [
+            call.id,
+            call.milestone,
+            call.step,
+            call.status,
+            f"attempts={len(call.attempts)}",
+            f"approval={call.approval_source or '-'}",
+            f"sandbox={call.sandbox.state}",
+        ]
+        for call in manifest.tool_calls
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))] if rows else []
+    return [
+        "  " + " ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
 
 
 def verification_lines(manifest: Manifest) -> list[str]:

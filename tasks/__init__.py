@@ -6,7 +6,7 @@ tool_call.py  one tool call through the ToolOrchestrator gate, as a Prefect task
 artifacts.py  the manifest, tool-call and metrics views published as Prefect artifacts
 foundation.py the instruction hierarchy, its hashes and drift (and drift's approval)
 notify.py     notification blocks and Prefect events; the approval-waiting automation
-log_hygiene.py  no empty "NoneType: None" traceback under a task that returned a Failed state
+log_hygiene.py  no empty "NoneType: None" traceback under a failed task; one pause notice on the terminal
 """
 
 from tasks import log_hygiene
