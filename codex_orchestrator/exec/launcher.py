@@ -599,14 +599,12 @@ def start_launcher(spec: SandboxSpec) -> SandboxLauncher:
     ours.settimeout(LAUNCHER_START_TIMEOUT_S)
     try:
         launcher = SandboxLauncher(spec, popen, ours)
-    except LauncherError as exc:
+    except BaseException as exc:
         popen.kill()
         popen.wait(max(0.0, deadline - time.monotonic()) or KILL_WAIT_S)
-        said = _tail(stderr)
-        raise LauncherError(f"{exc}; it said: {said}" if said else str(exc)) from exc
-    except BaseException:
-        popen.kill()
-        popen.wait(max(0.0, deadline - time.monotonic()) or KILL_WAIT_S)
+        said = _tail(stderr) if isinstance(exc, LauncherError) else ""
+        if said:  # bwrap's own words ("bwrap: execvp ...: No such file or directory")
+            raise LauncherError(f"{exc}; it said: {said}") from exc
         raise
     finally:
         stderr.close()  # the launcher keeps its own descriptor of the file
