@@ -109,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     policies = [p.value for p in ApprovalPolicy]
     caps = [c.value for c in Capability]
-    ex.add_argument("--cwd", type=Path, help="working directory (default: the current one)")
+    ex.add_argument(
+        "--cwd", type=Path, help="working directory (default: the workspace if given, else the current one)"
+    )
     ex.add_argument(
         "--workspace", type=Path, help="workspace root: writable in the sandbox, holds .runs (default: --cwd)"
     )

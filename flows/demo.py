@@ -184,17 +184,8 @@ def _run_demo(base: Path, model: ScriptedModel) -> int:
         raise RequestError(f"the demo run left no readable manifest: {exc}") from exc
     say("")
     say(f"demo: run {manifest.run_id} {manifest.status} (exit {code})")
-    for call in manifest.tool_calls:
-        if call.parent_call_id is not None:  # a tool call the agent made: under its step, by what it ran
-            say(
-                f"    agent: {call.status:<9} approval={call.approval_source or '-':<12} "
-                f"{call.command[:AGENT_COMMAND_CHARS]}"
-            )
-            continue
-        say(
-            f"  {call.id} {call.milestone:<12} {call.step:<17} {call.status:<9} attempts={len(call.attempts)} "
-            f"approval={call.approval_source or '-':<12} sandbox={call.sandbox.state}"
-        )
+    for line in call_lines(manifest):
+        say(line)
     say(f"  approval cache: {manifest.approval_cache.hits} hit(s), {manifest.approval_cache.misses} miss(es)")
     for line in agent_lines(manifest):
         say(line)
@@ -220,6 +211,37 @@ def agent_lines(manifest: Manifest) -> list[str]:
             lines.append(f"demo: agent    said: {' '.join(agent.final_message.split())}")
         if agent.error:
             lines.append(f"demo: agent    error: {agent.error}")
+    return lines
+
+
+def call_lines(manifest: Manifest) -> list[str]:
+    """The tool-call summary, one line a call, each column as wide as its widest cell (ids differ in length).
+    The agent's own tool calls follow their step's line, indented, by what the agent ran."""
+    rows = {
+        call.id: [
+            call.id,
+            call.milestone,
+            call.step,
+            call.status,
+            f"attempts={len(call.attempts)}",
+            f"approval={call.approval_source or '-'}",
+            f"sandbox={call.sandbox.state}",
+        ]
+        for call in manifest.tool_calls
+        if call.parent_call_id is None
+    }
+    columns = list(rows.values())
+    widths = [max(len(row[i]) for row in columns) for i in range(len(columns[0]))] if columns else []
+    lines = []
+    for call in manifest.tool_calls:
+        if call.parent_call_id is not None:  # a tool call the agent made: under its step, by what it ran
+            lines.append(
+                f"    agent: {call.status:<9} approval={call.approval_source or '-':<12} "
+                f"{call.command[:AGENT_COMMAND_CHARS]}"
+            )
+            continue
+        row = rows[call.id]
+        lines.append("  " + " ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     return lines
 
 

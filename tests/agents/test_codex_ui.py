@@ -25,8 +25,10 @@ from tests.test_ui_artifacts import (  # the module's own UI server (the harness
     SCREENSHOTS,
     SERVER_START_S,
     VIEWPORT,
-    _paused_approval,
+    _choose,
+    _open_resume_form,
     _submit,
+    _wait_for_pause,
     ui_server,  # noqa: F401 - a fixture
 )
 
@@ -61,33 +63,17 @@ def test_a_patch_the_agent_asks_for_is_answered_in_the_prefect_ui(ui_server: str
     with ScriptedModel(script) as model:
         run = _start_run(ui_server, agent_request(workspace, model, profile=["read"]), tmp_path, "ui-agent-1")
         try:
-            deadline = time.monotonic() + SERVER_START_S
-            paused = None
-            while paused is None:
-                assert run.poll() is None, run.communicate()[1][-3000:]
-                assert time.monotonic() < deadline, "the agent's patch never paused for approval"
-                paused = _paused_approval(ui_server, "ui-agent-1")
-                time.sleep(0.2)
+            paused = _wait_for_pause(ui_server, run, "ui-agent-1", "the agent's patch")
             SCREENSHOTS.mkdir(exist_ok=True)
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
                 try:
                     page = browser.new_page(viewport=VIEWPORT)
-                    page.goto(f"{ui_server}/runs/flow-run/{paused['id']}")
-                    resume = page.get_by_role("button", name="Resume")
-                    resume.wait_for(timeout=PAGE_WAIT_MS)
-                    resume.click()
-                    dialog = page.get_by_role("dialog")
-                    dialog.wait_for(timeout=PAGE_WAIT_MS)
+                    dialog = _open_resume_form(page, ui_server, paused["id"])
                     # The question shows what the agent wants to do: the patch, with its diff.
                     dialog.get_by_text("apply patch: calc.py").first.wait_for(timeout=PAGE_WAIT_MS)
                     dialog.get_by_text("+def mul(a, b):").first.wait_for(timeout=PAGE_WAIT_MS)
-                    decision = dialog.locator(".p-select-button__control").first
-                    decision.wait_for(timeout=PAGE_WAIT_MS)
-                    assert decision.inner_text().strip() == "deny"
-                    decision.focus()
-                    page.keyboard.press("ArrowDown")
-                    page.get_by_role("option", name="approve", exact=True).click()
+                    _choose(page, dialog, "approve")
                     dialog.locator("textarea").nth(0).fill("the diff is fine")
                     page.screenshot(path=str(SCREENSHOTS / "ui-agent-patch.png"), full_page=True)
                     _submit(page, dialog)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -62,6 +63,14 @@ def test_the_demo_prints_only_what_a_person_needs(tmp_path: Path) -> None:
     assert "  guardrail spec-guard  passed   required" in done.stdout
     assert "  guardrail eval        passed   advisory" in done.stdout
     assert "demo: change   " in done.stdout
+    # One notice per pause (the CLI's; Prefect's log line of it goes to the UI only), naming each approval once.
+    notices = re.findall(r"waiting for approval (\S+) of run", output)
+    assert notices and len(notices) == len(set(notices)), notices
+    # The tool-call summary is a table: each column starts where it starts on every other line.
+    lines = done.stdout.split("\n  approval cache:")[0].split("(exit 0)\n")[-1].splitlines()
+    assert len(lines) >= 3 and len({len(line.split()[0]) for line in lines}) > 1  # ids of different lengths
+    starts = {tuple(m.start() for m in re.finditer(r"\S+", line)) for line in lines}
+    assert len(starts) == 1, lines
     snapshots = [line.split()[2] for line in done.stdout.splitlines() if line.startswith("demo: snapshot ")]
     assert snapshots == ["metrics", "post-rollout", "completeness", "state", "mttr-delta"]
     (repo,) = (tmp_path / "demo").glob("*/repo")
