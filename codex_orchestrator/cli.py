@@ -388,6 +388,9 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     request_file = run_dir / REQUEST_FILENAME
     if not request_file.exists():
         raise RequestError(f"run {args.run_id!r} is an exec run or has no request to resume", field="run_id")
+    from codex_orchestrator.request import load_request
+
+    load_request(request_file)  # as `run` does: a bad request is refused before Prefect starts
     return _start_run(args, request_file, run_id=args.run_id, runs_dir=run_dir.parents[2], resume=True)
 
 
