@@ -1,5 +1,5 @@
 // Each failure becomes a typed error carrying the CLI's stderr tail. The real CLI covers the missing CLI, exit 2
-// and unknown runs; test/fake-cli.mjs stands in only for what a real CLI cannot be made to do on demand (print a
+// and unknown runs; support/fake-cli.mjs stands in only for what a real CLI cannot be made to do on demand (print a
 // non-JSON line, crash mid-stream, speak another major schema version).
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -16,7 +16,7 @@ import {
   SdkError,
   UsageError,
 } from "../dist/index.js";
-import { CLI, collect, FAKE_CLI, scratch } from "./helpers.mjs";
+import { CLI, collect, FAKE_CLI, scratch } from "../support/helpers.mjs";
 
 const fake = (mode, cwd) =>
   new Client({ cli: [process.execPath, FAKE_CLI], env: { FAKE_CLI_MODE: mode }, cwd });
