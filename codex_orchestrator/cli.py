@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     run = sub.add_parser("run", help="run a request file (YAML or JSON) as the four milestone flows")
-    run.add_argument("request_file", type=Path, help="the request: see README 'The request file'")
+    run.add_argument("request_file", type=Path, help="the request: see docs/requests.md")
     run.add_argument("--runs-dir", type=Path, help="where records go (default: <workspace>/.runs)")
     run.add_argument("--run-id", help="use this run id instead of a fresh one")
     run.add_argument("--json", action="store_true", help="print the run's events as JSON Lines on stdout")

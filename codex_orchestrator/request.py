@@ -30,7 +30,7 @@ from codex_orchestrator.verification.settings import RESERVED_NAMES, Verificatio
 GATE_ENV_VAR = "CODEX_ORCHESTRATOR_GATE"
 DEFAULT_MAX_PARALLEL = 4
 
-# Size limits per field, in UTF-8 bytes (README "The request file"), checked before anything runs. A command is
+# Size limits per field, in UTF-8 bytes (docs/requests.md), checked before anything runs. A command is
 # bounded by Linux's limit on one exec argument (MAX_ARG_STRLEN, 128 KiB); the whole request by Prefect's
 # 512 KiB limit on a flow run's parameters, with room for the rest of them.
 FIELD_LIMIT_BYTES: dict[str, int] = {
