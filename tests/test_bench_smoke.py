@@ -107,3 +107,10 @@ def test_fanout_quick_run_prints_both_figures(tmp_path: Path) -> None:
     assert results["sequential_s"] > 0 and results["parallel_s"] > 0
     assert set(results["per_call_ms"]) == {"4", "16"}
     assert "independent `sleep" in stdout and "Per-call overhead" in stdout
+
+
+def test_hostile_requests_quick_run_prints_every_row(tmp_path: Path) -> None:
+    stdout, report = run_quick("hostile_requests.py", tmp_path)
+    assert report["bench"] == "hostile_requests"
+    for row in ("9-level alias bomb (YAML)", "100,000 levels deep (YAML)", "100,000 levels deep (JSON)"):
+        assert row in stdout and report["results"]["cli_ms"][row]["n"] > 0

@@ -16,27 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from bench.hostile_requests import VALID, alias_bomb, nested
 from codex_orchestrator.documents import MAX_DEPTH, MAX_DOCUMENT_BYTES, load_document
 from codex_orchestrator.errors import RequestError
 from codex_orchestrator.request import MAX_REQUEST_BYTES, load_request, parse_request
 
 CLI = [sys.executable, "-m", "codex_orchestrator.cli"]
 HANG_BOUND_S = 120
-VALID = 'task: bomb\nworkspace: .\nsteps:\n  - {name: s, command: "true"}\n'
-
-
-def alias_bomb(levels: int = 9) -> str:
-    """``a0: &a0 [x,...]`` then each level nine aliases of the one before: 9^levels values once expanded."""
-    lines = ["a0: &a0 [x,x,x,x,x,x,x,x,x]"]
-    lines += [f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels)]
-    return "\n".join(lines) + "\n" + VALID
-
-
-def nested(depth: int, *, json_format: bool) -> str:
-    goal = "[" * depth + "]" * depth
-    if json_format:
-        return f'{{"task": "deep", "workspace": ".", "steps": [{{"name": "s", "command": "true"}}], "goal": {goal}}}'
-    return f"task: deep\nworkspace: .\nsteps: [{{name: s, command: 'true'}}]\ngoal: {goal}\n"
 
 
 def _load(text: str, *, json_format: bool = False) -> object:
