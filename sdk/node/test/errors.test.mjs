@@ -72,6 +72,23 @@ test("exit 2 on a bad option is a UsageError with the CLI's message and stderr t
   assert.throws(() => new Client({ cli: CLI }).exec(["true"], { polcy: "never" }), /unexpected options polcy/);
 });
 
+test("a YAML alias bomb is a UsageError naming the aliases, and nothing is written", async (t) => {
+  const dir = scratch(t);
+  const levels = ["a0: &a0 [x,x,x,x,x,x,x,x,x]"];
+  for (let i = 1; i < 9; i++) levels.push(`a${i}: &a${i} [${Array(9).fill(`*a${i - 1}`).join(",")}]`);
+  writeFileSync(
+    join(dir, "bomb.yaml"),
+    `${levels.join("\n")}\ntask: bomb\nworkspace: .\nsteps: [{name: s, command: "true"}]\n`,
+  );
+  await assert.rejects(new Client({ cli: CLI, cwd: dir }).run("bomb.yaml").wait(), (error) => {
+    assert.ok(error instanceof UsageError);
+    assert.equal(error.returnCode, 2);
+    assert.match(error.message, /YAML aliases expand it/);
+    return true;
+  });
+  assert.equal(existsSync(join(dir, ".runs")), false);
+});
+
 test("a bad request, an unknown run, and approving a run without a pending approval", async (t) => {
   const dir = scratch(t);
   const client = new Client({ cli: CLI, cwd: dir });
