@@ -1,6 +1,8 @@
 """Hostile request files: how fast each is refused (issue 21), in-process and through the CLI.
 
-Rows: the nine-level YAML alias bomb, a request nested 100,000 levels deep in YAML and in JSON. Baselines, timed
+Rows: the nine-level YAML alias bomb, a request nested 100,000 levels deep in YAML and in JSON, and the largest
+YAML file read at all (1 MiB) made of one-letter values, the most nodes per byte (refused as over the request's
+size limit once parsed). Baselines, timed
 in the same interleaved rounds: in-process, loading a small valid request; through the CLI, ``run`` of a request
 file that does not exist (the same interpreter start and imports, refused at the read). Target: each refusal
 within a second through the CLI, and in-process within 100x a valid request's load.
@@ -21,6 +23,7 @@ import tempfile
 from collections.abc import Callable
 
 from bench._common import Stats, Target, emit_report, interleaved_ms, note, parser, print_table, spread_target
+from codex_orchestrator.documents import MAX_YAML_BYTES
 from codex_orchestrator.errors import RequestError
 from codex_orchestrator.request import load_request
 
@@ -49,10 +52,17 @@ def nested(depth: int, *, json_format: bool) -> str:
     return f"task: deep\nworkspace: .\nsteps: [{{name: s, command: 'true'}}]\ngoal: {goal}\n"
 
 
+def many_values(size: int) -> str:
+    """A request file of about ``size`` bytes that is all one-letter list items: the most YAML nodes per byte."""
+    count = (size - len(VALID) - 16) // 2
+    return VALID + "profile: [" + "x," * (count - 1) + "x]\n"
+
+
 HOSTILE = {
     "9-level alias bomb (YAML)": ("bomb.yaml", alias_bomb()),
     "100,000 levels deep (YAML)": ("deep.yaml", nested(100_000, json_format=False)),
     "100,000 levels deep (JSON)": ("deep.json", nested(100_000, json_format=True)),
+    "1 MiB of one-letter values (YAML)": ("many.yaml", many_values(MAX_YAML_BYTES)),
 }
 VALID_ROW = "valid small request (baseline)"
 MISSING_ROW = "missing request file (baseline)"

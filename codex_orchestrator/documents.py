@@ -15,9 +15,11 @@ from typing import Any
 
 from codex_orchestrator.errors import RequestError
 
-# A request is at most 384 KiB as data; its file may carry comments and layout besides. Pure-Python YAML reads
-# a MiB in well under a second, so this bounds the parse itself.
-MAX_DOCUMENT_BYTES = 1024 * 1024
+# A request is at most 384 KiB as data; its file may carry comments and layout besides. These bound the parse
+# itself: JSON's C decoder reads 16 MiB in about a tenth of a second (so an oversize field is still named by the
+# request's own checks); YAML builds a Python node per value, about 3 s a MiB of one-letter values on 2 busy cores.
+MAX_YAML_BYTES = 1024 * 1024
+MAX_JSON_BYTES = 16 * 1024 * 1024
 # The deepest field of a request is a handful of levels down (steps[i].retry.retry_on_exit_codes[j]).
 MAX_DEPTH = 64
 
@@ -26,8 +28,9 @@ def load_document(text: str, *, name: str, json_format: bool, max_expanded_bytes
     """Decode ``text`` (JSON when ``json_format``, else YAML) within the bounds above; ``name`` is how a refusal
     names the document (its path)."""
     size = len(text.encode("utf-8"))
-    if size > MAX_DOCUMENT_BYTES:
-        raise RequestError(f"{name} is {size} bytes; the limit is {MAX_DOCUMENT_BYTES} bytes")
+    limit = MAX_JSON_BYTES if json_format else MAX_YAML_BYTES
+    if size > limit:
+        raise RequestError(f"{name} is {size} bytes; the limit is {limit} bytes")
     if json_format:
         return _load_json(text, name)
     return _load_yaml(text, name, max_expanded_bytes)
@@ -54,7 +57,7 @@ def _load_json(text: str, name: str) -> Any:
     except RecursionError:
         raise _too_deep(name) from None
     # JSON has no aliases: its expanded size is its text's, bounded above; only the depth is left to check.
-    check_shape(data, name=name, max_expanded_bytes=MAX_DOCUMENT_BYTES * 8)
+    check_shape(data, name=name, max_expanded_bytes=MAX_JSON_BYTES)
     return data
 
 
@@ -125,7 +128,7 @@ class _Measure:
 
     def check(self, root: Any, max_expanded_bytes: int) -> None:
         size, _ = self._size(root, 1)
-        # Without sharing the size is the text's own (bounded by MAX_DOCUMENT_BYTES); the request's own checks
+        # Without sharing the size is the text's own (bounded by the file's limit); the request's own checks
         # then name the field over its limit. With it, the expansion itself is the cause.
         if self.shared and size > max_expanded_bytes:
             raise RequestError(

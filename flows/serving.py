@@ -18,7 +18,7 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.flows import Flow, load_flow_from_entrypoint
 from prefect.schedules import Cron, Interval, RRule, Schedule
 
-from codex_orchestrator.documents import MAX_DOCUMENT_BYTES, load_document
+from codex_orchestrator.documents import MAX_YAML_BYTES, load_document
 from codex_orchestrator.errors import RequestError
 from flows.project import PROJECT_ROOT
 
@@ -38,7 +38,7 @@ def read_spec(root: Path = PROJECT_ROOT) -> list[dict[str, Any]]:
             path.read_text(encoding="utf-8"),
             name=str(path),
             json_format=False,
-            max_expanded_bytes=MAX_DOCUMENT_BYTES,
+            max_expanded_bytes=MAX_YAML_BYTES,
         )
     except yaml.YAMLError as exc:
         raise RequestError(f"{path} is not valid YAML: {exc}".splitlines()[0], field="deployments") from exc

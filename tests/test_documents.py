@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bench.hostile_requests import VALID, alias_bomb, nested
-from codex_orchestrator.documents import MAX_DEPTH, MAX_DOCUMENT_BYTES, load_document
+from codex_orchestrator.documents import MAX_DEPTH, MAX_JSON_BYTES, MAX_YAML_BYTES, load_document
 from codex_orchestrator.errors import RequestError
 from codex_orchestrator.request import MAX_REQUEST_BYTES, load_request, parse_request
 
@@ -53,9 +53,12 @@ def test_deep_nesting_is_refused(depth: int, json_format: bool) -> None:
 
 
 def test_an_oversize_file_is_refused_before_it_is_parsed() -> None:
-    text = VALID + "#" + "x" * MAX_DOCUMENT_BYTES + "\n"
-    with pytest.raises(RequestError, match=f"the limit is {MAX_DOCUMENT_BYTES} bytes"):
+    text = VALID + "#" + "x" * MAX_YAML_BYTES + "\n"
+    with pytest.raises(RequestError, match=f"the limit is {MAX_YAML_BYTES} bytes"):
         _load(text)
+    document = '{"task": "t", "goal": "' + "g" * MAX_JSON_BYTES + '"}'
+    with pytest.raises(RequestError, match=f"the limit is {MAX_JSON_BYTES} bytes"):
+        _load(document, json_format=True)
 
 
 def test_anchors_within_the_limits_load_as_before() -> None:
