@@ -72,13 +72,14 @@ test: install system-deps phoenix lint typecheck
 	$(MAKE) --no-print-directory node-test
 
 # The Node.js SDK: install from the lock file (its `prepare` builds dist/), fail if the generated types are stale
-# against schemas/, type-check, then node's test runner against this checkout's CLI.
+# against schemas/, type-check, then node's test runner against this checkout's CLI. Plain `node --test`: what it
+# discovers (every file under test/) is what runs, so helpers live in support/.
 node-test: install system-deps
 	cd $(NODE_SDK) && npm ci --no-audit --no-fund
 	cd $(NODE_SDK) && npm run --silent check-generated
 	cd $(NODE_SDK) && npm run --silent typecheck
 	cd $(NODE_SDK) && CODEX_ORCHESTRATOR_CLI=$(CURDIR)/$(VENV)/bin/codex-orchestrator \
-	  node --test $(NODE_TEST_FLAGS) test/*.test.mjs
+	  node --test $(NODE_TEST_FLAGS)
 
 # Each script prints its tables; bench/summary.py then prints issue 13's per-call cost table from their
 # JSON lines (every figure, its target, met or missed, and its spread).
@@ -91,6 +92,7 @@ bench: install system-deps
 	PREFECT_HOME=$$(mktemp -d) $(PY) bench/telemetry_overhead.py || failed=1; \
 	PREFECT_HOME=$$(mktemp -d) $(PY) bench/scale_out.py || failed=1; \
 	PREFECT_HOME=$$(mktemp -d) $(PY) bench/interrupt.py || failed=1; \
+	$(PY) bench/hostile_requests.py || failed=1; \
 	$(PY) bench/summary.py $$out/gate_overhead.txt $$out/exec_latency.txt $$out/startup.txt || failed=1; \
 	exit $$failed
 

@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     run = sub.add_parser("run", help="run a request file (YAML or JSON) as the four milestone flows")
-    run.add_argument("request_file", type=Path, help="the request: see README 'The request file'")
+    run.add_argument("request_file", type=Path, help="the request: see docs/requests.md")
     run.add_argument("--runs-dir", type=Path, help="where records go (default: <workspace>/.runs)")
     run.add_argument("--run-id", help="use this run id instead of a fresh one")
     run.add_argument("--json", action="store_true", help="print the run's events as JSON Lines on stdout")
@@ -398,6 +398,9 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     request_file = run_dir / REQUEST_FILENAME
     if not request_file.exists():
         raise RequestError(f"run {args.run_id!r} is an exec run or has no request to resume", field="run_id")
+    from codex_orchestrator.request import load_request
+
+    load_request(request_file)  # as `run` does: a bad request is refused before Prefect starts
     return _start_run(args, request_file, run_id=args.run_id, runs_dir=run_dir.parents[2], resume=True)
 
 

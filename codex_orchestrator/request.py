@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from codex_orchestrator.documents import check_shape, load_document
 from codex_orchestrator.errors import RequestError
 from codex_orchestrator.fetch import ALLOWED_SCHEMES, DEFAULT_FETCH_MAX_BYTES, DEFAULT_FETCH_MAX_REDIRECTS
 from codex_orchestrator.graph import GraphError, OnFailure, check_graph
@@ -20,6 +22,7 @@ from codex_orchestrator.notify import NotificationTarget
 from codex_orchestrator.policy import ApprovalPolicy, Capability, ToolKind
 from codex_orchestrator.records.events import DEFAULT_OUTPUT_BUDGET_BYTES
 from codex_orchestrator.records.paths import TASK_ID_ALLOWED, validate_task_id
+from codex_orchestrator.redact import MIN_SECRET_LEN
 from codex_orchestrator.rules.sources import RulesSettings, load_policy
 from codex_orchestrator.sandbox import SandboxMode
 from codex_orchestrator.suggest import did_you_mean
@@ -29,7 +32,7 @@ from codex_orchestrator.verification.settings import RESERVED_NAMES, Verificatio
 GATE_ENV_VAR = "CODEX_ORCHESTRATOR_GATE"
 DEFAULT_MAX_PARALLEL = 4
 
-# Size limits per field, in UTF-8 bytes (README "The request file"), checked before anything runs. A command is
+# Size limits per field, in UTF-8 bytes (docs/requests.md), checked before anything runs. A command is
 # bounded by Linux's limit on one exec argument (MAX_ARG_STRLEN, 128 KiB); the whole request by Prefect's
 # 512 KiB limit on a flow run's parameters, with room for the rest of them.
 FIELD_LIMIT_BYTES: dict[str, int] = {
@@ -501,11 +504,13 @@ def parse_request(data: Any, *, base_dir: Path | None = None) -> RunRequest:
     """Validate a decoded request document; resolve and check the workspace."""
     if not isinstance(data, dict):
         raise RequestError("the request must be a mapping of fields", field="request")
+    check_shape(data, name="request", max_expanded_bytes=MAX_REQUEST_BYTES)  # before any walk of its values
     check_strings(data)
     try:
         request = RunRequest.model_validate(data)
     except ValidationError as exc:
         raise request_error_from(exc, data) from None
+    check_secret_values(data, request.secret_env)
     workspace = Path(request.workspace).expanduser()
     if not workspace.is_absolute():
         workspace = (base_dir or Path.cwd()) / workspace
@@ -529,6 +534,36 @@ def check_strings(data: Any) -> None:
         raise RequestError(
             f"the request is {size} bytes; the limit is {MAX_REQUEST_BYTES} bytes", field="request"
         )
+
+
+def check_secret_values(data: Any, names: list[str], environ: Mapping[str, str] | None = None) -> None:
+    """Refuse a request that has a ``secret_env`` variable's value written into it: secrets travel by name.
+
+    The request is kept as written (``request.json``: what the milestones and a resume run) and goes to a
+    deployment's parameters, so a value typed into it would be stored; every other record redacts it.
+    """
+    env = os.environ if environ is None else environ
+    secrets = {name: env[name] for name in names if len(env.get(name, "")) >= MIN_SECRET_LEN}
+    if not secrets:
+        return
+
+    def walk(value: Any, loc: tuple[str | int, ...]) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(key, loc)  # an env name counts as much as its value
+                walk(item, (*loc, str(key)))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, (*loc, index))
+        elif isinstance(value, str):
+            for name, secret in secrets.items():
+                if secret in value:
+                    hint = f"secret_env gives the command ${name}" if "env" in loc[:-1] else f"use ${name}"
+                    raise RequestError(
+                        f"contains the value of secret {name}; {hint}", field=field_path(loc, data)
+                    )
+
+    walk(data, ())
 
 
 def _walk_strings(value: Any, loc: tuple[str, ...], field: str | None) -> None:
@@ -565,7 +600,9 @@ def load_request(path: Path) -> RunRequest:
     import yaml  # ~10 ms: only for a request file (an `exec` reads none)
 
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        data = load_document(
+            text, name=str(path), json_format=path.suffix == ".json", max_expanded_bytes=MAX_REQUEST_BYTES
+        )
     except json.JSONDecodeError as exc:
         raise RequestError(
             f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"

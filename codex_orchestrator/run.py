@@ -450,7 +450,7 @@ def redact_request(request: dict[str, Any], redact: Redactor) -> dict[str, Any]:
 
 
 def run_outcome(manifest: Manifest, *, required_ok: bool = True) -> RunStatus:
-    """A finished run's status (README "Verification and review"), first match wins:
+    """A finished run's status (docs/verification.md), first match wins:
 
     1. ``denied`` if a call that counts was refused;
     2. ``changes-requested`` if the review asked for changes;

@@ -120,3 +120,10 @@ def test_interrupt_quick_run_times_ctrl_c_against_the_servers_floor(tmp_path: Pa
     seconds = report["results"]["seconds"]
     assert [len(v) for v in seconds.values()] == [1, 1]
     assert "Seconds from Ctrl-C to exit" in stdout
+
+
+def test_hostile_requests_quick_run_prints_every_row(tmp_path: Path) -> None:
+    stdout, report = run_quick("hostile_requests.py", tmp_path)
+    assert report["bench"] == "hostile_requests"
+    for row in ("9-level alias bomb (YAML)", "100,000 levels deep (YAML)", "100,000 levels deep (JSON)"):
+        assert row in stdout and report["results"]["cli_ms"][row]["n"] > 0

@@ -1,11 +1,11 @@
 // A real approval: a run pauses on a real Prefect server (started here, stopped after), approvals() lists the
 // question, approve() answers it through `codex-orchestrator approve`, and the run ends succeeded.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ApprovalError, Client } from "../dist/index.js";
-import { assertSchemaEvents, CLI, scratch, startPrefectServer } from "./helpers.mjs";
+import { assertSchemaEvents, CLI, scratch, startPrefectServer } from "../support/helpers.mjs";
 
 const REQUEST = `\
 task: node-approve
@@ -21,13 +21,6 @@ steps:
 // How long to keep asking for the paused flow run before giving up (a bound, not a timing being tested).
 const PAUSE_DEADLINE_MS = 120_000;
 
-let server;
-before(async () => {
-  server = await startPrefectServer();
-});
-after(async () => {
-  await server?.stop();
-});
 
 /** The run's pending approval once its flow run is paused (approve needs the flow run id). */
 async function pausedApproval(client, runId) {
@@ -41,6 +34,9 @@ async function pausedApproval(client, runId) {
 }
 
 test("a run pauses for approval, approvals() lists it, approve() answers it, the run succeeds", async (t) => {
+  // Started by the test, not a file-level hook: a run that filters this test out starts no server.
+  const server = await startPrefectServer();
+  t.after(() => server.stop());
   const dir = scratch(t);
   mkdirSync(join(dir, "ws"));
   writeFileSync(join(dir, "request.yaml"), REQUEST);
