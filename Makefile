@@ -13,7 +13,7 @@ NODE_SDK := sdk/node
 NODE_TEST_FLAGS := $(shell node -e 'const [a, b] = process.versions.node.split(".").map(Number); \
   console.log(a > 20 || (a === 20 && b >= 10) ? "--test-concurrency=2" : "")' 2>/dev/null)
 
-.PHONY: demo test node-test install system-deps phoenix lint typecheck schemas codex-schema bench clean
+.PHONY: demo test node-test node-install install system-deps phoenix lint typecheck schemas codex-schema bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(SYSTEM_PYTHON) -m venv $(VENV)
@@ -67,15 +67,21 @@ schemas: install
 # Two worker processes, a test file each at a time (module-scoped servers start once): most tests wait on
 # servers, PTYs and sandboxes rather than compute, so two overlap well on two cores. PYTEST_WORKERS=0 runs serially.
 PYTEST_WORKERS ?= 2
-test: install system-deps phoenix lint typecheck
+# The Node.js SDK is built before pytest: tests/test_node_sdk_layout.py loads every file node --test discovers.
+test: install system-deps phoenix lint typecheck node-install
 	PREFECT_HOME=$$(mktemp -d) $(PY) -m pytest $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 	$(MAKE) --no-print-directory node-test
 
-# The Node.js SDK: install from the lock file (its `prepare` builds dist/), fail if the generated types are stale
-# against schemas/, type-check, then node's test runner against this checkout's CLI. Plain `node --test`: what it
-# discovers (every file under test/) is what runs, so helpers live in support/.
-node-test: install system-deps
+# The Node.js SDK: install from the lock file (its `prepare` builds dist/), once per lock file.
+node-install: $(NODE_SDK)/node_modules/.installed
+$(NODE_SDK)/node_modules/.installed: $(NODE_SDK)/package-lock.json $(NODE_SDK)/package.json $(wildcard $(NODE_SDK)/src/*.ts)
 	cd $(NODE_SDK) && npm ci --no-audit --no-fund
+	touch $@
+
+# Fail if the generated types are stale against schemas/, type-check, then node's test runner against this
+# checkout's CLI. Plain `node --test`: what it discovers (every file under test/) is what runs, so helpers live in
+# support/.
+node-test: install system-deps node-install
 	cd $(NODE_SDK) && npm run --silent check-generated
 	cd $(NODE_SDK) && npm run --silent typecheck
 	cd $(NODE_SDK) && CODEX_ORCHESTRATOR_CLI=$(CURDIR)/$(VENV)/bin/codex-orchestrator \
