@@ -1,10 +1,14 @@
 """Scale-out: 64 `sleep 0.5` calls on 1 vs 2 Prefect task workers (PostgreSQL server), and the per-call
 scheduling overhead on PostgreSQL vs SQLite.
 
-Run from the repo root: ``.venv/bin/python bench/scale_out.py [--quick]`` (needs Debian's postgresql; a private
-server is started). Each figure is a whole autonomy run started with ``codex-orchestrator run`` against a
+Run from the repo root: ``.venv/bin/python bench/scale_out.py [--quick] [--soak N]`` (needs Debian's postgresql;
+a private server is started). Each figure is a whole autonomy run started with ``codex-orchestrator run`` against a
 ``prefect server start``, its calls on task workers (``runner: task-workers``), timed by its exec milestone as
 recorded in the manifest. Targets: 2 workers vs 1 >= 1.8x; per-call overhead PostgreSQL / SQLite <= 1.5.
+
+``--soak N`` measures nothing: it runs the task-worker fan-out N times in a row on one worker and fails on the
+first run that does not finish within ``SOAK_RUN_TIMEOUT_S`` (a hang: issue 20's deadlock ended every run's
+first call before its callback was registered).
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ import itertools
 import os
 import pwd
 import resource
+import shlex
 import shutil
 import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +36,7 @@ from typing import Any
 import yaml
 
 from bench._common import BenchError, Target, emit_report, note, parser, print_table, ratio
+from flows.server_tuning import tuned_server_settings
 from codex_orchestrator.clock import parse_utc
 from codex_orchestrator.records.manifest import load_manifest
 from tests.deploy.postgres import missing_reason, postgres_server
@@ -48,6 +54,10 @@ SCALE_TARGET = 1.8
 OVERHEAD_TARGET = 1.5
 WORKER_READY_S = 120.0
 RUN_TIMEOUT_S = 600.0
+# The soak: a fan-out of this many independent `true` calls (the issue's reproduction) per run, and how long one
+# may take before it counts as hung (a run of them takes seconds on a loaded 2-core machine).
+SOAK_CALLS = 24
+SOAK_RUN_TIMEOUT_S = 180.0
 CLI = Path(sys.executable).parent / "codex-orchestrator"
 PREFECT = Path(sys.executable).parent / "prefect"
 
@@ -68,8 +78,9 @@ class Timed:
 
 
 @contextmanager
-def server(home: Path, database_url: str | None) -> Iterator[Stack]:
-    """``prefect server start`` (PostgreSQL when ``database_url``, else SQLite under ``home``)."""
+def server(home: Path, database_url: str | None, settings: Mapping[str, str] | None = None) -> Iterator[Stack]:
+    """``prefect server start`` (PostgreSQL when ``database_url``, else SQLite under ``home``), with the
+    Prefect ``settings`` given (environment variables; the product's tuned ones unless told otherwise)."""
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {
@@ -82,6 +93,7 @@ def server(home: Path, database_url: str | None) -> Iterator[Stack]:
         "PREFECT_LOGGING_LEVEL": "WARNING",
     }
     env.pop("PREFECT_API_URL", None)
+    env.update(tuned_server_settings() if settings is None else settings)
     if database_url:
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
     stack = Stack(home=home, env=env, port=port)
@@ -94,9 +106,12 @@ def server(home: Path, database_url: str | None) -> Iterator[Stack]:
         stack.stop()
 
 
-def start_worker(stack: Stack, name: str, limit: int) -> None:
+def start_worker(stack: Stack, name: str, limit: int, command: Sequence[str] = ()) -> None:
+    """A task worker of ours (or ``command``: another one, e.g. a bare Prefect one) in the background, once it
+    has subscribed to the server."""
+    line = shlex.join(command) if command else f"{CLI} task-worker --limit {limit}"
     stack.env["PREFECT_LOGGING_LEVEL"] = "INFO"  # the worker says when it has subscribed
-    stack.run_line(f"{CLI} task-worker --limit {limit} &", cwd=stack.home, name=name)
+    stack.run_line(f"{line} &", cwd=stack.home, name=name)
     stack.env["PREFECT_LOGGING_LEVEL"] = "WARNING"
     log = stack.home / f"{name}.log"
     deadline = time.monotonic() + WORKER_READY_S
@@ -159,7 +174,14 @@ def role_cpu_s(stack: Stack) -> dict[str, float]:
     return seconds
 
 
-def timed_run(stack: Stack, root: Path, name: str, steps: list[dict[str, Any]], max_parallel: int) -> Timed:
+def timed_run(
+    stack: Stack,
+    root: Path,
+    name: str,
+    steps: list[dict[str, Any]],
+    max_parallel: int,
+    timeout_s: float = RUN_TIMEOUT_S,
+) -> Timed:
     workspace = root / name
     workspace.mkdir(parents=True)
     request = {
@@ -176,13 +198,16 @@ def timed_run(stack: Stack, root: Path, name: str, steps: list[dict[str, Any]], 
     busy_before, total_before = cpu_times()
     roles_before = role_cpu_s(stack)
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run(
-        [str(CLI), "run", str(path), "--run-id", name],
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-    )
+    try:
+        done = subprocess.run(
+            [str(CLI), "run", str(path), "--run-id", name],
+            env=stack.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(f"run {name} hung: not finished after {timeout_s:.0f} s (killed)") from exc
     busy_after, total_after = cpu_times()
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     roles_after = role_cpu_s(stack)
@@ -256,13 +281,51 @@ def spread(values: list[float]) -> str:
     return f"{min(values):.2f}-{max(values):.2f}"
 
 
+def soak(runs: int, calls: int, limit: int) -> int:
+    """The task-worker fan-out ``runs`` times in a row on one worker; 1 on the first run that hangs or fails."""
+    steps = [{"name": f"true-{i}", "command": "true"} for i in range(calls)]
+    scratch = Path(tempfile.mkdtemp(prefix="codex-bench-soak-"))
+    seconds: list[float] = []
+    try:
+        with postgres_server() as pg, server(scratch / "pg-home", pg.url) as stack:
+            start_worker(stack, "worker-1", limit)
+            for run_no in range(runs):
+                timed = timed_run(stack, scratch, f"soak-{run_no}", steps, calls, SOAK_RUN_TIMEOUT_S)
+                seconds.append(timed.exec_s)
+                note(f"soak run {run_no + 1}/{runs}: {calls} calls in {timed.exec_s:.1f} s")
+    except BenchError as exc:
+        print(f"soak failed after {len(seconds)} good run(s) of {runs}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print_table(
+        f"Soak: {runs} runs of {calls} `true` calls on 1 task worker of --limit {limit}, none hung",
+        ["runs", "exec s (median)", "spread"],
+        [[runs, statistics.median(seconds), spread(seconds)]],
+    )
+    finished = Target(len(seconds) / runs, 1.0, at_least=True)
+    emit_report("scale_out_soak", {"runs": runs, "exec_s": [round(s, 3) for s in seconds]}, {"runs finished": finished})
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser(__doc__.splitlines()[0] if __doc__ else "scale-out")
+    args.add_argument(
+        "--soak",
+        type=int,
+        metavar="N",
+        help=f"only run the task-worker fan-out N times in a row; fail on a run that takes over "
+        f"{SOAK_RUN_TIMEOUT_S:.0f} s (a hang)",
+    )
     options = args.parse_args(argv)
     reason = missing_reason()
     if reason:
         print(f"benchmark skipped: {reason}", file=sys.stderr)
         return 1
+    if options.soak is not None:
+        if options.soak < 1:
+            args.error("--soak needs a number of runs >= 1")
+        return soak(options.soak, QUICK_CALLS if options.quick else SOAK_CALLS, WORKER_LIMIT)
     quick = options.quick
     calls, sleep_s = (QUICK_CALLS, QUICK_SLEEP_S) if quick else (CALLS, SLEEP_S)
     limit = QUICK_WORKER_LIMIT if quick else WORKER_LIMIT
