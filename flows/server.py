@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 
-from prefect.server.api.server import SubprocessASGIServer
 from prefect.settings import PREFECT_API_URL
 
 from codex_orchestrator.reaper import tie_to_this_process
@@ -20,6 +19,10 @@ def start_embedded_server() -> int | None:
     """Start the temporary server if no API is configured; returns its pid (None when a server is configured)."""
     if PREFECT_API_URL.value():
         return None
+    # Only now: importing Prefect's server (API routes, ORM models, migrations) took 2.7 s of CPU here, which a run
+    # against a server of its own does not need.
+    from prefect.server.api.server import SubprocessASGIServer
+
     apply_server_tuning(os.environ)  # the server process inherits this environment
     server = SubprocessASGIServer()  # the same instance Prefect's clients use later
     server.start()
