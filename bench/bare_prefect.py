@@ -15,11 +15,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
 import subprocess
+from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 EXIT_FAILED = 1
 
@@ -58,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
 
         serve(bare_call, limit=options.limit)
         return 0
-    fanout = bare_fanout.with_options(task_runner=ThreadPoolTaskRunner(max_workers=options.parallel))
+    runner: TaskRunner[Any] = ThreadPoolTaskRunner(max_workers=options.parallel)
+    fanout = bare_fanout.with_options(task_runner=runner)
     failed = fanout(options.command, options.calls, options.runner)
     if failed:
         print(f"{failed} of {options.calls} bare calls did not complete", file=sys.stderr)

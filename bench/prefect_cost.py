@@ -39,7 +39,7 @@ from flows.server_tuning import tuned_server_settings
 from tests.deploy.postgres import missing_reason, postgres_server
 from tests.deploy.stack import Stack
 
-CALLS, QUICK_CALLS = 40, 4
+CALLS, QUICK_CALLS = 80, 4
 PARALLEL = 8  # the flow's threads, and each task worker's --limit
 COMMAND = ["sleep", "0.01"]
 RUNNERS = ("thread", "task-workers")
@@ -49,6 +49,9 @@ RUN_TIMEOUT_S = 600.0
 # After a run, before its CPU is read: longer than Prefect's default flush interval (5 s), so that the server's
 # batched writes of the run's task runs and events land in the run's figure.
 SETTLE_S = 7.0
+# How long the idle topology is watched for its background CPU (the server's loops, the idle workers' and the
+# database's), which is taken off each run in proportion to its length: ours runs longer than bare.
+IDLE_S, QUICK_IDLE_S = 20.0, 3.0
 TOTAL_TARGET = 1.3
 SERVER_TARGET = 0.5
 ROLES = ("server", "database", "flow", "workers")
@@ -57,7 +60,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 @dataclass(frozen=True)
 class Sample:
-    """What one run cost: CPU seconds by role, and what it left in the API (events by type, log lines)."""
+    """What one run cost: CPU seconds by role (the idle topology's background taken off), and what it left in
+    the API (events by type, log lines)."""
 
     cpu_s: dict[str, float]
     events: dict[str, int]
@@ -78,7 +82,8 @@ def api_counts(stack: Stack, since: str) -> tuple[dict[str, int], int]:
         logs, offset = 0, 0
         while True:
             page = client.post(
-                "/logs/filter", json={"logs": {"timestamp": {"after_": since}}, "limit": 200, "offset": offset}
+                "/logs/filter",
+                json={"logs": {"timestamp": {"after_": since}}, "limit": 200, "offset": offset},
             )
             page.raise_for_status()
             rows = page.json()
@@ -121,27 +126,39 @@ def bare_argv(runner: str, calls: int) -> list[str]:
     ]
 
 
-def measure(stack: Stack, argv: list[str], worker: str, name: str) -> Sample:
+Rates = dict[str, float]  # CPU seconds per second, by process (role_cpu_s's names)
+
+
+def idle_rates(stack: Stack, seconds: float) -> Rates:
+    """The background CPU of the idle topology, by process."""
+    before, started = role_cpu_s(stack), time.monotonic()
+    time.sleep(seconds)
+    after, elapsed = role_cpu_s(stack), time.monotonic() - started
+    return {role: max(0.0, after[role] - before.get(role, 0.0)) / elapsed for role in after}
+
+
+def measure(stack: Stack, argv: list[str], worker: str, name: str, idle: Rates) -> Sample:
     """Run ``argv`` (a flow, in a child of this process) to its end, let the server settle, and take what every
-    process used meanwhile. ``worker`` names the task worker of this variant; the other's idles."""
-    since = _now()
+    process used meanwhile beyond its ``idle`` background. ``worker`` names the task worker of this variant;
+    the other's idles."""
+    since, started = _now(), time.monotonic()
     before = role_cpu_s(stack)
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     # The flow and its tasks log at Prefect's default level (INFO), as a user's do: what goes to the API is
     # part of the cost (the bench's server and workers keep the quieter level they were started with).
     env = {k: v for k, v in stack.env.items() if k != "PREFECT_LOGGING_LEVEL"}
     try:
-        done = subprocess.run(
-            argv, env=env, cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
-        )
+        done = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
         raise BenchError(f"run {name} hung: not finished after {RUN_TIMEOUT_S:.0f} s") from exc
     if done.returncode != 0:
         raise BenchError(f"run {name} exited {done.returncode}: {done.stderr.strip()[-800:]}")
     time.sleep(SETTLE_S)
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    after = role_cpu_s(stack)
-    cpu = {role: after.get(role, 0.0) - before.get(role, 0.0) for role in after}
+    after, elapsed = role_cpu_s(stack), time.monotonic() - started
+    cpu = {
+        role: after.get(role, 0.0) - before.get(role, 0.0) - idle.get(role, 0.0) * elapsed for role in after
+    }
     cpu_s = {
         "server": cpu.get("server", 0.0),
         "database": cpu.get("database", 0.0),
@@ -150,6 +167,11 @@ def measure(stack: Stack, argv: list[str], worker: str, name: str) -> Sample:
         "workers": cpu.get(worker, 0.0),
     }
     events, logs = api_counts(stack, since)
+    note(
+        "    CPU s: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in cpu_s.items())
+        + f"; {sum(events.values())} events"
+    )
     return Sample(cpu_s, events, logs)
 
 
@@ -178,14 +200,16 @@ def per_call(full: Sample, single: Sample, calls: int) -> PerCall:
     )
 
 
-def run_pair(stack: Stack, root: Path, label: str, runner: str, variant: str, calls: int) -> PerCall:
+def run_pair(
+    stack: Stack, root: Path, label: str, runner: str, variant: str, calls: int, idle: Rates
+) -> PerCall:
     worker = f"worker-{variant}"
     samples = []
     for size in (1, calls):
         name = f"{label}-{runner}-{variant}-{size}"
         argv = ours_argv(root, name, runner, size) if variant == "ours" else bare_argv(runner, size)
         note(f"  {name} ...")
-        samples.append(measure(stack, argv, worker, name))
+        samples.append(measure(stack, argv, worker, name, idle))
     return per_call(samples[1], samples[0], calls)
 
 
@@ -207,7 +231,9 @@ def topology(root: Path, database_url: str | None, settings: Mapping[str, str]) 
 Results = dict[str, dict[str, dict[str, dict[str, PerCall]]]]  # database -> settings -> runner -> variant
 
 
-def measure_all(scratch: Path, calls: int, databases: list[str], runners: list[str]) -> Results:
+def measure_all(
+    scratch: Path, calls: int, databases: list[str], runners: list[str], idle_s: float
+) -> Results:
     settings_of = {"defaults": {}, "tuned": tuned_server_settings()}
     results: Results = {}
     for database in databases:
@@ -216,12 +242,13 @@ def measure_all(scratch: Path, calls: int, databases: list[str], runners: list[s
             note(f"{database}, server settings {label}:")
             home = scratch / f"{database}-{label}"
             with _database(database) as url, topology(home, url, settings) as stack:
-                # A warm-up of each kind first: the first run on a fresh server creates its flows and blocks.
-                for runner in runners:
-                    measure(stack, ours_argv(home, f"warm-{runner}", runner, 2), "worker-ours", "warm-up")
-                    measure(stack, bare_argv(runner, 2), "worker-bare", "warm-up")
+                # A warm-up of each first: the first run on a fresh server creates its flows and blocks.
+                measure(stack, ours_argv(home, "warm-up", runners[0], 2), "worker-ours", "warm-up", {})
+                measure(stack, bare_argv(runners[0], 2), "worker-bare", "warm-up", {})
+                idle = idle_rates(stack, idle_s)
+                note("  idle CPU s per s: " + ", ".join(f"{k} {v:.3f}" for k, v in idle.items()))
                 results[database][label] = {
-                    runner: {v: run_pair(stack, home, label, runner, v, calls) for v in VARIANTS}
+                    runner: {v: run_pair(stack, home, label, runner, v, calls, idle) for v in VARIANTS}
                     for runner in runners
                 }
     return results
@@ -251,7 +278,9 @@ def print_results(results: Results) -> dict[str, Target]:
                     ["process", "ours", "bare", "ours / bare"],
                     rows,
                 )
-                kinds = sorted(set(ours.events) | set(bare.events))
+                kinds = sorted(  # what a call adds (a run's own events cancel out)
+                    k for k in set(ours.events) | set(bare.events) if ours.events.get(k) or bare.events.get(k)
+                )
                 print_table(
                     f"{database}, server {label}, runner {runner}: what a call leaves in the API",
                     ["per call", "ours", "bare"],
@@ -294,7 +323,9 @@ def as_json(results: Results) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser(__doc__.splitlines()[0] if __doc__ else "prefect-cost")
-    args.add_argument("--calls", type=int, help=f"calls per measured run (default {CALLS}; --quick {QUICK_CALLS})")
+    args.add_argument(
+        "--calls", type=int, help=f"calls per measured run (default {CALLS}; --quick {QUICK_CALLS})"
+    )
     args.add_argument(
         "--database", choices=["sqlite", "postgresql"], action="append", help="only these (default: both)"
     )
@@ -311,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     scratch = Path(tempfile.mkdtemp(prefix="codex-bench-cost-"))
     try:
-        results = measure_all(scratch, calls, databases, runners)
+        results = measure_all(scratch, calls, databases, runners, QUICK_IDLE_S if options.quick else IDLE_S)
     except BenchError as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1

@@ -36,9 +36,9 @@ from typing import Any
 import yaml
 
 from bench._common import BenchError, Target, emit_report, note, parser, print_table, ratio
-from flows.server_tuning import tuned_server_settings
 from codex_orchestrator.clock import parse_utc
 from codex_orchestrator.records.manifest import load_manifest
+from flows.server_tuning import tuned_server_settings
 from tests.deploy.postgres import missing_reason, postgres_server
 from tests.deploy.stack import Stack, free_port
 
@@ -78,7 +78,9 @@ class Timed:
 
 
 @contextmanager
-def server(home: Path, database_url: str | None, settings: Mapping[str, str] | None = None) -> Iterator[Stack]:
+def server(
+    home: Path, database_url: str | None, settings: Mapping[str, str] | None = None
+) -> Iterator[Stack]:
     """``prefect server start`` (PostgreSQL when ``database_url``, else SQLite under ``home``), with the
     Prefect ``settings`` given (environment variables; the product's tuned ones unless told otherwise)."""
     home.mkdir(parents=True, exist_ok=True)
@@ -304,7 +306,11 @@ def soak(runs: int, calls: int, limit: int) -> int:
         [[runs, statistics.median(seconds), spread(seconds)]],
     )
     finished = Target(len(seconds) / runs, 1.0, at_least=True)
-    emit_report("scale_out_soak", {"runs": runs, "exec_s": [round(s, 3) for s in seconds]}, {"runs finished": finished})
+    emit_report(
+        "scale_out_soak",
+        {"runs": runs, "exec_s": [round(s, 3) for s in seconds]},
+        {"runs finished": finished},
+    )
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -33,7 +34,7 @@ def test_every_task_run_its_final_state_and_the_approval_pause_reach_the_api(
     from prefect.client.schemas.objects import StateType
 
     # Calls at once (more than fit one flush of the old batch of 1), one that fails, one behind an approval.
-    steps = [{"name": f"call-{i}", "command": "true"} for i in range(CALLS)]
+    steps: list[dict[str, Any]] = [{"name": f"call-{i}", "command": "true"} for i in range(CALLS)]
     steps += [{"name": "fails", "command": "false"}, NETWORK_STEP]
     request = _request(workspace, steps, max_parallel=4, on_failure="continue", guardrails=[])
     code, data, _ = _run(request, _answer_from_code(Decision.APPROVE))
