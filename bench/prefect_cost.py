@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import resource
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -36,7 +37,7 @@ import yaml
 from bench._common import BenchError, Target, emit_report, note, parser, print_table, ratio
 from bench.scale_out import CLI, role_cpu_s, server, start_worker, stop_worker
 from flows.server_tuning import tuned_server_settings
-from tests.deploy.postgres import missing_reason, postgres_server
+from tests.deploy.postgres import Postgres, missing_reason, postgres_server
 from tests.deploy.stack import Stack
 
 CALLS, QUICK_CALLS = 80, 4
@@ -214,9 +215,9 @@ def run_pair(
 
 
 @contextmanager
-def topology(root: Path, database_url: str | None, settings: Mapping[str, str]) -> Iterator[Stack]:
+def topology(root: Path, pg: Postgres | None, settings: Mapping[str, str]) -> Iterator[Stack]:
     """A server with ``settings``, a task worker of ours and a bare one (each idles while the other works)."""
-    with server(root, database_url, settings) as stack:
+    with server(root, pg, settings) as stack:
         start_worker(stack, "worker-ours", PARALLEL)
         start_worker(
             stack, "worker-bare", PARALLEL, [sys.executable, str(BARE), "worker", "--limit", str(PARALLEL)]
@@ -241,7 +242,7 @@ def measure_all(
         for label, settings in settings_of.items():
             note(f"{database}, server settings {label}:")
             home = scratch / f"{database}-{label}"
-            with _database(database) as url, topology(home, url, settings) as stack:
+            with _database(database) as pg, topology(home, pg, settings) as stack:
                 # A warm-up of each first: the first run on a fresh server creates its flows and blocks.
                 measure(stack, ours_argv(home, "warm-up", runners[0], 2), "worker-ours", "warm-up", {})
                 measure(stack, bare_argv(runners[0], 2), "worker-bare", "warm-up", {})
@@ -255,12 +256,12 @@ def measure_all(
 
 
 @contextmanager
-def _database(database: str) -> Iterator[str | None]:
+def _database(database: str) -> Iterator[Postgres | None]:
     if database == "sqlite":
         yield None
         return
     with postgres_server() as pg:
-        yield pg.url
+        yield pg
 
 
 def print_results(results: Results) -> dict[str, Target]:
@@ -340,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     if reason:
         print(f"benchmark skipped: {reason}", file=sys.stderr)
         return 1
+    # A SIGTERM ends the script through its finally blocks, which stop the servers and workers it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     scratch = Path(tempfile.mkdtemp(prefix="codex-bench-cost-"))
     try:
         results = measure_all(scratch, calls, databases, runners, QUICK_IDLE_S if options.quick else IDLE_S)

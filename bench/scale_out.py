@@ -20,7 +20,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import itertools
 import os
-import pwd
 import resource
 import shlex
 import shutil
@@ -39,7 +38,7 @@ from bench._common import BenchError, Target, emit_report, note, parser, print_t
 from codex_orchestrator.clock import parse_utc
 from codex_orchestrator.records.manifest import load_manifest
 from flows.server_tuning import tuned_server_settings
-from tests.deploy.postgres import missing_reason, postgres_server
+from tests.deploy.postgres import Postgres, missing_reason, postgres_server
 from tests.deploy.stack import Stack, free_port
 
 CALLS, QUICK_CALLS = 64, 8
@@ -81,11 +80,9 @@ class Timed:
 
 
 @contextmanager
-def server(
-    home: Path, database_url: str | None, settings: Mapping[str, str] | None = None
-) -> Iterator[Stack]:
-    """``prefect server start`` (PostgreSQL when ``database_url``, else SQLite under ``home``), with the
-    Prefect ``settings`` given (environment variables; the product's tuned ones unless told otherwise)."""
+def server(home: Path, pg: Postgres | None, settings: Mapping[str, str] | None = None) -> Iterator[Stack]:
+    """``prefect server start`` (on ``pg``, else SQLite under ``home``), with the Prefect ``settings`` given
+    (environment variables; the product's tuned ones unless told otherwise)."""
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {
@@ -99,9 +96,9 @@ def server(
     }
     env.pop("PREFECT_API_URL", None)
     env.update(tuned_server_settings() if settings is None else settings)
-    if database_url:
-        env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
-    stack = Stack(home=home, env=env, port=port)
+    if pg is not None:
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = pg.url
+    stack = Stack(home=home, env=env, port=port, database_pid=pg.postmaster_pid if pg else None)
     try:
         stack.run_line(f"{PREFECT} server start &", cwd=home, name="server")
         stack.wait_healthy()
@@ -155,23 +152,18 @@ def _stat_fields(pid: str) -> list[str] | None:
 def role_cpu_s(stack: Stack) -> dict[str, float]:
     """CPU seconds used so far by each long-lived part of the topology: the Prefect server, PostgreSQL and
     each task worker, each with its exited children (every process started by Stack leads its own session;
-    PostgreSQL runs as its system user)."""
+    PostgreSQL's backends are children of its postmaster; other PostgreSQL servers on the machine, the other
+    engineers', are not counted)."""
     sessions = {process.pid: name for name, process in stack.processes.items()}
-    try:
-        pg_uid = pwd.getpwnam("postgres").pw_uid
-    except KeyError:
-        pg_uid = -1
+    postmaster = str(stack.database_pid) if stack.database_pid is not None else None
     seconds: dict[str, float] = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         fields = _stat_fields(pid)
         if fields is None:
             continue
         role = sessions.get(int(fields[3]))
-        if role is None:
-            try:
-                role = "database" if os.stat(f"/proc/{pid}").st_uid == pg_uid else None
-            except OSError:
-                continue
+        if role is None and postmaster is not None and postmaster in (pid, fields[1]):
+            role = "database"
         if role is not None:
             # utime stime cutime cstime: fields 14-17 of stat, here 11-14 (counted from 0 after comm)
             ticks = sum(int(v) for v in fields[11:15])
@@ -303,7 +295,7 @@ def soak(runs: int, calls: int, limit: int) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="codex-bench-soak-"))
     seconds: list[float] = []
     try:
-        with postgres_server() as pg, server(scratch / "pg-home", pg.url) as stack:
+        with postgres_server() as pg, server(scratch / "pg-home", pg) as stack:
             start_worker(stack, "worker-1", limit)
             for run_no in range(runs):
                 timed = timed_run(stack, scratch, f"soak-{run_no}", steps, calls, SOAK_RUN_TIMEOUT_S)
@@ -361,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     narrow: dict[int, Timed] = {}
     per_call: dict[str, list[float]] = {"postgresql": [], "sqlite": []}
     try:
-        with postgres_server() as pg, server(scratch / "pg-home", pg.url) as stack:
+        with postgres_server() as pg, server(scratch / "pg-home", pg) as stack:
             start_worker(stack, "worker-1", limit)
             note("warm-up run (untimed) ...")
             timed_run(stack, scratch, "warm-up", sleeps[:limit], calls)
