@@ -13,7 +13,7 @@ NODE_SDK := sdk/node
 NODE_TEST_FLAGS := $(shell node -e 'const [a, b] = process.versions.node.split(".").map(Number); \
   console.log(a > 20 || (a === 20 && b >= 10) ? "--test-concurrency=2" : "")' 2>/dev/null)
 
-.PHONY: demo test node-test install system-deps phoenix lint typecheck schemas bench clean
+.PHONY: demo test node-test install system-deps phoenix lint typecheck schemas codex-schema bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(SYSTEM_PYTHON) -m venv $(VENV)
@@ -72,13 +72,14 @@ test: install system-deps phoenix lint typecheck
 	$(MAKE) --no-print-directory node-test
 
 # The Node.js SDK: install from the lock file (its `prepare` builds dist/), fail if the generated types are stale
-# against schemas/, type-check, then node's test runner against this checkout's CLI.
+# against schemas/, type-check, then node's test runner against this checkout's CLI. Plain `node --test`: what it
+# discovers (every file under test/) is what runs, so helpers live in support/.
 node-test: install system-deps
 	cd $(NODE_SDK) && npm ci --no-audit --no-fund
 	cd $(NODE_SDK) && npm run --silent check-generated
 	cd $(NODE_SDK) && npm run --silent typecheck
 	cd $(NODE_SDK) && CODEX_ORCHESTRATOR_CLI=$(CURDIR)/$(VENV)/bin/codex-orchestrator \
-	  node --test $(NODE_TEST_FLAGS) test/*.test.mjs
+	  node --test $(NODE_TEST_FLAGS)
 
 # Each script prints its tables; bench/summary.py then prints issue 13's per-call cost table from their
 # JSON lines (every figure, its target, met or missed, and its spread).
@@ -91,8 +92,16 @@ bench: install system-deps
 	PREFECT_HOME=$$(mktemp -d) $(PY) bench/telemetry_overhead.py || failed=1; \
 	PREFECT_HOME=$$(mktemp -d) $(PY) bench/scale_out.py || failed=1; \
 	PREFECT_HOME=$$(mktemp -d) $(PY) bench/prefect_cost.py || failed=1; \
+	PREFECT_HOME=$$(mktemp -d) $(PY) bench/interrupt.py || failed=1; \
+	$(PY) bench/hostile_requests.py || failed=1; \
 	$(PY) bench/summary.py $$out/gate_overhead.txt $$out/exec_latency.txt $$out/startup.txt || failed=1; \
 	exit $$failed
 
 clean:
 	rm -rf $(VENV) $(PHOENIX_VENV) .demo .runs .mypy_cache .ruff_cache .pytest_cache test-artifacts $(NODE_SDK)/node_modules $(NODE_SDK)/dist
+
+# The app-server protocol schema of the pinned codex (openai-codex-cli-bin), committed; tests/agents checks it.
+codex-schema: install
+	rm -rf .codex-schema && $$($(PY) -c 'from codex_cli_bin import bundled_codex_path as p; print(p())') \
+	  app-server generate-json-schema --out .codex-schema
+	rm -f schemas/codex-app-server/*.json && cp .codex-schema/*.json schemas/codex-app-server/ && rm -rf .codex-schema

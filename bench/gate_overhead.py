@@ -58,6 +58,7 @@ from codex_orchestrator.cli import freeze_startup_heap
 from codex_orchestrator.clock import utc_now
 from codex_orchestrator.errors import OrchestratorError
 from codex_orchestrator.exec.backend import SpawnRequest
+from codex_orchestrator.exec.launcher import POOL as SANDBOXES
 from codex_orchestrator.exec.local import LocalPtyBackend, session_members
 from codex_orchestrator.execute import CallInput, GateSettings, close_run_sessions
 from codex_orchestrator.gate import ToolOrchestrator
@@ -281,18 +282,30 @@ def overhead_flow(
     return interleaved_ms(rows, calls, warmup)
 
 
-def measure_overhead(calls: int, warmup: int, workspace: Path) -> dict[str, list[float]]:
-    """ms per call of every row, one sample per round (the rounds interleave the rows)."""
+def measure_overhead(calls: int, warmup: int, workspace: Path) -> tuple[dict[str, list[float]], str]:
+    """ms per call of every row, one sample per round (the rounds interleave the rows), and which path the
+    workspace-write rows took: the run's kept-alive sandbox, or a bwrap per call (and why)."""
     with (
         live_run(workspace, SandboxMode.NONE) as none_run,
         live_run(workspace, SandboxMode.WORKSPACE_WRITE) as bwrap_run,
     ):
         _LIVE.update({none_run.call.run.run_id: none_run, bwrap_run.call.run.run_id: bwrap_run})
         try:
-            return overhead_flow(calls, warmup, str(workspace), none_run.call, bwrap_run.call)
+            samples = overhead_flow(calls, warmup, str(workspace), none_run.call, bwrap_run.call)
+            return samples, sandbox_path(bwrap_run.call.run.run_id)
         finally:
             for live in (none_run, bwrap_run):  # the runs' kept sandboxes end with them, as in a flow
                 close_run_sessions(live.call.run.run_id)
+
+
+def sandbox_path(run_id: str) -> str:
+    """The path the run's sandboxed calls took after its first: the figures mean different things on each."""
+    live, failures = SANDBOXES.kept(run_id)
+    if failures:
+        return f"a bwrap per call: the kept-alive sandbox did not start ({failures[0]})"
+    if live:
+        return "the run's kept-alive sandbox (one bwrap, a prepared call init per call)"
+    return "a bwrap per call (no kept-alive sandbox was started)"
 
 
 def profile_gate(workspace: Path, calls: int) -> str:
@@ -494,7 +507,8 @@ def main(argv: list[str] | None = None) -> int:
         note(
             f"timing {len(ROWS)} rows x {calls} calls (+{warmup} warm-up rounds), interleaved in one flow ..."
         )
-        samples = measure_overhead(calls, warmup, scratch / "workspace-flow")
+        samples, sandboxed_by = measure_overhead(calls, warmup, scratch / "workspace-flow")
+        note(f"the workspace-write rows ran in {sandboxed_by}")
         # The sandbox shows the host's /tmp entries (one symlink each; entries holding a bind are bound).
         tmp_entries = len(host_tmp_entries())
         # As the CLI does before a run starts (codex_orchestrator.cli.freeze_startup_heap).
@@ -511,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    report(samples, cost_runs, calls, tmp_entries, alternatives)
+    report(samples, cost_runs, calls, tmp_entries, alternatives, sandboxed_by)
     return 0
 
 
@@ -521,6 +535,7 @@ def report(
     calls: int,
     tmp_entries: int,
     alternatives: dict[str, Stats],
+    sandboxed_by: str,
 ) -> None:
     stats = {row: Stats.of(samples[row]) for row in ROWS}
     # The run of median cost of each size, for the table.
@@ -537,6 +552,7 @@ def report(
         ["cost of", "ms"],
         [[what, ms] for what, ms in breakdown.items()],
     )
+    print(f"The workspace-write rows ran in {sandboxed_by}.")
     like_for_like = {
         f"{row} / {TASK_SHELL_OP}": ratio(stats[row].p50, stats[TASK_SHELL_OP].p50)
         for row in (TASK_GATE_NONE, TASK_GATE_BWRAP)
@@ -598,6 +614,7 @@ def report(
         },
         "breakdown_ms": {what: round(ms, 3) for what, ms in breakdown.items()},
         "host_tmp_entries": tmp_entries,
+        "sandbox_path": sandboxed_by,
         "like_for_like": {rows: round(value, 3) for rows, value in like_for_like.items()},
         "record_cost": [
             {

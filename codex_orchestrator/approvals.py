@@ -21,6 +21,9 @@ ANSWER_CHANNELS = ("cli", "terminal", "sdk", "auto-reviewer")
 class Decision(StrEnum):
     APPROVE = "approve"
     APPROVE_FOR_SESSION = "approve-for-session"
+    # Approve, and append an allow rule for the call to the rules file (rules/amend.py): later matching calls
+    # run unasked, in this run and the next. A codex agent's call maps to acceptWithExecpolicyAmendment.
+    APPROVE_AND_REMEMBER = "approve-and-remember"
     DENY = "deny"
 
 
@@ -41,6 +44,9 @@ class ApprovalRequest:
     purpose: str = "capability"  # "escalation" after a sandbox denial; "instructions" for drift
     sandbox: str = "none"
     timeout_s: int = 3600
+    # The prefixes approve-and-remember would allow (one per command the call runs; for a codex agent's call,
+    # codex's proposedExecpolicyAmendment). Empty: the call cannot be remembered as a rule.
+    amendment: tuple[tuple[str, ...], ...] = ()
 
     def markdown(self) -> str:
         """The text shown above the approval form (Prefect UI) and in the terminal."""
@@ -49,6 +55,13 @@ class ApprovalRequest:
             "instructions": "The instruction files changed since the last run: start the exec milestone?",
         }.get(self.purpose, "Approve this tool call?")
         needs = ", ".join(f"`{n}`" for n in self.needs) or "—"
+        remember = (
+            "; **approve-and-remember** (also allow "
+            + ", ".join("`" + " ".join(p).replace("`", "'") + "`" for p in self.amendment)
+            + " from now on, through a rules file)"
+            if self.amendment
+            else ""
+        )
         command = self.command.replace("```", "'''")
         return (
             f"## {title}\n\n"
@@ -60,7 +73,7 @@ class ApprovalRequest:
             f"| sandbox | `{self.sandbox}` |\n"
             f"| why you are asked | {self.reason} |\n\n"
             f"Choose **approve**, **approve-for-session** (same tool, command, directory and capabilities run "
-            f"unasked for the rest of this run) or **deny**, with an optional reason. "
+            f"unasked for the rest of this run){remember} or **deny**, with an optional reason. "
             f"Unanswered after {self.timeout_s} s counts as a denial.\n"
         )
 
@@ -72,7 +85,7 @@ def pause_notice(request: ApprovalRequest, ui_url: str | None = None) -> str:
         f"  command: {request.command}",
         f"  why: {request.reason}",
         f"  answer:  codex-orchestrator approve {request.run_id} --approval {request.approval_id} "
-        "[--deny] [--for-session] [--reason TEXT]",
+        "[--deny] [--for-session] [--remember] [--reason TEXT]",
     ]
     if ui_url:
         lines.append(f"  or in the Prefect UI: {ui_url}")

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from codex_orchestrator import __version__, cli_evidence, cli_notify, cli_serve, cli_verify
+from codex_orchestrator import __version__, cli_evidence, cli_notify, cli_rules, cli_serve, cli_verify
 from codex_orchestrator.errors import OrchestratorError, RequestError
 from codex_orchestrator.run import EXIT_FAILED, EXIT_USAGE, Interrupted, interrupt_exit_code
 
@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     run = sub.add_parser("run", help="run a request file (YAML or JSON) as the four milestone flows")
-    run.add_argument("request_file", type=Path, help="the request: see README 'The request file'")
+    run.add_argument("request_file", type=Path, help="the request: see docs/requests.md")
     run.add_argument("--runs-dir", type=Path, help="where records go (default: <workspace>/.runs)")
     run.add_argument("--run-id", help="use this run id instead of a fresh one")
     run.add_argument("--json", action="store_true", help="print the run's events as JSON Lines on stdout")
@@ -109,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     policies = [p.value for p in ApprovalPolicy]
     caps = [c.value for c in Capability]
-    ex.add_argument("--cwd", type=Path, help="working directory (default: the current one)")
+    ex.add_argument(
+        "--cwd", type=Path, help="working directory (default: the workspace if given, else the current one)"
+    )
     ex.add_argument(
         "--workspace", type=Path, help="workspace root: writable in the sandbox, holds .runs (default: --cwd)"
     )
@@ -222,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--deny", action="store_true", help="deny instead of approving")
     ap.add_argument("--for-session", action="store_true", help="approve this call for the rest of the run")
+    ap.add_argument(
+        "--remember",
+        action="store_true",
+        help="approve, and append an allow rule for the call to the rules file (.codex/rules/default.rules): "
+        "matching calls run unasked from now on",
+    )
     ap.add_argument("--reason", default=None, help="recorded with the answer (secrets of the run redacted)")
     ap.add_argument(
         "--reviewer", default=None, help="your name, recorded with the answer (default: login name)"
@@ -253,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_evidence.add_parser(sub)  # metrics, verify
     cli_notify.add_parser(sub)  # automation
     cli_serve.add_parser(sub)  # serve, task-worker
+    cli_rules.add_parser(sub)  # rules check, rules test
     return parser
 
 
@@ -289,6 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "spec-guard": cli_verify.run,
             "serve": cli_serve.run,
             "task-worker": cli_serve.run_task_worker,
+            "rules": cli_rules.run,
         }[args.command]
         return handler(args)
     except RequestError as exc:
@@ -388,6 +398,9 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     request_file = run_dir / REQUEST_FILENAME
     if not request_file.exists():
         raise RequestError(f"run {args.run_id!r} is an exec run or has no request to resume", field="run_id")
+    from codex_orchestrator.request import load_request
+
+    load_request(request_file)  # as `run` does: a bad request is refused before Prefect starts
     return _start_run(args, request_file, run_id=args.run_id, runs_dir=run_dir.parents[2], resume=True)
 
 
@@ -404,11 +417,10 @@ def _runs_dir(value: Path | None) -> Path:
 
 
 def _cmd_approve(args: argparse.Namespace) -> int:
-    from codex_orchestrator.approvals import Decision
     from codex_orchestrator.records.listing import choose_pending, run_store
 
-    if args.deny and args.for_session:
-        raise RequestError("--deny and --for-session exclude each other", field="--for-session")
+    if sum((args.deny, args.for_session, args.remember)) > 1:
+        raise RequestError("--deny, --for-session and --remember exclude each other", field="--remember")
     try:
         store = run_store(_runs_dir(args.runs_dir), args.run_id)
     except RequestError:
@@ -418,11 +430,7 @@ def _cmd_approve(args: argparse.Namespace) -> int:
     if (answered := cli_verify.answer_pending_review(args, store, _prefect_env)) is not None:
         return answered
     pending, api_url = choose_pending(store, args.approval)
-    decision = (
-        Decision.DENY
-        if args.deny
-        else (Decision.APPROVE_FOR_SESSION if args.for_session else Decision.APPROVE)
-    )
+    decision = _decision(args)
     _prefect_env()
     from codex_orchestrator.redact import redactor_for_env
     from codex_orchestrator.terminal import login_name
@@ -448,6 +456,8 @@ def _decision(args: argparse.Namespace) -> Any:
 
     if args.deny:
         return Decision.DENY
+    if getattr(args, "remember", False):
+        return Decision.APPROVE_AND_REMEMBER
     return Decision.APPROVE_FOR_SESSION if args.for_session else Decision.APPROVE
 
 

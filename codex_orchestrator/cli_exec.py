@@ -59,8 +59,11 @@ def options_from_args(args: argparse.Namespace) -> ExecOptions:
         argv = argv[1:]
     if not argv:
         raise RequestError("no command given: put it after --, e.g. `exec -- make test`", field="CMD")
-    cwd = (args.cwd or Path.cwd()) if not args.ssh and not args.host else Path.cwd()
-    if not (args.ssh or args.host) and not cwd.is_dir():
+    remote = bool(args.ssh or args.host)
+    # Without --cwd a command runs in the workspace when one is named, else here. On an SSH host --cwd is the
+    # remote directory; the local one only files the records (in the workspace, or here).
+    cwd = (args.cwd if not remote else None) or args.workspace or Path.cwd()
+    if not remote and not cwd.is_dir():
         raise RequestError(f"{cwd} does not exist or is not a directory", field="--cwd")
     workspace = args.workspace or cwd
     if not workspace.is_dir():
@@ -103,7 +106,7 @@ def options_from_args(args: argparse.Namespace) -> ExecOptions:
         approval_required=args.ask,
         gate_enabled=not args.no_gate,
         approval_timeout_s=args.approval_timeout,
-        remote_cwd=str(args.cwd) if (args.ssh or args.host) and args.cwd else None,
+        remote_cwd=str(args.cwd) if remote and args.cwd else None,
         kind=ToolKind.SHELL,
         secret_env=tuple(secret_names),
         event_output_budget=args.event_output_budget,

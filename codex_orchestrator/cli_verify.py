@@ -159,8 +159,8 @@ def answer_pending_review(
     if not about_review and live_pending(store):
         return None  # a tool call's approval waits too: the flags say which is meant
     assert review is not None
-    if args.deny or args.for_session:
-        flag = "--deny" if args.deny else "--for-session"
+    if args.deny or args.for_session or getattr(args, "remember", False):
+        flag = "--deny" if args.deny else ("--for-session" if args.for_session else "--remember")
         raise RequestError(
             f"{flag} answers a tool-call approval; a review takes --request-changes [--comment TEXT] or --skip",
             field=flag,

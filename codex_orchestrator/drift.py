@@ -1,4 +1,5 @@
-"""Instruction drift: this run's instruction sources against those of the previous run of the same task.
+"""Instruction drift: this run's instruction sources and exec-policy rules files against those of the previous
+run of the same task.
 
 ``compare`` is pure (per source path: added, removed, or changed sha256); ``previous_sources`` finds the task's
 most recent earlier run that recorded instructions. The foundation milestone records the result (the manifest's
@@ -8,17 +9,27 @@ asks a human before it starts (tasks/foundation.py).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from codex_orchestrator.errors import RecordError
-from codex_orchestrator.records.manifest import DriftChange, DriftRecord, InstructionRecord
+from codex_orchestrator.records.manifest import DriftChange, DriftRecord
 from codex_orchestrator.records.store import RUN_FILENAME, RunStore
 
 DriftPolicy = Literal["ignore", "warn", "ask"]
 
 
-def compare(before: list[InstructionRecord], after: list[InstructionRecord]) -> list[DriftChange]:
+class Fingerprinted(Protocol):
+    """A recorded file: an instruction file or an exec-policy rules file."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def sha256(self) -> str: ...
+
+
+def compare(before: Sequence[Fingerprinted], after: Sequence[Fingerprinted]) -> list[DriftChange]:
     """Per source path, in the order the sources are read: added, removed (after the rest), changed."""
     old = {r.path: r.sha256 for r in before}
     new = {r.path: r.sha256 for r in after}
@@ -38,10 +49,10 @@ def compare(before: list[InstructionRecord], after: list[InstructionRecord]) -> 
 
 def previous_sources(
     runs_dir: Path, task_id: str, run_id: str, created_at: str
-) -> tuple[str, list[InstructionRecord]] | None:
+) -> tuple[str, list[Fingerprinted]] | None:
     """The instruction sources of the task's latest run created before ``created_at`` whose foundation
     finished, or None when there is none."""
-    best: tuple[str, str, list[InstructionRecord]] | None = None
+    best: tuple[str, str, list[Fingerprinted]] | None = None
     for path in (runs_dir / task_id / "cli").glob(f"*/{RUN_FILENAME}"):
         try:
             state = RunStore.read_run_file(path)
@@ -54,13 +65,13 @@ def previous_sources(
             continue
         key = (state.created_at, state.run_id)
         if best is None or key > (best[0], best[1]):
-            best = (state.created_at, state.run_id, state.instructions)
+            best = (state.created_at, state.run_id, [*state.instructions, *state.rules_files])
     return None if best is None else (best[1], best[2])
 
 
 def drift_record(
-    previous: tuple[str, list[InstructionRecord]] | None,
-    current: list[InstructionRecord],
+    previous: tuple[str, list[Fingerprinted]] | None,
+    current: Sequence[Fingerprinted],
     policy: DriftPolicy,
 ) -> DriftRecord:
     if previous is None:

@@ -133,7 +133,9 @@ def call_input(options: ExecOptions) -> CallInput:
 def may_ask_up_front(call: CallInput, backend: ExecBackend | None = None) -> bool:
     """Whether the gate's first step will ask a human: the same decision ``ToolOrchestrator.run`` makes."""
     spec = call_spec(call)
-    _, requirement = initial_requirement(call.gate.config(), spec, backend or LocalPtyBackend())
+    _, requirement = initial_requirement(
+        call.gate.config(), spec, backend or LocalPtyBackend(), Path(call.run.workspace)
+    )
     return requirement.outcome is Outcome.ASK
 
 

@@ -37,6 +37,7 @@ from codex_orchestrator.records.manifest import HookRecord, ToolCallRecord
 from codex_orchestrator.records.store import RunRef, RunStore
 from codex_orchestrator.redact import Redactor
 from codex_orchestrator.request import FetchSettings, InstanceSettings, RetrySettings, RunRequest, Step
+from codex_orchestrator.rules.sources import RulesSettings
 from codex_orchestrator.sandbox import SandboxMode
 from codex_orchestrator.telemetry import RunTracer, joined
 from codex_orchestrator.toolcall import ToolCallSpec, spec_from_step, step_display
@@ -55,6 +56,7 @@ class GateSettings(BaseModel):
     sandbox: SandboxMode = SandboxMode.WORKSPACE_WRITE
     enabled: bool = True
     approval_timeout_s: int = 3600
+    rules: RulesSettings = Field(default_factory=RulesSettings, description="exec-policy rules files")
 
     @classmethod
     def from_request(cls, request: RunRequest) -> GateSettings:
@@ -64,6 +66,7 @@ class GateSettings(BaseModel):
             sandbox=request.sandbox,
             enabled=request.gate_enabled(),
             approval_timeout_s=request.approval_timeout_s,
+            rules=request.rules,
         )
 
     def config(self) -> GateConfig:
@@ -73,6 +76,7 @@ class GateSettings(BaseModel):
             sandbox=self.sandbox,
             enabled=self.enabled,
             approval_timeout_s=self.approval_timeout_s,
+            rules=self.rules,
         )
 
 
@@ -208,8 +212,12 @@ def execute_call(
     resolve_block: BlockResolver | None = None,
     prefect_task_run_id: str | None = None,
     attempt_slot: Callable[[], AbstractContextManager[object]] | None = None,
+    agent_call_runner: Callable[[str, Callable[[], ToolCallRecord]], object] | None = None,
 ) -> ToolCallRecord:
-    """Run one call of a run through the gate and return its record (already written to the run's records)."""
+    """Run one call of a run through the gate and return its record (already written to the run's records).
+
+    An agent step driven through its protocol runs its agent instead (agents/), each of the agent's tool calls
+    through ``agent_call_runner`` (under Prefect: a task run each)."""
     store = RunStore(call.run)
     prior = store.read_call(call.call_id)
     if prior is not None and prior.status == "succeeded":
@@ -248,6 +256,13 @@ def execute_call(
             )
         if pre is not None and pre.context:
             spec = replace(spec, env={**spec.env, HOOK_CONTEXT_ENV: pre.context})
+        if call.step.drives_agent():
+            from codex_orchestrator.agents.step import run_agent_call  # exec's start-up never imports it
+
+            record = run_agent_call(
+                call, recorder, approver, spec, secrets, prior, prefect_task_run_id, agent_call_runner
+            )
+            return _after_hooks(call, recorder, record, pre)
         own = backend is None
         exec_backend, prefix = backend if backend is not None else _backend_for(call.instance, resolve_block)
         try:

@@ -14,8 +14,10 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
+from codex_orchestrator import read_sandbox
 from codex_orchestrator.approvals import ApprovalAnswer, ApprovalRequest, Approver, Decision, cache_key
 from codex_orchestrator.attempts import AttemptResult, run_edit, run_fetch
 from codex_orchestrator.call_recorder import CallRecorder
@@ -32,12 +34,14 @@ from codex_orchestrator.policy import (
     Outcome,
     Requirement,
     ToolKind,
-    decide,
     decide_escalation,
 )
 from codex_orchestrator.records import events as ev
 from codex_orchestrator.records.manifest import ApprovalRecord, AttemptRecord, CallRun, ToolCallRecord
 from codex_orchestrator.retry import delay_for, retry_reason
+from codex_orchestrator.rules.apply import RulesError, amendment_for, remember, rule_record, verdict_for
+from codex_orchestrator.rules.sources import RulesSettings
+from codex_orchestrator.rules.verdict import NO_VERDICT, RuleVerdict, decide_with_rules
 from codex_orchestrator.sandbox import (
     SandboxMode,
     SandboxSpec,
@@ -67,11 +71,19 @@ class GateConfig:
     approval_timeout_s: int = 3600
     kill_grace_s: float = DEFAULT_KILL_GRACE_S
     bwrap_path: str = "bwrap"
+    rules: RulesSettings | None = None  # exec-policy rules (rules/); None: none are read
 
 
 def initial_requirement(
-    config: GateConfig, spec: ToolCallSpec, backend: ExecBackend
+    config: GateConfig, spec: ToolCallSpec, backend: ExecBackend, workspace: Path | None = None
 ) -> tuple[CallFacts, Requirement]:
+    facts, requirement, _ = initial_decision(config, spec, backend, workspace)
+    return facts, requirement
+
+
+def initial_decision(
+    config: GateConfig, spec: ToolCallSpec, backend: ExecBackend, workspace: Path | None = None
+) -> tuple[CallFacts, Requirement, RuleVerdict]:
     """Step 1's decision for ``spec`` before anything is asked or run; ``exec`` also uses it to know up front
     whether a Prefect pause may be needed."""
     # Only on-failure looks at `confined`: the others decide without probing bwrap (start-up of `exec`).
@@ -85,8 +97,20 @@ def initial_requirement(
     )
     facts = replace(spec.facts(), confined=confined)  # on-failure lets confined calls go beyond the profile
     if not config.enabled:
-        return facts, Requirement(Outcome.SKIP, "gate disabled by feature flag")
-    return facts, decide(config.policy, config.profile, facts)
+        return facts, Requirement(Outcome.SKIP, "gate disabled by feature flag"), NO_VERDICT
+    try:
+        verdict = verdict_for(config.rules, workspace, facts, spec.cwd)
+    except RulesError as exc:  # a rules file broke during the run: refuse rather than guess
+        return facts, Requirement(Outcome.FORBID, f"the rules do not load: {exc}"), NO_VERDICT
+    if facts.read_sandbox:
+        # Read-only only in the read sandbox: there if it helps and it exists, else `run` (unless a rule decides).
+        if verdict.decision is None:
+            facts, requirement = read_sandbox.requirement(
+                config.policy, config.profile, facts, backend, config.bwrap_path
+            )
+            return facts, requirement, verdict
+        facts = read_sandbox.unconfined(facts)  # a rule decides: the call as it is outside the read sandbox
+    return facts, decide_with_rules(config.policy, config.profile, facts, verdict), verdict
 
 
 @dataclass
@@ -120,7 +144,7 @@ class ToolOrchestrator:
     ) -> ToolCallRecord:
         """Run ``spec`` through the four steps; ``prior`` is this call's record from before a resume."""
         rec = self.recorder
-        facts, requirement = initial_requirement(self.config, spec, self.backend)
+        facts, requirement, verdict = initial_decision(self.config, spec, self.backend, rec.workspace)
         call = ToolCallRecord(
             id=spec.id,
             step=spec.step,
@@ -157,13 +181,15 @@ class ToolOrchestrator:
         ) as span:
             # 1. approval
             call.approval_outcome = requirement.outcome.value
-            call.approval_reason = requirement.reason
+            call.approval_reason = rec.redact(requirement.reason)
+            call.rule = rule_record(verdict)
+            amendment = amendment_for(facts)
             try:
-                granted = self._approve(spec, call, requirement, facts.needs)
+                granted = self.approve(spec, call, requirement, facts.needs, amendment)
                 rec.tracer.set(span, **{"codex.approval.source": call.approval_source})
                 if granted:
                     # 2. sandbox
-                    sandbox = self._select_sandbox(spec, call, granted)
+                    sandbox = self._select_sandbox(spec, call, granted, facts)
                     if sandbox is not None:
                         # 3 + 4. attempts, retries and escalation; the instance's slot is held from here
                         # only, so a call waiting for a person does not hold it
@@ -207,10 +233,17 @@ class ToolOrchestrator:
         rec.finish_call(call)
 
     # -- 1. approval ----------------------------------------------------------------------------------------
-    def _approve(
-        self, spec: ToolCallSpec, call: ToolCallRecord, requirement: Requirement, needs: frozenset[Capability]
+    def approve(
+        self,
+        spec: ToolCallSpec,
+        call: ToolCallRecord,
+        requirement: Requirement,
+        needs: frozenset[Capability],
+        amendment: tuple[tuple[str, ...], ...] = (),
     ) -> frozenset[Capability] | None:
-        """Returns the capabilities granted for this call, or None when it must not run."""
+        """Step 1: the capabilities granted for this call, or None when it must not run (``call`` then says
+        why). Also for a call that runs elsewhere (an agent's own tool call, run by the agent). ``amendment``:
+        the rule approve-and-remember writes."""
         rec = self.recorder
         if requirement.outcome is Outcome.SKIP:
             # `missing` is non-empty only for on-failure's confined calls: those run without it, sandboxed.
@@ -222,7 +255,9 @@ class ToolOrchestrator:
         key = cache_key(spec.kind.value, call.command, call.cwd, needs).digest()
         if rec.cache_check(call, key):
             return self._settle(call, ApprovalSource.CACHE, self.config.profile | needs)
-        answer = self._ask(spec, call, "capability", requirement.reason, requirement.missing or needs)
+        answer = self._ask(
+            spec, call, "capability", requirement.reason, requirement.missing or needs, amendment
+        )
         call.approval_source = answer.source
         if not answer.approved:
             self._refuse(call, f"denied: {answer.reason or 'no reason given'}")
@@ -262,6 +297,7 @@ class ToolOrchestrator:
         purpose: str,
         reason: str,
         needs: frozenset[Capability],
+        amendment: tuple[tuple[str, ...], ...] = (),
     ) -> ApprovalAnswer:
         rec = self.recorder
         approval_id = rec.new_approval_id(call)
@@ -281,8 +317,10 @@ class ToolOrchestrator:
             purpose=purpose,
             sandbox=self.config.sandbox.value,
             timeout_s=self.config.approval_timeout_s,
+            amendment=tuple(tuple(rec.redact(t) for t in p) for p in amendment),
         )
         record = ApprovalRecord.for_request(request, requested_at=utc_now())
+        record.rule = call.rule if purpose == "capability" else None
         announced = False
 
         def announce(flow_run_id: str | None) -> None:
@@ -325,6 +363,10 @@ class ToolOrchestrator:
         record.answered_by = answer.answered_by
         record.answer_reason = rec.redact(answer.reason) if answer.reason else None
         record.reviewer = rec.redact(answer.reviewer) if answer.reviewer else None
+        if answer.decision is Decision.APPROVE_AND_REMEMBER and amendment:
+            # The rule is written before the answer is recorded: a record never names a rule that is not there.
+            written_to, lines = remember(rec.workspace, self.config.rules, amendment)
+            record.remembered_to, record.remembered = written_to, [rec.redact(line) for line in lines]
         if not announced:
             announce(None)  # the approver answered without announcing (e.g. nobody to ask)
         rec.approval_resolved(record)
@@ -345,10 +387,15 @@ class ToolOrchestrator:
 
     # -- 2. sandbox -----------------------------------------------------------------------------------------
     def _select_sandbox(
-        self, spec: ToolCallSpec, call: ToolCallRecord, granted: frozenset[Capability]
+        self, spec: ToolCallSpec, call: ToolCallRecord, granted: frozenset[Capability], facts: CallFacts
     ) -> SandboxChoice | None:
         if spec.kind not in (ToolKind.SHELL, ToolKind.AGENT) or not self.config.enabled:
             return self._record_sandbox(call, SandboxChoice(SandboxState.NONE))
+        if facts.read_sandbox and call.approval_source == ApprovalSource.NOT_REQUIRED.value:
+            # It runs unasked only because it is read-only there (step 1 checked that the sandbox exists).
+            return self._record_sandbox(
+                call, read_sandbox.choice(self.recorder.workspace, self.config.bwrap_path)
+            )
         if not isinstance(self.backend, LocalPtyBackend):
             if self.sandbox_prefix:
                 return self._record_sandbox(

@@ -8,6 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from codex_orchestrator.commands.findings import CommandPart
 
 
 class ApprovalPolicy(StrEnum):
@@ -65,6 +69,13 @@ class CallFacts:
     # Environment overrides read_only_safe depends on (git's executable config neutralised); the gate applies
     # them when the call runs unasked because it is read-only.
     env: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # read_only_safe only in the read sandbox (read-only, no network, no sockets): the gate runs it there when
+    # it runs unasked, and where it cannot, takes the call as needing `run` (gate.initial_requirement).
+    read_sandbox: bool = False
+    # Each command the call runs, as the classifier split it (commands.findings.CommandPart), for exec-policy
+    # rules; ``opaque`` when something runs that is no such part (rules cannot then allow the whole call).
+    parts: tuple[CommandPart, ...] = field(default=(), hash=False)
+    opaque: bool = False
 
 
 # What a sandbox enforces by itself: under on-failure a call may go beyond the profile in these, sandboxed.

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from codex_orchestrator.documents import check_shape, load_document
 from codex_orchestrator.errors import RequestError
 from codex_orchestrator.fetch import ALLOWED_SCHEMES, DEFAULT_FETCH_MAX_BYTES, DEFAULT_FETCH_MAX_REDIRECTS
 from codex_orchestrator.graph import GraphError, OnFailure, check_graph
@@ -19,6 +22,8 @@ from codex_orchestrator.notify import NotificationTarget
 from codex_orchestrator.policy import ApprovalPolicy, Capability, ToolKind
 from codex_orchestrator.records.events import DEFAULT_OUTPUT_BUDGET_BYTES
 from codex_orchestrator.records.paths import TASK_ID_ALLOWED, validate_task_id
+from codex_orchestrator.redact import MIN_SECRET_LEN
+from codex_orchestrator.rules.sources import RulesSettings, load_policy
 from codex_orchestrator.sandbox import SandboxMode
 from codex_orchestrator.suggest import did_you_mean
 from codex_orchestrator.verification.settings import RESERVED_NAMES, VerificationSettings
@@ -27,7 +32,7 @@ from codex_orchestrator.verification.settings import RESERVED_NAMES, Verificatio
 GATE_ENV_VAR = "CODEX_ORCHESTRATOR_GATE"
 DEFAULT_MAX_PARALLEL = 4
 
-# Size limits per field, in UTF-8 bytes (README "The request file"), checked before anything runs. A command is
+# Size limits per field, in UTF-8 bytes (docs/requests.md), checked before anything runs. A command is
 # bounded by Linux's limit on one exec argument (MAX_ARG_STRLEN, 128 KiB); the whole request by Prefect's
 # 512 KiB limit on a flow run's parameters, with room for the rest of them.
 FIELD_LIMIT_BYTES: dict[str, int] = {
@@ -38,7 +43,14 @@ FIELD_LIMIT_BYTES: dict[str, int] = {
     "env": 32 * 1024,  # each name and each value
     "path": 4096,
     "cwd": 4096,
+    "prompt": 64 * 1024,
+    "codex_config": 4096,  # each key and each value
 }
+# An agent step's `codex_config`: at most this many overrides; keys are codex's dotted config keys.
+MAX_CODEX_CONFIG_ENTRIES = 64
+CODEX_CONFIG_KEY = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$"
+# Settings the gate owns (agents/codex.py starts codex with them): a request may not loosen them.
+GATE_OWNED_CODEX_KEYS = ("approval_policy", "sandbox_mode", "sandbox_workspace_write", "approvals_reviewer")
 MAX_REQUEST_BYTES = 384 * 1024
 
 
@@ -166,11 +178,31 @@ class Step(BaseModel):
     labels: list[str] = Field(
         default_factory=list, description="run on an instance that has all these labels"
     )
+    agent: Literal["codex"] | None = Field(
+        default=None,
+        description="agent steps: drive this agent through its protocol, every tool call it makes gated "
+        "(codex: `codex app-server`); absent: `command` runs as one opaque call",
+    )
+    prompt: str | None = Field(default=None, description="agent: what the agent is asked to do")
+    codex_config: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="agent codex: overrides passed as codex's own `-c key=value` (model, model_provider, "
+        "model_providers.<id>.base_url, ...)",
+    )
+    codex_bin: str | None = Field(
+        default=None, description="agent codex: path of another codex binary (default: the pinned one)"
+    )
 
     @model_validator(mode="after")
     def _fields_match_kind(self) -> Step:
-        if self.kind in (ToolKind.SHELL, ToolKind.AGENT) and not self.command:
-            raise ValueError(f"a {self.kind.value} step needs 'command'")
+        if self.agent is not None:
+            self._check_agent()
+        elif self.kind in (ToolKind.SHELL, ToolKind.AGENT) and not self.command:
+            raise ValueError(
+                f"a {self.kind.value} step needs 'command' (or, for an agent, 'agent' and 'prompt')"
+            )
+        elif self.prompt is not None or self.codex_config or self.codex_bin is not None:
+            raise ValueError("'prompt', 'codex_config' and 'codex_bin' belong to a step with 'agent'")
         if self.kind is ToolKind.EDIT and (not self.path or self.content is None):
             raise ValueError("an edit step needs 'path' and 'content'")
         if self.kind is ToolKind.FETCH and not self.url:
@@ -181,6 +213,33 @@ class Step(BaseModel):
             if rel is not None and (Path(rel).is_absolute() or ".." in Path(rel).parts):
                 raise ValueError(f"{rel!r} must be a path inside the workspace (relative, no '..')")
         return self
+
+    def _check_agent(self) -> None:
+        if self.kind is not ToolKind.AGENT:
+            raise ValueError("'agent' needs kind: agent")
+        if self.command:
+            raise ValueError("an agent step has either 'command' (one opaque call) or 'agent' and 'prompt'")
+        if not self.prompt or not self.prompt.strip():
+            raise ValueError(f"an agent step driving {self.agent} needs a 'prompt'")
+        if self.session is not None:
+            raise ValueError("an agent step driving codex cannot run in a named shell 'session'")
+        if len(self.codex_config) > MAX_CODEX_CONFIG_ENTRIES:
+            raise ValueError(
+                f"codex_config has {len(self.codex_config)} entries; the limit is {MAX_CODEX_CONFIG_ENTRIES}"
+            )
+        for key in self.codex_config:
+            if not re.match(CODEX_CONFIG_KEY, key):
+                raise ValueError(
+                    f"codex_config key {key!r} is not a codex config key (letters, digits, _ . -)"
+                )
+            if key.split(".")[0] in GATE_OWNED_CODEX_KEYS:
+                raise ValueError(
+                    f"codex_config may not set {key!r}: the gate sets codex's approval policy and sandbox"
+                )
+
+    def drives_agent(self) -> bool:
+        """Whether this step drives an agent through its protocol (its tool calls gated one by one)."""
+        return self.agent is not None
 
 
 class Guardrail(Step):
@@ -231,6 +290,11 @@ class RunRequest(BaseModel):
         default=InstructionSettings(),
         description="the AGENTS.md hierarchy: fallback_filenames, max_bytes, extra files (a bare list: extra)",
     )
+    rules: RulesSettings = Field(
+        default=RulesSettings(),
+        description="codex exec-policy rules: files (workspace-relative, after $CODEX_HOME/rules and "
+        ".codex/rules), include_user, remember_to (a bare list: files)",
+    )
     on_instruction_drift: Literal["ignore", "warn", "ask"] = Field(
         default="warn",
         description="instruction files changed since the task's previous run: ignore (record only), warn, or "
@@ -267,6 +331,11 @@ class RunRequest(BaseModel):
     @classmethod
     def _instructions_list_is_extra(cls, value: Any) -> Any:
         return {"extra": value} if isinstance(value, list) else value
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _rules_list_is_files(cls, value: Any) -> Any:
+        return {"files": value} if isinstance(value, list) else value
 
     def step_cwds(self) -> list[str]:
         """Every distinct working directory of the run's steps and guardrails (instruction sets are per cwd)."""
@@ -307,6 +376,8 @@ class RunRequest(BaseModel):
             raise ValueError(f"instances: a name is used twice ({', '.join(names)})")
         declared = self.instances or [InstanceSettings()]
         for step in [*self.steps, *self.guardrails]:
+            if step.drives_agent():
+                _check_agent_placement(step, declared)
             if step.instance is not None and step.instance not in {i.name for i in declared}:
                 raise ValueError(
                     f"step {step.name!r} asks for instance {step.instance!r}; declared: "
@@ -329,6 +400,24 @@ class RunRequest(BaseModel):
         return Path(self.workspace)
 
 
+def _check_agent_placement(step: Step, declared: list[InstanceSettings]) -> None:
+    """codex runs on this machine, in our sandbox, next to the gate that answers it: an agent step must be
+    placed on a local instance (running it on an SSH host is not supported)."""
+    fitting = [
+        i
+        for i in declared
+        if (step.instance is None or i.name == step.instance) and set(step.labels) <= set(i.labels)
+    ]
+    if any(i.ssh is not None for i in fitting):
+        local = [i.name for i in declared if i.ssh is None]
+        hint = (
+            f"pin it with instance: {local[0]}" if local else "declare a local instance (no 'ssh') and pin it"
+        )
+        raise ValueError(
+            f"step {step.name!r}: agent {step.agent} runs on this machine only, not over SSH; {hint}"
+        )
+
+
 def _allowed_for(loc: tuple[str | int, ...]) -> str | None:
     last = next((p for p in reversed(loc) if isinstance(p, str)), "")
     choices: dict[str, str] = {
@@ -337,6 +426,7 @@ def _allowed_for(loc: tuple[str | int, ...]) -> str | None:
         "capabilities": ", ".join(c.value for c in Capability),
         "sandbox": ", ".join(m.value for m in SandboxMode),
         "kind": ", ".join(k.value for k in ToolKind),
+        "agent": "codex",
         "approval": "auto, required",
         "on_failure": ", ".join(o.value for o in OnFailure),
         "on_instruction_drift": "ignore, warn, ask",
@@ -414,11 +504,13 @@ def parse_request(data: Any, *, base_dir: Path | None = None) -> RunRequest:
     """Validate a decoded request document; resolve and check the workspace."""
     if not isinstance(data, dict):
         raise RequestError("the request must be a mapping of fields", field="request")
+    check_shape(data, name="request", max_expanded_bytes=MAX_REQUEST_BYTES)  # before any walk of its values
     check_strings(data)
     try:
         request = RunRequest.model_validate(data)
     except ValidationError as exc:
         raise request_error_from(exc, data) from None
+    check_secret_values(data, request.secret_env)
     workspace = Path(request.workspace).expanduser()
     if not workspace.is_absolute():
         workspace = (base_dir or Path.cwd()) / workspace
@@ -427,6 +519,7 @@ def parse_request(data: Any, *, base_dir: Path | None = None) -> RunRequest:
         raise RequestError(f"{workspace} does not exist or is not a directory", field="workspace")
     # A bad instruction file is refused here, before a run directory exists.
     load_for_cwds(workspace, request.step_cwds(), request.instructions)
+    load_policy(workspace, request.rules)  # and a bad rules file (RulesError: file, line, example)
     return request.model_copy(update={"workspace": str(workspace)})
 
 
@@ -443,6 +536,36 @@ def check_strings(data: Any) -> None:
         )
 
 
+def check_secret_values(data: Any, names: list[str], environ: Mapping[str, str] | None = None) -> None:
+    """Refuse a request that has a ``secret_env`` variable's value written into it: secrets travel by name.
+
+    The request is kept as written (``request.json``: what the milestones and a resume run) and goes to a
+    deployment's parameters, so a value typed into it would be stored; every other record redacts it.
+    """
+    env = os.environ if environ is None else environ
+    secrets = {name: env[name] for name in names if len(env.get(name, "")) >= MIN_SECRET_LEN}
+    if not secrets:
+        return
+
+    def walk(value: Any, loc: tuple[str | int, ...]) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(key, loc)  # an env name counts as much as its value
+                walk(item, (*loc, str(key)))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, (*loc, index))
+        elif isinstance(value, str):
+            for name, secret in secrets.items():
+                if secret in value:
+                    hint = f"secret_env gives the command ${name}" if "env" in loc[:-1] else f"use ${name}"
+                    raise RequestError(
+                        f"contains the value of secret {name}; {hint}", field=field_path(loc, data)
+                    )
+
+    walk(data, ())
+
+
 def _walk_strings(value: Any, loc: tuple[str, ...], field: str | None) -> None:
     where = ".".join(loc) or "request"
     if isinstance(value, str):
@@ -456,9 +579,9 @@ def _walk_strings(value: Any, loc: tuple[str, ...], field: str | None) -> None:
         for key, item in value.items():
             if isinstance(key, str) and "\x00" in key:
                 raise RequestError("a name contains a NUL byte", field=where)
-            if field == "env" and isinstance(key, str):
-                _walk_strings(key, (*loc, key), "env")
-                _walk_strings(item, (*loc, key), "env")
+            if field in ("env", "codex_config") and isinstance(key, str):
+                _walk_strings(key, (*loc, key), field)
+                _walk_strings(item, (*loc, key), field)
             else:
                 _walk_strings(item, (*loc, str(key)), str(key))
     elif isinstance(value, list):
@@ -477,7 +600,9 @@ def load_request(path: Path) -> RunRequest:
     import yaml  # ~10 ms: only for a request file (an `exec` reads none)
 
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        data = load_document(
+            text, name=str(path), json_format=path.suffix == ".json", max_expanded_bytes=MAX_REQUEST_BYTES
+        )
     except json.JSONDecodeError as exc:
         raise RequestError(
             f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"

@@ -450,7 +450,7 @@ def redact_request(request: dict[str, Any], redact: Redactor) -> dict[str, Any]:
 
 
 def run_outcome(manifest: Manifest, *, required_ok: bool = True) -> RunStatus:
-    """A finished run's status (README "Verification and review"), first match wins:
+    """A finished run's status (docs/verification.md), first match wins:
 
     1. ``denied`` if a call that counts was refused;
     2. ``changes-requested`` if the review asked for changes;
@@ -458,12 +458,13 @@ def run_outcome(manifest: Manifest, *, required_ok: bool = True) -> RunStatus:
        the policy requires one) approved, and the milestones agree (``required_ok``);
     4. else ``failed`` (a skipped call means one failed).
 
-    Calls that count: every call but advisory guardrails' and the review's own (review command, reviewer)."""
+    Calls that count: every call but advisory guardrails', the review's own (review command, reviewer) and an
+    agent's own tool calls (its step counts: a call the gate declined was told to the agent, which went on)."""
     review = manifest.review
     ignored = {g.call_id for g in manifest.guardrails if not g.required and g.call_id}
     if review is not None:
         ignored.update(i for i in (review.command_call_id, review.reviewer_call_id) if i)
-    calls = [c for c in manifest.tool_calls if c.id not in ignored]
+    calls = [c for c in manifest.tool_calls if c.id not in ignored and c.parent_call_id is None]
     if any(c.status == "denied" for c in calls):
         return "denied"
     if review is not None and review.verdict == "changes-requested":

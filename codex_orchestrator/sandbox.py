@@ -63,6 +63,9 @@ class SandboxSpec:
     # Host paths under /tmp to show read-only inside the private /tmp (which otherwise hides them): a
     # toolchain or checkout living in /tmp stays usable. See ``host_tmp_entries``.
     readable_paths: tuple[Path, ...] = ()
+    # Existing directories shown empty and read-only inside (an agent's codex must not read the workspace's
+    # exec-policy rules itself: the gate decides with them, see agents/codex.py).
+    masked_paths: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,9 @@ def wrap_argv(argv: Sequence[str], spec: SandboxSpec, cwd: Path | None = None) -
         # -try for readable-only paths: one may vanish between listing /tmp and starting the command.
         flag = "--bind" if writable else ("--ro-bind-try" if path in only_readable else "--ro-bind")
         out += [flag, path, path]
+    for masked in spec.masked_paths:
+        path = _absolute(masked, "masked path")
+        out += ["--tmpfs", path, "--remount-ro", path]
     if not spec.network:
         # An empty network namespace: only a loopback device on which nothing of the host listens.
         out.append("--unshare-net")

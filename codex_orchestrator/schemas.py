@@ -13,7 +13,9 @@ BASE_ID = "https://codex-orchestrator.dev/schemas/"
 
 
 def events_json_schema() -> dict[str, Any]:
-    schema = EVENT_ADAPTER.json_schema()
+    # Serialization mode: the lines as written (the event models say so too, json_schema_mode_override); asking
+    # for it here as well lets pydantic 2.14 describe nested models (in validation mode it fails on their refs).
+    schema = EVENT_ADAPTER.json_schema(mode="serialization")
     schema["$id"] = BASE_ID + "events.schema.json"
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "codex-orchestrator event (one line of events.jsonl or of exec --json)"

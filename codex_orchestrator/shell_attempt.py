@@ -40,6 +40,7 @@ class SandboxChoice:
     spec: SandboxSpec | None = None  # None: run unsandboxed
     prefix: tuple[str, ...] = ()  # an SSH host's own sandbox command
     detail: str | None = None
+    inner: tuple[str, ...] = ()  # run inside the sandbox before the command (the read sandbox's filter)
 
 
 class LaunchedBackend:
@@ -60,7 +61,7 @@ class LaunchedBackend:
 def wrap(argv: tuple[str, ...], spec: ToolCallSpec, sandbox: SandboxChoice) -> tuple[str, ...]:
     """``argv`` as a bwrap of its own (or the host's sandbox command) runs it."""
     if sandbox.spec is not None:
-        return wrap_argv(argv, sandbox.spec, cwd=spec.cwd)
+        return wrap_argv((*sandbox.inner, *argv), sandbox.spec, cwd=spec.cwd)
     if sandbox.prefix:
         return (*sandbox.prefix, *argv)
     return argv
@@ -72,7 +73,7 @@ def run_shell(
     """Run the command once in a session of its own (or the step's named shell) and sum up the attempt."""
     if spec.session is not None:
         return _in_named_session(gate, spec, call, sandbox)
-    backend, argv = _where(gate, spec, sandbox)
+    backend, argv = _where(gate, spec, call, sandbox)
     cwd = spec.backend_cwd if spec.backend_cwd is not None else str(spec.cwd)
     subscriber = OutputRecorder(gate.recorder, call.id)
     switches: list[GuardSwitch] = []
@@ -119,15 +120,20 @@ def run_shell(
 
 
 def _where(
-    gate: ToolOrchestrator, spec: ToolCallSpec, sandbox: SandboxChoice
+    gate: ToolOrchestrator, spec: ToolCallSpec, call: ToolCallRecord, sandbox: SandboxChoice
 ) -> tuple[ExecBackend, tuple[str, ...]]:
     """The backend and argv of one attempt: the run's kept-alive sandbox when it has one for this spec.
 
-    Only a call the gate sandboxed gets there: an escalated retry's choice has no spec, so it never does."""
+    Only a call the gate sandboxed gets there: an escalated retry's choice has no spec, so it never does. A
+    call that runs in a bwrap of its own because the kept sandbox could not start says why in its record."""
     if sandbox.spec is not None and sandbox.state is SandboxState.SANDBOXED:
-        launcher = POOL.launcher_for(gate.recorder.run_id, gate.recorder.instance, sandbox.spec)
+        run_id, instance = gate.recorder.run_id, gate.recorder.instance
+        launcher = POOL.launcher_for(run_id, instance, sandbox.spec)
         if launcher is not None:
-            return LaunchedBackend(launcher, sandbox.spec.readable_paths), spec.argv()
+            return LaunchedBackend(launcher, sandbox.spec.readable_paths), (*sandbox.inner, *spec.argv())
+        failure = POOL.start_failure(run_id, instance, sandbox.spec)
+        if failure is not None:
+            call.sandbox.detail = f"a bwrap of its own: no kept-alive sandbox for this run ({failure})"
     return gate.backend, wrap(spec.argv(), spec, sandbox)
 
 

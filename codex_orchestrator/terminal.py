@@ -1,4 +1,5 @@
-"""Asking a person at the terminal: render the approval request and read approve / session / deny (+ reason)."""
+"""Asking a person at the terminal: render the approval request and read approve / session / remember / deny
+(+ reason)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ _CHOICES = {
     "approve": Decision.APPROVE,
     "s": Decision.APPROVE_FOR_SESSION,
     "session": Decision.APPROVE_FOR_SESSION,
+    "r": Decision.APPROVE_AND_REMEMBER,
+    "remember": Decision.APPROVE_AND_REMEMBER,
     "n": Decision.DENY,
     "no": Decision.DENY,
     "d": Decision.DENY,
@@ -43,13 +46,16 @@ def prompt_decision(
     stdin = stdin or sys.stdin
     console.print(Markdown(request.markdown()))
     while True:
-        console.print("[bold]approve[/] (y) · approve for session (s) · deny (n) > ", end="")
+        remember = " · approve and remember (r)" if request.amendment else ""
+        console.print(f"[bold]approve[/] (y) · approve for session (s){remember} · deny (n) > ", end="")
         line = stdin.readline()
         if not line:
             return ApprovalAnswer(Decision.DENY, reason="no answer (end of input)", answered_by="terminal")
         choice = _CHOICES.get(line.strip().lower())
+        if choice is Decision.APPROVE_AND_REMEMBER and not request.amendment:
+            choice = None  # nothing to remember: part of the command is not a plain command
         if choice is None:
-            console.print("[yellow]please answer y, s or n[/]")
+            console.print(f"[yellow]please answer y, s{', r' if request.amendment else ''} or n[/]")
             continue
         reason = ""
         if choice is Decision.DENY:

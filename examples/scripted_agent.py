@@ -1,8 +1,13 @@
 #!/usr/bin/env python3
 """A scripted stand-in for `codex exec "..."`: it reads the task and really edits the repository.
 
-Usage: scripted_agent.py "add a multiply function with tests"
+Usage: scripted_agent.py TASK    (run in the repository to edit; TASK as "add a multiply function with tests")
 Understands "add a <name> function" for multiply/divide/power; prints what it does like an agent would.
+
+From the directory that holds examples/ (the agent edits its repository: give it a copy):
+
+    cp -r examples/sample-repo repo
+    (cd repo && python ../examples/scripted_agent.py "add a multiply function with tests")
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ OPERATIONS = {
 
 
 def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
+        print(__doc__, file=sys.stderr)
+        return 2
     prompt = " ".join(sys.argv[1:])
     match = re.search(r"add an? (\w+) function", prompt)
     if not match or match.group(1) not in OPERATIONS:

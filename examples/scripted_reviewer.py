@@ -6,6 +6,13 @@ Usage:
   scripted_reviewer.py verdict   read the review $CODEX_REVIEW_FILE names, print a verdict as JSON:
                                  approved when every required guardrail passed and something changed,
                                  else changes-requested saying why
+
+From the directory that holds examples/:
+
+    cp -r examples/sample-repo repo && git -C repo init -q && git -C repo add -A
+    (cd repo && python ../examples/scripted_reviewer.py review)
+    echo '{"run_id": "r1", "diff_stat": "1 file", "files": ["calc.py"], "guardrails": []}' > review.json
+    CODEX_REVIEW_FILE=review.json python examples/scripted_reviewer.py verdict   # {"verdict": "approved", ...}
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ def foundation(params: MilestoneParams) -> None:
     owner, request = _open(params)
     try:
         owner.begin_milestone("foundation", _flow_run_id())
-        loaded = load_instruction_files(params.run, request.instructions, request.step_cwds())
+        loaded = load_instruction_files(params.run, request.instructions, request.step_cwds(), request.rules)
         record_instructions(owner, request, loaded, get_run_logger())
         record_base_commit(owner)  # what verification's diagnostics measure the run's change from
         get_run_logger().info("run %s: %d instruction file(s) loaded", params.run.run_id, len(loaded.sources))

@@ -198,6 +198,7 @@ def run_request(
     """Run the autonomy flow here; returns (exit code, manifest path)."""
     from codex_orchestrator.telemetry import process_telemetry
     from flows.autonomy import autonomy  # imports Prefect: only when a run is really started
+    from tasks.log_hygiene import quiet_pause_notices_on_console
 
     process_telemetry()  # before the flow starts, so that Prefect's own span of it is recorded too
 
@@ -205,6 +206,8 @@ def run_request(
     ref = run_ref(request, validate_run_id(run_id or new_run_id()), str(runs_dir) if runs_dir else None)
     store = RunStore(ref)
     say(f"run {ref.run_id}: records in {store.run_dir}")
+    if on_line is None:  # human mode: the dispatcher says each pause's notice; Prefect's console need not
+        quiet_pause_notices_on_console()
     follower = LogFollower(
         store.paths.events, _Dispatcher(store, reviewer, on_line, say, review_answerer)
     ).start()

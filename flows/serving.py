@@ -18,6 +18,7 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.flows import Flow, load_flow_from_entrypoint
 from prefect.schedules import Cron, Interval, RRule, Schedule
 
+from codex_orchestrator.documents import MAX_YAML_BYTES, load_document
 from codex_orchestrator.errors import RequestError
 from flows.project import PROJECT_ROOT
 
@@ -31,7 +32,17 @@ def served_name(name: str) -> str:
 def read_spec(root: Path = PROJECT_ROOT) -> list[dict[str, Any]]:
     """The ``deployments`` of ``<root>/prefect.yaml``."""
     path = root / "prefect.yaml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    # Bounded as a request file is: an inline request's aliases cannot make serving hang (documents.py).
+    try:
+        data = load_document(
+            path.read_text(encoding="utf-8"),
+            name=str(path),
+            json_format=False,
+            max_expanded_bytes=MAX_YAML_BYTES,
+        )
+    except yaml.YAMLError as exc:
+        raise RequestError(f"{path} is not valid YAML: {exc}".splitlines()[0], field="deployments") from exc
+    data = data or {}
     deployments = data.get("deployments")
     if not isinstance(deployments, list):
         raise RequestError(f"{path} has no 'deployments' list", field="deployments")

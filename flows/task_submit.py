@@ -17,6 +17,7 @@ Ends are learnt from Prefect's ``TaskRunWaiter`` (one subscription to task-run e
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -62,7 +63,7 @@ class WorkerFuture(PrefectDistributedFuture[Any]):
     def settle(self) -> bool:
         """Whether the call has ended (one API read until it has, unless its end event brought the state)."""
         if self._final_state is None:
-            state = self.state
+            state = observed_end(self.task_run_id) or self.state  # the end event's, else one API read
             if not state.is_final():
                 return False
             self._final_state = state
@@ -100,32 +101,56 @@ def worker_context() -> dict[str, Any]:
 
 
 def when_done(future: WorkerFuture, callback: Callable[[], None]) -> None:
-    """Call ``callback`` once the task run has reached a final state, the state from its end event already in
-    ``future``: the API's copy of the task run is written from that event a moment later, so a read right
-    after the wake-up can still see it running."""
+    """Call ``callback`` once, when the task run has reached a final state, with the state from its end event
+    already in ``future`` (the API's copy of the task run is written from that event a moment later, so a read
+    right after the wake-up could still see it running). ``callback`` must not block: it runs on Prefect's loop
+    thread or in the caller's.
 
-    async def settle_then_call() -> None:
-        try:
-            state = await TaskRunWaiter.wait_for_task_run(future.task_run_id, timeout=0)  # the event's state
-            if state is not None and state.is_final():
-                future.ended(state)
-        finally:
-            callback()
+    Prefect's ``TaskRunWaiter.add_done_callback`` calls back *while holding its lock* when the run has already
+    ended, and its event consumer calls back while holding another; nothing here waits under either. It also
+    loses the wake-up of an end that arrives between its check and its registration, so the cache is read once
+    more after registering."""
+    fire = _once(future, callback)
+    registering = threading.get_ident()
 
     def on_end() -> None:
-        try:
-            loop = asyncio.get_running_loop()  # Prefect's loop thread: the waiter's event consumer
-        except RuntimeError:  # already ended: called at once, in the thread asking
-            run_coro_as_sync(settle_then_call())
-            return
-        settling = loop.create_task(settle_then_call())
-        _settling.add(settling)  # a task the loop holds only weakly
-        settling.add_done_callback(_settling.discard)
+        if registering == threading.get_ident():
+            return  # called at once, under the waiter's lock: settled below, after the lock is let go
+        # The event consumer, on Prefect's loop thread, under the waiter's other lock: settle after it.
+        asyncio.get_running_loop().call_soon(fire)
 
     TaskRunWaiter.add_done_callback(future.task_run_id, on_end)
+    registering = 0  # from here on a call of on_end is the consumer's
+    if observed_end(future.task_run_id) is not None:
+        fire()  # ended before the callback was in place: add_done_callback called at once, or lost the race
 
 
-_settling: set[asyncio.Task[None]] = set()
+def observed_end(task_run_id: UUID) -> State[Any] | None:
+    """The final state of a task run whose end event this process's ``TaskRunWaiter`` has seen, else None;
+    never waits beyond the waiter's lock, which no one holds for longer than a dictionary look-up."""
+    waiter = TaskRunWaiter.instance()
+    with waiter._observed_completed_task_runs_lock:
+        return waiter._observed_completed_task_runs.get(task_run_id)
+
+
+def _once(future: WorkerFuture, callback: Callable[[], None]) -> Callable[[], None]:
+    """``callback`` for the first caller only, with the end event's state put into ``future`` first."""
+    token = threading.Lock()
+
+    def fire() -> None:
+        if not token.acquire(blocking=False):
+            return
+        waiter = TaskRunWaiter.instance()
+        with (
+            waiter._completion_events_lock
+        ):  # Prefect never drops a called-back entry: a long worker would grow
+            waiter._completion_callbacks.pop(future.task_run_id, None)
+        state = observed_end(future.task_run_id)
+        if state is not None and state.is_final():
+            future.ended(state)
+        callback()
+
+    return fire
 
 
 async def _create_all(

@@ -72,6 +72,8 @@ def run_diagnostics(owner: RunOwner, request: RunRequest) -> DiagnosticsRecord:
     if request.verification.diagnostics.agent_version:
         for step in request.steps:
             program = diagnostics.program_of(step.command) if step.kind is ToolKind.AGENT else None
+            if step.kind is ToolKind.AGENT and step.agent == "codex":
+                program = step.codex_bin or _pinned_codex()
             if program:
                 probes.setdefault(f"agent:{step.name}", [program, "--version"])
     state = owner.state()
@@ -285,3 +287,14 @@ def verify(owner: RunOwner, request: RunRequest, *, exec_succeeded: bool) -> tup
     if record.policy == "required" and record.verdict != "approved":
         return False, f"the review was not approved ({record.verdict}: {record.comments or 'no comments'})"
     return True, "guardrails passed" + (f", review {record.verdict}" if record.policy != "off" else "")
+
+
+def _pinned_codex() -> str | None:
+    """The codex that comes with the install (its version goes into diagnostics), if it is there."""
+    from codex_orchestrator.agents.app_server import pinned_codex
+    from codex_orchestrator.agents.errors import AgentUnavailable
+
+    try:
+        return str(pinned_codex())
+    except AgentUnavailable:
+        return None

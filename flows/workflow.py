@@ -211,6 +211,26 @@ class GatedRun:
     ) -> PrefectFuture[Any]:
         return self._step(name, ToolKind.AGENT, wait_for, command=command, **fields)  # type: ignore[no-any-return]
 
+    def codex(
+        self,
+        name: str,
+        prompt: str,
+        *,
+        codex_config: dict[str, str | int | float | bool] | None = None,
+        wait_for: Sequence[PrefectFuture[Any]] = (),
+        **fields: Any,
+    ) -> PrefectFuture[Any]:
+        """An agent step driving codex: each command and patch it asks for is a gated call of this run."""
+        return self._step(  # type: ignore[no-any-return]
+            name,
+            ToolKind.AGENT,
+            wait_for,
+            agent="codex",
+            prompt=prompt,
+            codex_config=codex_config or {},
+            **fields,
+        )
+
     def edit(
         self,
         name: str,

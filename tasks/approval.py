@@ -46,6 +46,7 @@ from codex_orchestrator.approvals import (
 )
 from codex_orchestrator.errors import OrchestratorError, RequestError
 from flows.tracing import prefect_children_under_current_span
+from tasks.log_hygiene import PAUSE_NOTICE
 
 # Approval must resolve within ~2 s of the answer; Prefect's default poll is 10 s.
 PAUSE_POLL_INTERVAL_S = 1
@@ -56,6 +57,7 @@ RESUME_WAIT_S = 30.0
 class ApprovalChoice(StrEnum):
     approve = "approve"
     approve_for_session = "approve-for-session"
+    approve_and_remember = "approve-and-remember"
     deny = "deny"
 
 
@@ -63,7 +65,9 @@ class ApprovalInput(RunInput):
     """The Resume form in the Prefect UI."""
 
     decision: ApprovalChoice = Field(
-        default=ApprovalChoice.deny, description="approve, approve-for-session (cache for this run) or deny"
+        default=ApprovalChoice.deny,
+        description="approve, approve-for-session (cache for this run), approve-and-remember (append an "
+        "allow rule to the rules file) or deny",
     )
     reason: str = Field(default="", description="optional: why (recorded in the manifest, secrets redacted)")
     reviewer: str = Field(default="", description="optional: your name, recorded with the answer")
@@ -150,7 +154,7 @@ def approval(params: ApprovalWait) -> dict[str, object]:
     with get_client(sync_client=True) as client:
         api_url = str(client.api_url)
     url = flow_run_url(api_url, str(flow_run_id), PREFECT_UI_URL.value())
-    get_run_logger().info(pause_notice(params.request(), url))
+    get_run_logger().info(pause_notice(params.request(), url), extra={PAUSE_NOTICE: True})
     form = ApprovalInput.with_initial_data(description=params.description, decision=ApprovalChoice.deny)
     try:
         answer = pause_flow_run(

@@ -1,4 +1,5 @@
-"""The run as Prefect artifacts: a Markdown view of the manifest, a table of tool calls, a table of metrics.
+"""The run as Prefect artifacts: a Markdown view of the manifest, a table of tool calls, a table of metrics, and
+each agent step's transcript (tasks/agent_artifacts.py).
 
 Keys are stable per task (``<task>-manifest``, ``<task>-tool-calls``, ``<task>-metrics``) so the UI lines up
 the versions of every run and milestone. What the views say is ``codex_orchestrator.records.views``; this
@@ -17,9 +18,12 @@ from codex_orchestrator.records.paths import artifact_key, relative_to_workspace
 from codex_orchestrator.records.snapshots import SnapshotPaths, snapshot_table
 from codex_orchestrator.run import RunOwner
 from codex_orchestrator.verification.handoff import handoff_markdown
+from tasks.agent_artifacts import publish_agents
 
 # The task's metrics snapshots are published when they are written: by the telemetry milestone and at the end.
 _SNAPSHOT_MILESTONES = ("telemetry", "final")
+# Agent transcripts change only while steps run: published after exec and at the end.
+_AGENT_MILESTONES = ("exec", "final")
 
 
 def publish(recorder: RunOwner, milestone: str) -> None:
@@ -45,6 +49,8 @@ def publish(recorder: RunOwner, milestone: str) -> None:
     )
     if milestone in _SNAPSHOT_MILESTONES:
         publish_snapshots(recorder)
+    if milestone in _AGENT_MILESTONES:
+        publish_agents(manifest, recorder.paths.events, recorder.redact)
 
 
 def publish_snapshots(recorder: RunOwner) -> None:

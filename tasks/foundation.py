@@ -22,10 +22,13 @@ from codex_orchestrator.records.manifest import (
     DriftRecord,
     InstructionRecord,
     InstructionSetRecord,
+    RulesFileRecord,
     RunState,
 )
 from codex_orchestrator.records.store import RunRef
 from codex_orchestrator.request import RunRequest
+from codex_orchestrator.rules.apply import load_records
+from codex_orchestrator.rules.sources import RulesSettings
 from codex_orchestrator.run import RunOwner
 
 DRIFT_STEP = "instructions"
@@ -36,12 +39,17 @@ class LoadedInstructions(BaseModel):
 
     sources: list[InstructionRecord]
     sets: list[InstructionSetRecord]
+    rules_files: list[RulesFileRecord] = []
 
 
 @task(name="load-instructions", cache_policy=NO_CACHE, persist_result=False)
-def load_instruction_files(run: RunRef, settings: InstructionSettings, cwds: list[str]) -> LoadedInstructions:
-    """Every source of every step's set (once each, in reading order) and each set's combined hash."""
+def load_instruction_files(
+    run: RunRef, settings: InstructionSettings, cwds: list[str], rules: RulesSettings | None = None
+) -> LoadedInstructions:
+    """Every source of every step's set (once each, in reading order) and each set's combined hash; and the
+    exec-policy rules files the run reads, fingerprinted alike."""
     sets = load_for_cwds(Path(run.workspace), cwds, settings)
+    rules_files = load_records(Path(run.workspace), rules) if rules is not None else []
     sources: dict[str, InstructionRecord] = {}
     for found in sets:
         for f in found.sources:
@@ -56,6 +64,7 @@ def load_instruction_files(run: RunRef, settings: InstructionSettings, cwds: lis
                 ),
             )
     return LoadedInstructions(
+        rules_files=rules_files,
         sources=list(sources.values()),
         sets=[
             InstructionSetRecord(
@@ -82,10 +91,13 @@ def record_instructions(
     previous = drift.previous_sources(
         Path(owner.ref.runs_dir), owner.ref.task_id, owner.ref.run_id, state.created_at
     )
-    record = drift.drift_record(previous, loaded.sources, request.on_instruction_drift)
+    record = drift.drift_record(
+        previous, [*loaded.sources, *loaded.rules_files], request.on_instruction_drift
+    )
 
     def change(run: RunState) -> None:
         run.instructions = loaded.sources
+        run.rules_files = loaded.rules_files
         run.instruction_sets = loaded.sets
         run.drift = record
 

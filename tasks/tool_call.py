@@ -23,6 +23,7 @@ from codex_orchestrator.exec.ssh import SshTarget
 from codex_orchestrator.execute import CallInput, execute_call, instance_limit_name
 from codex_orchestrator.records.manifest import ToolCallRecord
 from codex_orchestrator.records.store import RunStore
+from tasks.agent_call import run_as_task
 from tasks.approval import PrefectPauseApprover
 
 
@@ -86,6 +87,7 @@ def tool_call(call: CallInput) -> State[str]:
             resolve_block=load_ssh_block,
             prefect_task_run_id=task_run_id,
             attempt_slot=lambda: _instance_slot(call),
+            agent_call_runner=run_as_task,
         )
     summary = (
         f"{record.id} {record.step}: {record.status} (exit {record.exit_code}, {len(record.attempts)} "

@@ -68,6 +68,9 @@ def test_gate_overhead_quick_run_prints_every_row(tmp_path: Path) -> None:
         assert row in stdout and rows[row]["n"] > 0
     assert [c["calls"] for c in report["results"]["record_cost"]] == [20, 200]
     assert "Record cost per tool call" in stdout
+    # The sandboxed rows say which path they measured; here, where bwrap works, the run's kept sandbox.
+    assert report["results"]["sandbox_path"].startswith("the run's kept-alive sandbox")
+    assert f"ran in {report['results']['sandbox_path']}" in stdout
 
 
 @pytest.mark.ssh
@@ -107,3 +110,20 @@ def test_fanout_quick_run_prints_both_figures(tmp_path: Path) -> None:
     assert results["sequential_s"] > 0 and results["parallel_s"] > 0
     assert set(results["per_call_ms"]) == {"4", "16"}
     assert "independent `sleep" in stdout and "Per-call overhead" in stdout
+
+
+@pytest.mark.prefect
+@pytest.mark.sandbox
+def test_interrupt_quick_run_times_ctrl_c_against_the_servers_floor(tmp_path: Path) -> None:
+    stdout, report = run_quick("interrupt.py", tmp_path)
+    assert report["bench"] == "interrupt"
+    seconds = report["results"]["seconds"]
+    assert [len(v) for v in seconds.values()] == [1, 1]
+    assert "Seconds from Ctrl-C to exit" in stdout
+
+
+def test_hostile_requests_quick_run_prints_every_row(tmp_path: Path) -> None:
+    stdout, report = run_quick("hostile_requests.py", tmp_path)
+    assert report["bench"] == "hostile_requests"
+    for row in ("9-level alias bomb (YAML)", "100,000 levels deep (YAML)", "100,000 levels deep (JSON)"):
+        assert row in stdout and report["results"]["cli_ms"][row]["n"] > 0

@@ -206,6 +206,38 @@ def test_ssh_header_shows_the_remote_cwd(sshd: SshdServer, tmp_path: Path) -> No
     assert started["cwd"] == str(remote)
 
 
+# -- issue 21, item 7: --workspace without --cwd runs in the workspace, here and on an SSH host ------------------
+def test_workspace_without_cwd_runs_in_the_workspace(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    (workspace / "sub").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"  # the shell's directory, outside the workspace
+    elsewhere.mkdir()
+    done = cli("exec", "--workspace", str(workspace), "--", "pwd", cwd=elsewhere)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(workspace)
+    assert _last_manifest(workspace / ".runs")["tool_calls"][0]["cwd"] == "."  # type: ignore[index]
+    # --cwd still wins, and must still lie inside the workspace.
+    done = cli(
+        "exec", "--workspace", str(workspace), "--cwd", str(workspace / "sub"), "--", "pwd", cwd=elsewhere
+    )
+    assert done.returncode == 0 and done.stdout.strip() == str(workspace / "sub"), done.stderr
+    refused = cli("exec", "--workspace", str(workspace), "--cwd", str(elsewhere), "--", "pwd", cwd=elsewhere)
+    assert refused.returncode == 2 and "is not inside the workspace" in refused.stderr
+
+
+@pytest.mark.ssh
+def test_ssh_workspace_without_cwd_runs_in_the_workspace(sshd: SshdServer, tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    ssh = _ssh_args(sshd, workspace)[2:]  # without --cwd
+    done = cli("exec", "--workspace", str(workspace), *ssh, "--", "pwd", cwd=elsewhere)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(workspace)
+    assert (workspace / ".runs").is_dir() and not (elsewhere / ".runs").exists()
+
+
 # -- item 9: run records never land in the workspace's commits ---------------------------------------------------
 def test_the_runs_directory_ignores_itself(workspace: Path) -> None:
     done = cli("exec", "--cwd", str(workspace), "--", "true", cwd=workspace)

@@ -243,17 +243,17 @@ TABLE: list[tuple[str, str, bool]] = [
     ("git --work-tree=/x ls-files", "rx", UNSAFE),
     ("git --config-env=core.pager=P log", "rx", UNSAFE),
     # status, diff and blame run the repository's clean filters, textconv and diff.external
-    ("git status", "rx", UNSAFE),
-    ("git status --short", "rx", UNSAFE),
-    ("git diff HEAD~1 -- src/", "rx", UNSAFE),
-    ("git diff --no-ext-diff --no-textconv", "rx", UNSAFE),
-    ("git blame -L 1,5 f", "rx", UNSAFE),
+    ("git status", "r", SAFE),  # in the read sandbox
+    ("git status --short", "r", SAFE),  # in the read sandbox
+    ("git diff HEAD~1 -- src/", "r", SAFE),  # in the read sandbox
+    ("git diff --no-ext-diff --no-textconv", "r", SAFE),  # in the read sandbox
+    ("git blame -L 1,5 f", "r", SAFE),  # in the read sandbox
     ("git ls-files -m", "rx", UNSAFE),
     ("git describe --dirty", "rx", UNSAFE),
-    ("git log -p", "rx", UNSAFE),
-    ("git log -S needle", "rx", UNSAFE),
+    ("git log -p", "r", SAFE),  # in the read sandbox
+    ("git log -S needle", "r", SAFE),  # in the read sandbox
     ("git log -Gx --no-textconv", "r", SAFE),
-    ("git show", "rx", UNSAFE),
+    ("git show", "r", SAFE),  # in the read sandbox
     ("git show HEAD --no-textconv", "r", SAFE),
     ("git show -s --format=%H HEAD", "r", SAFE),
     ("git log --stat --oneline -3", "r", SAFE),
@@ -291,7 +291,20 @@ TABLE: list[tuple[str, str, bool]] = [
     ("git tag v1", "re", UNSAFE),
     ("git tag -d v1", "re", UNSAFE),
     ("git stash list", "r", SAFE),
-    ("git stash list -p", "rx", UNSAFE),
+    ("git stash list -p", "r", SAFE),  # in the read sandbox
+    ("git reflog -5; git for-each-ref --sort=-committerdate; git count-objects -v", "r", SAFE),
+    ("git config user.name; git config --global --get-all user.email", "r", SAFE),
+    ("git config user.name me", "re", UNSAFE),
+    ("git config --file f user.name", "re", UNSAFE),
+    ("git reflog expire --all", "rx", UNSAFE),
+    ("git worktree list; git notes list; git symbolic-ref HEAD", "r", SAFE),
+    ("git worktree add ../x", "re", UNSAFE),
+    ("git symbolic-ref HEAD refs/heads/x", "re", UNSAFE),
+    ("git diff-tree -r HEAD; git diff-files", "r", SAFE),  # in the read sandbox
+    ("git -c core.quotepath=off -c color.ui=never log --oneline", "r", SAFE),
+    ("git -c core.quotePath=off -c core.pager=sh log", "rx", UNSAFE),
+    ("git -c core.quotepath=$X log", "rx", UNSAFE),
+    ("git -c color.ui", "r", SAFE),
     ("git stash pop", "re", UNSAFE),
     ("git show-ref --heads", "r", SAFE),
     ("env -i git ls-files", "rx", UNSAFE),
@@ -405,6 +418,28 @@ def test_classification(command: str, needs: str, safe: bool) -> None:
     result = classify_shell(command)
     assert (result.needs, result.read_only_safe) == (caps(needs), safe), result.reasons
     assert result.reasons, "every classification explains itself"
+
+
+def test_only_what_reaches_configured_drivers_needs_the_read_sandbox() -> None:
+    """A row marked "in the read sandbox" is read-only only there; every other safe row is read-only anywhere."""
+    confined = {
+        "git status",
+        "git status --short",
+        "git diff HEAD~1 -- src/",
+        "git diff --no-ext-diff --no-textconv",
+        "git blame -L 1,5 f",
+        "git log -p",
+        "git log -S needle",
+        "git show",
+        "git stash list -p",
+        "git diff-tree -r HEAD; git diff-files",
+    }
+    for command, _, safe in TABLE:
+        if safe:
+            assert classify_shell(command).read_sandbox == (command in confined), command
+    # A part beyond read (here: a write) leaves nothing the sandbox could make read-only.
+    assert not classify_shell("git status > out").read_sandbox
+    assert not classify_shell("git status; rm x").read_sandbox
 
 
 def test_table_is_large_and_consistent() -> None:

@@ -1,5 +1,6 @@
 """Read-only git through the real gate against a repository whose config runs programs: policy untrusted,
-profile [read], no sandbox, so the classification and the environment it carries are the only barrier.
+profile [read], run sandbox mode none, so for plain reads the classification and the environment it carries
+are the only barrier (status, diff, show and blame get the read sandbox, which that mode does not turn off).
 
 The hostile repository sets core.fsmonitor, core.pager, pager.<cmd>, diff.external, a filter driver and an
 alias to a script that leaves a marker file outside the workspace; a hostile global config does the same.
@@ -16,7 +17,7 @@ import pytest
 from codex_orchestrator.approvals import Decision
 from codex_orchestrator.commands import GIT_NEUTRAL_ENV, call_facts, spawn_env
 from codex_orchestrator.policy import ApprovalPolicy, Capability, ToolKind
-from codex_orchestrator.sandbox import SandboxMode
+from codex_orchestrator.sandbox import SandboxMode, probe
 from tests.test_gate import ScriptedApprover, finish, make_gate, shell
 
 READ_ONLY_GIT = [
@@ -27,13 +28,13 @@ READ_ONLY_GIT = [
     "git grep -n def",
 ]
 NOT_READ_ONLY_GIT = [
-    "git status",
-    "git diff",
     "git st",
     "git -C ../elsewhere ls-files",
-    "git show",
-    "git blame calc.py",
+    "git diff --ext-diff",
+    "git show --textconv",
 ]
+# Read-only only in the read sandbox (read_sandbox.py; tests/test_read_sandbox.py has the whole corpus).
+READ_SANDBOX_GIT = ["git status", "git diff", "git show", "git blame calc.py"]
 
 
 @pytest.fixture
@@ -93,6 +94,26 @@ def test_read_only_git_runs_unasked_with_its_config_neutralised(
     finish(gate)
 
 
+@pytest.mark.skipif(not probe().available, reason="needs a working bubblewrap")
+@pytest.mark.parametrize("command", READ_SANDBOX_GIT)
+def test_git_that_reaches_unneutralisable_config_runs_unasked_in_the_read_sandbox(
+    workspace: Path, hostile: Path, command: str
+) -> None:
+    approver = ScriptedApprover()
+    gate = make_gate(
+        workspace,
+        approver,
+        policy=ApprovalPolicy.UNTRUSTED,
+        profile=frozenset({Capability.READ}),
+        sandbox=SandboxMode.NONE,
+    )
+    call = gate.run(shell(workspace, command, timeout_s=60.0))
+    assert call.approval_source == "not-required" and approver.asked == []
+    assert call.status == "succeeded" and call.sandbox.mode == "read-only", call.output_tail
+    assert list(hostile.iterdir()) == [], f"{command} ran the repository's programs with effect"
+    finish(gate)
+
+
 @pytest.mark.parametrize("command", NOT_READ_ONLY_GIT)
 def test_git_that_reaches_unneutralisable_config_is_asked(
     workspace: Path, hostile: Path, command: str
@@ -130,9 +151,11 @@ def test_the_overrides_apply_only_to_calls_that_run_unasked_because_read_only() 
 
 def test_git_neutral_env_is_what_git_reads() -> None:
     """git itself reports the overrides as the winning values, over a hostile repository config."""
+    # `git -c` values passed down in GIT_CONFIG_PARAMETERS would outrank GIT_CONFIG_KEY_n: emptied.
+    inherited = {**os.environ, "GIT_CONFIG_PARAMETERS": "'core.fsmonitor'='./evil'"}
     out = subprocess.run(
         ["git", "config", "--get", "core.fsmonitor"],
-        env={**os.environ, **GIT_NEUTRAL_ENV},
+        env={**inherited, **GIT_NEUTRAL_ENV},
         capture_output=True,
         text=True,
         check=False,

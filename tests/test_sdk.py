@@ -202,7 +202,8 @@ def test_run_waits_for_approval_and_the_sdk_approves(tmp_path: Path, monkeypatch
             time.sleep(0.2)
         pending = handle.pending_approval()
         assert pending is not None and pending["needs"] == ["network"] and pending["flow_run_id"]
-        client.approve(handle.run_id, reason="sdk test")  # as the README has it: the client knows the run
+        # As the README has it (the client knows the run); remember: the answer also writes an allow rule.
+        client.approve(handle.run_id, reason="sdk test", remember=True)
         summary = handle.wait(timeout_s=APPROVAL_WAIT_S)
         events = _validated(list(handle.events()))
     assert summary.ok and summary.exit_code == 0 and summary.return_code == 0
@@ -211,6 +212,9 @@ def test_run_waits_for_approval_and_the_sdk_approves(tmp_path: Path, monkeypatch
     assert manifest["tool_calls"][0]["approval_source"] == "human"
     assert manifest["approvals"][0]["answer_reason"] == "sdk test"
     assert manifest["approvals"][0]["answered_by"] == "sdk"
+    rule = 'prefix_rule(pattern=["true"], decision="allow")'
+    assert manifest["approvals"][0]["remembered"] == [rule]
+    assert (tmp_path / "ws/.codex/rules/default.rules").read_text() == rule + "\n"
     resolved = next(e for e in events if e["type"] == "approval.resolved")
     assert resolved["source"] == "human" and resolved["outcome"] == "approved"
     with pytest.raises(SdkError, match="no pending approval") as caught:

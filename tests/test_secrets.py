@@ -1,9 +1,10 @@
 """Planted secrets: values of several shapes go through a real ``run --json`` and ``exec --json`` on a real
 Prefect server, and none of them may be found in any record, on stdout or stderr, or in Prefect's database.
 
-Shapes: a quote, a backslash, non-ASCII text, one printed split across two PTY reads, one written literally in the
-request's command and env, and approval reasons and reviewer names that carry secrets (typed at the CLI, which
-knows the run's secret variables, and sent raw as the Prefect UI's form would).
+Shapes: a quote, a backslash, non-ASCII text, one printed split across two PTY reads, one written literally in
+an exec's command, and approval reasons and reviewer names that carry secrets (typed at the CLI, which knows the
+run's secret variables, and sent raw as the Prefect UI's form would). A request with a secret's value written into
+it is refused before anything is written (the request is kept as written, for the milestones and a resume).
 """
 
 from __future__ import annotations
@@ -90,7 +91,6 @@ def _collect(planted: Planted, label: str, run_dir: Path) -> None:
 
 
 def _run(workspace: Path, tmp: Path, prefect_server: str, planted: Planted) -> None:
-    literal = SECRETS["CO_LITERAL_TOKEN"]
     request = {
         "task": "planted",
         "workspace": str(workspace),
@@ -101,11 +101,6 @@ def _run(workspace: Path, tmp: Path, prefect_server: str, planted: Planted) -> N
         "steps": [
             {"name": "print-env", "command": PRINT_ENV},
             {"name": "print-split", "command": PRINT_SPLIT},
-            {
-                "name": "literal",
-                "command": f"echo '{literal}' \"$STEP_VALUE\"",
-                "env": {"STEP_VALUE": literal},
-            },
             {"name": "ask", "command": "echo asked", "capabilities": ["network"]},
         ],
     }
@@ -140,7 +135,7 @@ def _run(workspace: Path, tmp: Path, prefect_server: str, planted: Planted) -> N
     _collect(planted, "run", run_dir)
     events = [json.loads(line) for line in out.splitlines()]
     output = "".join(e["data"] for e in events if e["type"] == "output")
-    assert output.count("***") >= 5, output  # every planted value was printed, and redacted
+    assert output.count("***") >= 4, output  # every planted value was printed, and redacted
     manifest = planted.manifests[-1]
     approval = manifest["approvals"][0]  # type: ignore[index]
     assert approval["answered_by"] == "cli" and approval["answer_reason"] == "fine, *** and ***"
@@ -236,3 +231,49 @@ def test_prefect_database_holds_no_approval_answer_or_printed_secret(planted: Pl
 
 def test_prefect_database_holds_no_secret(planted: Planted) -> None:
     assert leaks(_database_dump()) == []
+
+
+@pytest.mark.parametrize(
+    ("step", "field"),
+    [
+        ({"name": "push", "command": "git push https://x:{value}@example.invalid/r"}, "steps[push].command"),
+        (
+            {"name": "push", "command": ["curl", "-u", "x:{value}", "example.invalid"]},
+            "steps[push].command[2]",
+        ),
+        ({"name": "push", "command": "git push", "env": {"AUTH": "{value}"}}, "steps[push].env.AUTH"),
+    ],
+)
+def test_a_secret_value_written_into_the_request_is_refused(
+    tmp_path: Path, step: dict[str, object], field: str
+) -> None:
+    """Secrets travel by name: the request is kept as written (request.json), so a value typed into it is bad
+    input, refused before anything is written, and the refusal does not repeat it."""
+    value = SECRETS["CO_LITERAL_TOKEN"]
+    filled = json.loads(json.dumps(step).replace("{value}", value))
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    request = tmp_path / "request.yaml"
+    request.write_text(
+        yaml.safe_dump(
+            {
+                "task": "typed",
+                "workspace": str(workspace),
+                "secret_env": ["CO_LITERAL_TOKEN"],
+                "steps": [filled],
+            }
+        )
+    )
+    done = subprocess.run(
+        [*CLI, "run", str(request), "--no-prompt"],
+        cwd=tmp_path,
+        env={**os.environ, "CO_LITERAL_TOKEN": value},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert f"{field}: contains the value of secret CO_LITERAL_TOKEN" in done.stderr
+    assert done.stderr.count("\n") == 1 and value not in done.stderr + done.stdout
+    assert list(workspace.iterdir()) == []

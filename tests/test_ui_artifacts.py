@@ -185,6 +185,43 @@ def _paused_approval(base: str, run_id: str) -> dict[str, object] | None:
     return runs[0] if runs else None  # type: ignore[no-any-return]
 
 
+def _wait_for_pause(base: str, run: subprocess.Popen[str], run_id: str, what: str) -> dict[str, object]:
+    """The paused approval flow run of ``run_id``, once ``run`` has paused (it must not have ended first)."""
+    deadline = time.monotonic() + SERVER_START_S
+    while True:
+        assert run.poll() is None, run.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, f"{what} never paused for approval"
+        paused = _paused_approval(base, run_id)
+        if paused is not None:
+            return paused
+        time.sleep(0.2)
+
+
+def _open_resume_form(page: Any, base: str, flow_run_id: object, screenshot: str | None = None) -> Any:
+    """Open the paused flow run's page and its Resume dialog (``screenshot``: of the paused page first)."""
+    page.goto(f"{base}/runs/flow-run/{flow_run_id}")
+    resume = page.get_by_role("button", name="Resume")
+    resume.wait_for(timeout=PAGE_WAIT_MS)
+    if screenshot:
+        page.screenshot(path=str(SCREENSHOTS / screenshot), full_page=True)
+    resume.click()
+    dialog = page.get_by_role("dialog")
+    dialog.wait_for(timeout=PAGE_WAIT_MS)
+    return dialog
+
+
+def _choose(page: Any, dialog: Any, option: str) -> Any:
+    """Pick ``option`` in the form's decision (an enum rendered as a select, whose list opens from the
+    keyboard); it must show the safe default, deny, first. Returns the control."""
+    decision = dialog.locator(".p-select-button__control").first
+    decision.wait_for(timeout=PAGE_WAIT_MS)
+    assert decision.inner_text().strip() == "deny"  # the safe default
+    decision.focus()
+    page.keyboard.press("ArrowDown")
+    page.get_by_role("option", name=option, exact=True).click()
+    return decision
+
+
 def _submit(page: Any, dialog: Any) -> None:
     """Submit the Resume form and see the dialog close, as a person would: on a loaded machine a click that
     lands while the form is still settling is sometimes ignored (the dialog stays open, nothing is sent; seen
@@ -221,34 +258,16 @@ def test_an_approval_is_answered_in_the_prefect_ui(ui_server: str, workspace: Pa
         text=True,
     )
     try:
-        deadline = time.monotonic() + SERVER_START_S
-        paused = None
-        while paused is None:
-            assert run.poll() is None, run.communicate()[1][-3000:]
-            assert time.monotonic() < deadline, "the approval never paused"
-            paused = _paused_approval(ui_server, "ui-approve-1")
-            time.sleep(0.2)
+        paused = _wait_for_pause(ui_server, run, "ui-approve-1", "the approval")
         SCREENSHOTS.mkdir(exist_ok=True)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport=VIEWPORT)
-                page.goto(f"{ui_server}/runs/flow-run/{paused['id']}")
-                resume = page.get_by_role("button", name="Resume")
-                resume.wait_for(timeout=PAGE_WAIT_MS)
-                page.screenshot(path=str(SCREENSHOTS / "ui-approval-paused.png"), full_page=True)
-                resume.click()
-                dialog = page.get_by_role("dialog")
-                dialog.wait_for(timeout=PAGE_WAIT_MS)
+                dialog = _open_resume_form(page, ui_server, paused["id"], screenshot="ui-approval-paused.png")
                 # The form arrives after the dialog: wait for the question, with its command, and the decision.
                 dialog.get_by_text("echo shipped").first.wait_for(timeout=PAGE_WAIT_MS)
-                dialog.locator(".p-select-button__control").first.wait_for(timeout=PAGE_WAIT_MS)
-                # The decision is an enum, rendered as a select; its list opens from the keyboard.
-                decision = dialog.locator(".p-select-button__control").first
-                assert decision.inner_text().strip() == "deny"  # the safe default
-                decision.focus()
-                page.keyboard.press("ArrowDown")
-                page.get_by_role("option", name="approve", exact=True).click()
+                decision = _choose(page, dialog, "approve")
                 assert decision.inner_text().strip() == "approve"
                 text_fields = dialog.locator("textarea")
                 text_fields.nth(0).fill("looks fine from the UI")  # reason

@@ -3,8 +3,10 @@
 Read-only means: no option points git at another repository or config (``-C``, ``--git-dir``, ``-c``, ...),
 a known subcommand (an alias is not: it can run anything), and no option that writes a file or runs a program.
 Subcommands that read work-tree files or show patches reach drivers no config override can name (clean
-filters, textconv, ``diff.external``), so ``status``, ``diff`` and ``blame`` are never read-only, and patches
-(``log -p``, ``show``, ``-S``/``-G``) only with ``--no-textconv``.
+filters, textconv, ``diff.external``): ``status``, ``diff``, ``blame`` and patches (``log -p``, ``show``,
+``-S``/``-G``) without ``--no-textconv`` are read-only only in the read sandbox (``Findings.add_configured``),
+which confines whatever those drivers run to reading. Asking for a driver explicitly (``--ext-diff``,
+``--textconv``) still needs ``run``.
 """
 
 from __future__ import annotations
@@ -21,11 +23,19 @@ _GIT_GLOBAL_FLAGS = names(
     " --noglob-pathspecs --icase-pathspecs --no-optional-locks --version --no-lazy-fetch"
 )
 # Subcommands that neither touch work-tree contents nor diff: any literal option is fine.
-_PLAIN_READ = names("rev-parse ls-tree rev-list merge-base show-ref version")
+_PLAIN_READ = names(
+    "rev-parse ls-tree rev-list merge-base show-ref version for-each-ref count-objects show-branch cherry"
+    " check-ignore check-attr var"
+)
 _LOG_FAMILY = names("log shortlog show")
 # Reading work-tree files runs the clean filter of the attributes' driver; diff runs diff.external and
-# textconv; blame runs both.
-_DRIVERS = names("status diff blame difftool whatchanged range-diff format-patch cat-file")
+# textconv; blame runs both. Nothing else in them writes or runs a program: read-only in the read sandbox.
+_CONFIGURED_DRIVERS = names(
+    "status diff blame annotate whatchanged range-diff diff-index diff-files diff-tree"
+)
+# difftool runs a tool named by config *or* the command line; format-patch writes files.
+_DRIVERS = names("difftool format-patch")
+_READ_SUBCOMMANDS = _PLAIN_READ | _LOG_FAMILY | _CONFIGURED_DRIVERS | names("ls-files describe grep cat-file")
 _GIT_EDIT = names(
     "add commit checkout switch reset restore apply mv rm merge rebase cherry-pick revert init"
     " clean am notes worktree gc prune update-index update-ref symbolic-ref commit-tree read-tree"
@@ -49,6 +59,10 @@ def git(name: str, args: list[Word], f: Findings, depth: int) -> None:
             i += 2
         elif text.startswith("--namespace="):
             i += 1
+        elif (
+            text == "-c" and i + 1 < len(args) and args[i + 1].literal and _harmless_setting(args[i + 1].text)
+        ):
+            i += 2
         elif text.startswith("-"):
             opt = text.partition("=")[0]
             f.add(
@@ -66,8 +80,8 @@ def git(name: str, args: list[Word], f: Findings, depth: int) -> None:
     if not guard(name, args[i + 1 : end], f):
         return
     sub, rest = args[i].text, args[i + 1 :]
-    said = f.count
-    if sub in _PLAIN_READ or sub in _LOG_FAMILY or sub in ("ls-files", "describe", "grep"):
+    said, configured = f.count, f.configured
+    if sub in _READ_SUBCOMMANDS:
         _read(sub, rest, f)
     elif sub == "config":
         _config(rest, f)
@@ -75,6 +89,14 @@ def git(name: str, args: list[Word], f: Findings, depth: int) -> None:
         _tag(rest, f)
     elif sub == "stash" and rest[:1] and rest[0].text == "list":
         _log_family("stash list", rest[1:], f, patch_by_default=False)
+    elif sub == "reflog" and (not rest or rest[0].text == "show" or rest[0].text.startswith("-")):
+        _log_family(
+            "reflog", rest[1:] if rest and rest[0].text == "show" else rest, f, patch_by_default=False
+        )
+    elif sub in ("worktree", "notes") and rest[:1] and rest[0].text in ("list", "show"):
+        pass  # they list what exists
+    elif sub == "symbolic-ref" and len(rest) == 1 and not rest[0].text.startswith("-"):
+        pass  # one operand: it reads the reference
     elif sub == "branch":
         _branch(rest, f)
     elif sub == "remote":
@@ -91,8 +113,18 @@ def git(name: str, args: list[Word], f: Findings, depth: int) -> None:
         f.add(EDIT, f"git {sub} modifies the repository or the work tree")
     else:
         f.add(RUN, f"git {sub}: not a vetted subcommand (aliases can run programs)")
-    if f.count == said:
+    if f.count - said == f.configured - configured:  # nothing found but what the read sandbox confines
         f.env.update(GIT_NEUTRAL_ENV)
+
+
+# `git -c` settings that only shape output: no value of theirs names a program, a file or a repository.
+_HARMLESS_SETTINGS = names(
+    "core.quotepath color.ui diff.noprefix diff.mnemonicprefix core.abbrev log.date column.ui"
+)
+
+
+def _harmless_setting(assignment: str) -> bool:
+    return assignment.partition("=")[0].lower() in _HARMLESS_SETTINGS
 
 
 def _read(sub: str, rest: list[Word], f: Findings) -> None:
@@ -102,6 +134,12 @@ def _read(sub: str, rest: list[Word], f: Findings) -> None:
         sub == "grep" and has_short(rest, "O", "eABCfm")
     ):
         f.add(RUN, f"git {sub}: --ext-diff, --textconv or --open-files-in-pager runs a program")
+    elif sub == "cat-file" and has_long(rest, ("filters",)):
+        f.add(RUN, "git cat-file --filters runs the repository's smudge filters")
+    elif sub in _CONFIGURED_DRIVERS:
+        f.add_configured(
+            f"git {sub} can run filter, textconv or diff programs that the repository's config defines"
+        )
     elif sub in _LOG_FAMILY:
         _log_family(sub, rest, f, patch_by_default=sub == "show")
     elif sub == "ls-files":
@@ -174,7 +212,7 @@ def _log_family(sub: str, rest: list[Word], f: Findings, *, patch_by_default: bo
                     return
         i += 1
     if (explicit_patch or (patch_by_default and not no_patch)) and not no_textconv:
-        f.add(RUN, f"git {sub} shows patches: the repository's textconv drivers run (add --no-textconv)")
+        f.add_configured(f"git {sub} shows patches: the repository's textconv drivers run")
 
 
 _LS_FILES_OK = names(
@@ -209,9 +247,10 @@ _CONFIG_MODIFIERS = names(
 
 def _config(rest: list[Word], f: Findings) -> None:
     opts = [a.text.partition("=")[0] for a in rest if a.text.startswith("-")]
-    if not any(o in _CONFIG_READ for o in opts) or not all(
-        o in _CONFIG_READ or o in _CONFIG_MODIFIERS for o in opts
-    ):
+    if not all(o in _CONFIG_READ or o in _CONFIG_MODIFIERS for o in opts):
+        f.add(EDIT, "git config without --get or --list writes the configuration")
+    elif not any(o in _CONFIG_READ for o in opts) and len(opts) + 1 != len(rest):
+        # `git config NAME` alone gets the value; a second operand (or an option's value) sets it.
         f.add(EDIT, "git config without --get or --list writes the configuration")
 
 

@@ -10,7 +10,16 @@ from dataclasses import replace
 from typing import assert_never
 
 from codex_orchestrator.commands.assignments import ASSIGNMENT, check_env
-from codex_orchestrator.commands.findings import EDIT, NETWORK, READ, RUN, Classification, Findings, names
+from codex_orchestrator.commands.findings import (
+    EDIT,
+    NETWORK,
+    READ,
+    RUN,
+    Classification,
+    CommandPart,
+    Findings,
+    names,
+)
 from codex_orchestrator.commands.registry import handler_for
 from codex_orchestrator.policy import CallFacts, Capability, ToolKind
 from codex_orchestrator.shell_syntax import MAX_NESTING, Lexer, Redir, Word, parts
@@ -39,8 +48,8 @@ def call_facts(
     """The facts ``policy.decide`` needs. Declared capabilities only ever add needs, whatever the kind.
 
     ``persistent_shell``: the command runs in a shell that outlives the call (a step's ``session:``), whose
-    environment was fixed when it started, so overrides a read-only command relies on cannot be applied:
-    such a command needs ``run``.
+    environment and sandbox were fixed when it started, so neither the overrides nor the read sandbox a
+    read-only command relies on can be applied: such a command needs ``run``.
     """
     extra = frozenset(declared)
     match kind:
@@ -48,11 +57,21 @@ def call_facts(
             # A shell call without a command runs nothing (the gate runs `true`).
             found = classify_shell(command if command is not None else "")
             needs = found.needs | extra
+            safe = found.read_only_safe and needs == {READ}
             facts = CallFacts(
-                kind, needs, found.read_only_safe and needs == {READ}, requests_escalation, env=found.env
+                kind,
+                needs,
+                safe,
+                requests_escalation,
+                env=found.env,
+                read_sandbox=safe and found.read_sandbox,
+                parts=found.parts,
+                opaque=found.opaque,
             )
-            if persistent_shell and facts.read_only_safe and facts.env:
-                return replace(facts, needs=facts.needs | {RUN}, read_only_safe=False, env={})
+            if persistent_shell and facts.read_only_safe and (facts.env or facts.read_sandbox):
+                return replace(
+                    facts, needs=facts.needs | {RUN}, read_only_safe=False, env={}, read_sandbox=False
+                )
             return facts
         case ToolKind.EDIT:
             return CallFacts(kind, frozenset({READ, EDIT}) | extra, False, requests_escalation)
@@ -68,6 +87,7 @@ def call_facts(
 def _script(f: Findings, src: str, depth: int) -> None:
     if depth > MAX_NESTING:
         f.add(RUN, "shell code nested too deeply to vet")
+        f.opaque = True
         return
     _classify_lexed(Lexer(src, depth=depth).lex(), f, depth)
 
@@ -75,6 +95,7 @@ def _script(f: Findings, src: str, depth: int) -> None:
 def _classify_lexed(lexer: Lexer, f: Findings, depth: int) -> None:
     for hazard in lexer.hazards:
         f.add(RUN, hazard)
+        f.opaque = True
     for sub in lexer.subs:
         _classify_lexed(sub, f, depth + 1)
     for words, redirs in parts(lexer.tokens):
@@ -121,6 +142,7 @@ def _simple(words: list[Word], f: Findings, depth: int) -> None:
     head = words[0]
     if not head.quoted and head.text in _KEYWORDS:
         f.add(RUN, f"shell keyword {head.text!r}: control structures are not vetted")
+        f.opaque = True
         _simple(words[2:] if head.text == "function" else words[1:], f, depth)  # skip a function's name
     elif not head.quoted and head.text == "!":  # negation changes only the exit status
         _simple(words[1:], f, depth)
@@ -133,10 +155,22 @@ _SYSTEM_BIN = frozenset({"/bin", "/usr/bin"})
 
 def _command(f: Findings, words: list[Word], depth: int) -> None:
     """A command and its arguments after the shell's own syntax is gone (also an argv)."""
-    head, args = words[0], words[1:]
+    head = words[0]
     if not head.literal:
         f.add(RUN, f"the command name {head.text!r} comes from an expansion, brace or glob")
+        f.opaque = True
         return
+    index = len(f.parts)
+    f.parts.append(CommandPart(tuple(w.text for w in words), tuple(w.literal for w in words)))
+    try:
+        _handle(f, words, depth)
+    finally:
+        if len(f.parts) > index + 1:  # it ran other commands: a wrapper
+            f.parts[index] = replace(f.parts[index], wrapper=True)
+
+
+def _handle(f: Findings, words: list[Word], depth: int) -> None:
+    head, args = words[0], words[1:]
     name = head.text
     if "/" in name:
         if posixpath.dirname(name) not in _SYSTEM_BIN:

@@ -23,12 +23,13 @@ import selectors
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from codex_orchestrator.exec.backend import DEFAULT_KILL_GRACE_S, PINNED_ENV, SpawnRequest
 from codex_orchestrator.exec.errors import ExecError, SpawnError
@@ -53,6 +54,8 @@ MAX_SPARES = 8
 _WAKE = "wake"
 # Exit code reported for a call whose launcher went away under it (as if killed by SIGKILL).
 LAUNCHER_LOST_EXIT = 128 + 9
+# How much of bwrap's (or the launcher's) stderr a start-up failure quotes: its last lines say why.
+STDERR_TAIL_CHARS = 500
 
 
 def _recv_fds(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
@@ -463,7 +466,7 @@ class SandboxPool:
         self._lock = threading.Lock()
         self._seen: set[_Key] = set()
         self._launchers: dict[_Key, SandboxLauncher] = {}
-        self._unavailable: set[_Key] = set()
+        self._unavailable: dict[_Key, str] = {}  # keys whose launcher did not start, and why
         self._jobs: queue.Queue[tuple[SandboxSpec, queue.Queue[SandboxLauncher | BaseException]]] = (
             queue.Queue()
         )
@@ -488,7 +491,7 @@ class SandboxPool:
                 "no kept-alive sandbox for run %s (each call gets a bwrap of its own): %s", run_id, exc
             )
             with self._lock:
-                self._unavailable.add(key)
+                self._unavailable[key] = str(exc)
             return None
         with self._lock:
             self._launchers[key] = launcher
@@ -497,13 +500,24 @@ class SandboxPool:
             old.close()
         return launcher
 
+    def start_failure(self, run_id: str, instance: str, spec: SandboxSpec) -> str | None:
+        """Why the key's kept-alive sandbox could not start (bwrap's own words included), or None."""
+        with self._lock:
+            return self._unavailable.get(_Key(run_id, instance, replace(spec, readable_paths=())))
+
+    def kept(self, run_id: str) -> tuple[int, list[str]]:
+        """How many kept-alive sandboxes ``run_id`` has live, and why any of its keys has none."""
+        with self._lock:
+            live = sum(1 for k, v in self._launchers.items() if k.run_id == run_id and v.alive)
+            return live, [why for k, why in self._unavailable.items() if k.run_id == run_id]
+
     def close_run(self, run_id: str) -> None:
         """End every sandbox of ``run_id`` (its calls' processes with them)."""
         with self._lock:
             keys = [k for k in self._launchers if k.run_id == run_id]
             launchers = [self._launchers.pop(k) for k in keys]
             self._seen = {k for k in self._seen if k.run_id != run_id}
-            self._unavailable = {k for k in self._unavailable if k.run_id != run_id}
+            self._unavailable = {k: v for k, v in self._unavailable.items() if k.run_id != run_id}
         for launcher in launchers:
             launcher.close()
 
@@ -543,11 +557,16 @@ def _tmp_names(entries: tuple[Path, ...]) -> list[str]:
 
 
 def start_launcher(spec: SandboxSpec) -> SandboxLauncher:
-    """bwrap ``spec`` around ``launcher_main.py``; raises ``LauncherError`` if it does not come up."""
+    """bwrap ``spec`` around ``launcher_main.py``; raises ``LauncherError`` (with bwrap's message, if it said
+    one) if it does not come up."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     ours.settimeout(None)
+    # The launcher's own interpreter and script must be visible in the sandbox wherever they live: under /tmp
+    # the private tmpfs hides them (a checkout or virtualenv in /tmp; the listing of /tmp a call brings is
+    # capped, and a bare spec brings none), and bwrap cannot even exec the interpreter.
+    shown = replace(spec, readable_paths=(*spec.readable_paths, *launcher_tmp_entries()))
     argv = wrap_argv(
-        [sys.executable, "-I", "-S", str(LAUNCHER_SCRIPT), str(theirs.fileno())], spec, cwd=spec.workspace
+        [sys.executable, "-I", "-S", str(LAUNCHER_SCRIPT), str(theirs.fileno())], shown, cwd=spec.workspace
     )
     # The launcher keeps its capabilities to give each call a pid namespace and /proc of its own; each call
     # drops them all before it runs (launcher_main._drop_capabilities), as `--cap-drop ALL` would.
@@ -558,17 +577,21 @@ def start_launcher(spec: SandboxSpec) -> SandboxLauncher:
         # for the entries that appear later. Right after the private /tmp, before the binds inside it.
         at = argv.index("--tmpfs") + 2
         argv = (*argv[:at], "--ro-bind", "/tmp", HOST_TMP, *argv[at:])
+    # bwrap's and the launcher's stderr: a file, not a pipe, so nothing said later can block them; it is read
+    # only when the launcher does not come up, to say why.
+    stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed below, or with the launcher)
     try:
         popen = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=stderr,
             pass_fds=(theirs.fileno(),),
             start_new_session=True,  # the orchestrator's terminal signals reach calls through their own PTYs
         )
     except OSError as exc:
         ours.close()
+        stderr.close()
         raise LauncherError(f"cannot start bwrap for the sandbox launcher: {exc}") from exc
     finally:
         theirs.close()
@@ -576,12 +599,33 @@ def start_launcher(spec: SandboxSpec) -> SandboxLauncher:
     ours.settimeout(LAUNCHER_START_TIMEOUT_S)
     try:
         launcher = SandboxLauncher(spec, popen, ours)
-    except BaseException:
+    except BaseException as exc:
         popen.kill()
         popen.wait(max(0.0, deadline - time.monotonic()) or KILL_WAIT_S)
+        said = _tail(stderr) if isinstance(exc, LauncherError) else ""
+        if said:  # bwrap's own words ("bwrap: execvp ...: No such file or directory")
+            raise LauncherError(f"{exc}; it said: {said}") from exc
         raise
+    finally:
+        stderr.close()  # the launcher keeps its own descriptor of the file
     ours.settimeout(None)
     return launcher
+
+
+def launcher_tmp_entries() -> tuple[Path, ...]:
+    """The host /tmp entries the launcher runs from: its interpreter (a virtualenv's, and the one that points
+    to), that interpreter's library, and this package. Most installs: none."""
+    paths = {sys.executable, sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    paths |= {os.path.realpath(sys.executable), str(LAUNCHER_SCRIPT), os.path.realpath(LAUNCHER_SCRIPT)}
+    entries = {os.path.normpath(p).split("/")[2] for p in paths if os.path.normpath(p).startswith("/tmp/")}
+    return tuple(Path("/tmp", name) for name in sorted(entries))
+
+
+def _tail(stderr: IO[bytes]) -> str:
+    """The last lines a failed launcher's bwrap (or Python) wrote, on one line."""
+    stderr.seek(0)
+    text = stderr.read().decode("utf-8", errors="replace")
+    return " | ".join(line.strip() for line in text.splitlines() if line.strip())[-STDERR_TAIL_CHARS:]
 
 
 POOL = SandboxPool()

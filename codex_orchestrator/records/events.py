@@ -19,43 +19,31 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import ConfigDict, Field, TypeAdapter
 
 from codex_orchestrator.errors import RecordError
+from codex_orchestrator.records.agent_events import (
+    AgentCommand,
+    AgentError,
+    AgentFileChange,
+    AgentFinished,
+    AgentMessage,
+    AgentPlan,
+    AgentReasoning,
+    AgentStarted,
+    AgentTokens,
+    AgentToolUse,
+    AgentTurnFinished,
+    AgentTurnStarted,
+)
+
+# Re-exported: readers (the SDK, the CLI) take the version and the base from here, as before.
+from codex_orchestrator.records.event_base import EVENTS_SCHEMA_VERSION as EVENTS_SCHEMA_VERSION
+from codex_orchestrator.records.event_base import _Event as _Event
 from codex_orchestrator.redact import Redactor
 
 # A tool call's output kept in the event log: the first and last half of this, the rest counted as omitted.
 DEFAULT_OUTPUT_BUDGET_BYTES = 32 * 1024 * 1024
-
-# MAJOR changes when a reader of the old stream could misread the new one (a field removed, renamed or retyped);
-# MINOR when something is only added (a field, an event type). Readers refuse another MAJOR.
-EVENTS_SCHEMA_VERSION = "1.1"
-
-
-class _Event(BaseModel):
-    # The schema describes the lines as written, where every field is present: defaults count as required, so
-    # generated types (sdk/node) get `seq: number` and a required `type` to narrow on, not optional ones.
-    # defer_build: an event type is built when first written or read (a one-call `exec` writes 8 of 25).
-    model_config = ConfigDict(
-        extra="forbid",
-        defer_build=True,
-        json_schema_mode_override="serialization",
-        json_schema_serialization_defaults_required=True,
-    )
-
-    seq: int = Field(default=0, description="position in the run's log, from 1, no gaps")
-    ts: str = Field(default="", description="UTC time the event was recorded (ISO 8601)")
-    run_id: str = ""
-    schema_version: str = Field(
-        default=EVENTS_SCHEMA_VERSION,
-        pattern=r"^[0-9]+\.[0-9]+$",
-        description="MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know",
-    )
-    prev_hash: str = Field(
-        default="",
-        description="SHA-256 (hex) of the previous line of the log as written, without its newline; for the "
-        "first event, of 'codex-orchestrator:<run_id>' (records/chain.py)",
-    )
 
 
 class RunStarted(_Event):
@@ -299,7 +287,19 @@ Event = Annotated[
     | GuardrailResult
     | ReviewRequested
     | ReviewVerdict
-    | Summary,
+    | Summary
+    | AgentStarted
+    | AgentTurnStarted
+    | AgentTurnFinished
+    | AgentMessage
+    | AgentReasoning
+    | AgentCommand
+    | AgentFileChange
+    | AgentToolUse
+    | AgentPlan
+    | AgentTokens
+    | AgentError
+    | AgentFinished,
     Field(discriminator="type"),
 ]
 # Built when first used (reading a log back, the schema), not by every process that only writes events.

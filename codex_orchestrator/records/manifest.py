@@ -55,6 +55,25 @@ class AttemptRecord(_Model):
     )
 
 
+class RuleRecord(_Model):
+    """The exec-policy rule that decided a call (codex_orchestrator/rules)."""
+
+    file: str = Field(description="the rules file: workspace-relative, or $CODEX_HOME/rules/<name>")
+    pattern: str = Field(description='the rule\'s pattern as written, e.g. ["git", "push"]')
+    decision: Literal["allow", "prompt", "forbidden"]
+    justification: str | None = None
+    matched_prefix: list[str] = Field(default_factory=list, description="the command's tokens it matched")
+
+
+class RulesFileRecord(_Model):
+    """A rules file the run read, fingerprinted like an instruction file."""
+
+    path: str = Field(description="workspace-relative; a user file as $CODEX_HOME/rules/<name>")
+    sha256: str
+    bytes: int
+    scope: Literal["user", "project", "request"] = "project"
+
+
 class ApprovalRecord(_Model):
     approval_id: str
     tool_call_id: str
@@ -87,6 +106,14 @@ class ApprovalRecord(_Model):
     asked_by: str | None = Field(
         default=None, description="hostname:pid of the process waiting for the answer"
     )
+    rule: RuleRecord | None = Field(default=None, description="the rule that asked (a prompt rule), if any")
+    amendment: list[list[str]] = Field(
+        default_factory=list, description="the prefixes approve-and-remember would allow from now on"
+    )
+    remembered: list[str] = Field(
+        default_factory=list, description="approve-and-remember: the rule lines appended"
+    )
+    remembered_to: str | None = Field(default=None, description="the rules file they were appended to")
 
     @classmethod
     def for_request(cls, request: ApprovalRequest, *, requested_at: str) -> ApprovalRecord:
@@ -105,6 +132,7 @@ class ApprovalRecord(_Model):
             cwd=request.cwd,
             sandbox=request.sandbox,
             timeout_s=request.timeout_s,
+            amendment=[list(p) for p in request.amendment],
         )
 
     def to_request(self) -> ApprovalRequest:
@@ -123,6 +151,7 @@ class ApprovalRecord(_Model):
             purpose=self.purpose,
             sandbox=self.sandbox,
             timeout_s=self.timeout_s,
+            amendment=tuple(tuple(p) for p in self.amendment),
         )
 
 
@@ -168,6 +197,7 @@ class ToolCallRecord(_Model):
     approval_outcome: Literal["skip", "forbid", "ask"] | None = None
     approval_source: Literal["not-required", "cache", "human", "policy", "hook"] | None = None
     approval_reason: str | None = None
+    rule: RuleRecord | None = Field(default=None, description="the exec-policy rule that decided, if one did")
     approval_ids: list[str] = Field(default_factory=list)
     sandbox: SandboxRecord = Field(default_factory=SandboxRecord)
     attempts: list[AttemptRecord] = Field(default_factory=list)
@@ -202,6 +232,9 @@ class ToolCallRecord(_Model):
         default_factory=list, description="earlier runs of this call (a resumed run reruns unfinished calls)"
     )
     hooks: list[HookRecord] = Field(default_factory=list, description="lifecycle hooks' decisions (hooks.py)")
+    parent_call_id: str | None = Field(
+        default=None, description="an agent's own tool call: the call id of the agent step that made it"
+    )
 
 
 class MilestoneRecord(_Model):
@@ -333,6 +366,52 @@ class InstanceStats(_Model):
     failures: int = 0
 
 
+class AgentTokenTotals(_Model):
+    """Tokens the agent's model used over the step (every model response's usage, summed)."""
+
+    input: int = 0
+    cached_input: int = 0
+    output: int = 0
+    reasoning_output: int = 0
+    total: int = 0
+
+
+class AgentToolCallRef(_Model):
+    """One of the agent's tool calls, as its record says (``tool_calls`` has the whole record)."""
+
+    id: str
+    kind: str
+    command: str
+    status: ToolCallStatus
+    approval_source: str | None = None
+    error: str | None = None
+
+
+class AgentStepRecord(_Model):
+    """One agent step driven through its agent's protocol (agents/): folded from its ``agent.*`` events and
+    from the records of the tool calls the agent made (``parent_call_id``)."""
+
+    call_id: str = Field(description="the agent step's own tool call")
+    step: str
+    agent: str = Field(description="e.g. codex")
+    agent_version: str = ""
+    thread_id: str | None = None
+    status: Literal["running", "completed", "failed", "interrupted"] = "running"
+    resumed: int = Field(default=0, description="times an earlier run's thread was resumed")
+    turns: int = Field(default=0, description="turns finished, over every run of the step")
+    tool_calls: list[AgentToolCallRef] = Field(default_factory=list, description="in the order they began")
+    tool_calls_by_status: dict[str, int] = Field(
+        default_factory=dict, description="the agent's tool calls by status (denied: the agent was refused)"
+    )
+    commands: int = Field(default=0, description="commands the agent reported (run, failed or declined)")
+    file_changes: int = Field(default=0, description="patches the agent reported")
+    messages: int = 0
+    errors: int = Field(default=0, description="errors the agent reported (e.g. its model endpoint failing)")
+    tokens: AgentTokenTotals = Field(default_factory=AgentTokenTotals)
+    final_message: str | None = Field(default=None, description="the agent's last message (its answer)")
+    error: str | None = None
+
+
 class ChainHead(_Model):
     """The event log's last link when the run finished: ``codex-orchestrator verify`` checks the log against it."""
 
@@ -363,6 +442,9 @@ class RunState(_Model):
     gate_enabled: bool = True
     milestones: list[MilestoneRecord] = Field(default_factory=list)
     instructions: list[InstructionRecord] = Field(default_factory=list)
+    rules_files: list[RulesFileRecord] = Field(
+        default_factory=list, description="the exec-policy rules files the run read, with their hashes"
+    )
     instruction_sets: list[InstructionSetRecord] = Field(
         default_factory=list, description="per distinct step cwd: its sources and combined hash"
     )
@@ -403,6 +485,9 @@ class Manifest(RunState):
     pending_approvals: list[ApprovalRecord] = Field(default_factory=list)
     instance_stats: list[InstanceStats] = Field(
         default_factory=list, description="per instance: calls, busy time"
+    )
+    agents: list[AgentStepRecord] = Field(
+        default_factory=list, description="per agent step driven through its agent's protocol: its summary"
     )
     tool_calls: list[ToolCallRecord] = Field(default_factory=list)  # keep last: the folder splices it in
 

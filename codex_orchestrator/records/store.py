@@ -32,6 +32,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from codex_orchestrator.errors import RecordError
+from codex_orchestrator.records.agent_fold import AgentEventsReader
 from codex_orchestrator.records.atomic import write_atomic
 from codex_orchestrator.records.manifest import (
     ApprovalRecord,
@@ -273,6 +274,7 @@ class ManifestFolder:
     def __init__(self, store: RunStore) -> None:
         self.store = store
         self._calls: dict[str, tuple[tuple[int, int, int], bytes, dict[str, Any]]] = {}
+        self._agents = AgentEventsReader(store.paths.events)
         self._lock = threading.Lock()
         self._next_allowed = 0.0
         self._shown_calls = 0  # tool calls in the manifest this folder last wrote
@@ -321,6 +323,12 @@ class ManifestFolder:
         misses = sum(1 for _raw, c in calls if c.get("approval_cache") == "miss")
         updated = max([state.updated_at, *(c.get("updated_at") or "" for _raw, c in calls)])
         stats = instance_stats(state, [c for _raw, c in calls])
+        # Only a run with an agent step reads its event log here (for the agents' summaries).
+        if any(c.get("kind") == "agent" for _raw, c in calls):
+            self._agents.update()
+            agents = self._agents.steps(c for _raw, c in calls)
+        else:
+            agents = []
         fields = {name: getattr(state, name) for name in RunState.model_fields}
         status = "awaiting-approval" if state.status == "running" and pending else state.status
         head = Manifest(
@@ -333,6 +341,7 @@ class ManifestFolder:
                 "pending_approval": pending[0] if pending else None,
                 "pending_approvals": pending,
                 "instance_stats": stats,
+                "agents": agents,
                 "tool_calls": [],
             }
         ).model_dump_json()

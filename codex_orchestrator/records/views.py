@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from codex_orchestrator.drift import summary as drift_summary
 from codex_orchestrator.records.manifest import Manifest
+from codex_orchestrator.records.paths import artifact_key
 
 MS_PER_S = 1000.0
 S_PER_MIN = 60
@@ -103,6 +104,14 @@ def manifest_markdown(
             "",
             f"⏸ waiting for approval `{manifest.pending_approval.approval_id}`: "
             f"{manifest.pending_approval.reason}",
+        ]
+    for agent in manifest.agents:
+        calls = ", ".join(f"{n} {s}" for s, n in agent.tool_calls_by_status.items()) or "none"
+        lines += [
+            "",
+            f"**Agent** `{agent.step}`: {agent.agent} {agent.agent_version} **{agent.status}**, "
+            f"{agent.turns} turn(s), tool calls {calls}, {agent.tokens.total} tokens "
+            f"(transcript: artifact `{artifact_key(manifest.task_id, f'agent-{agent.step}')}`)",
         ]
     if manifest.instructions:
         lines += [

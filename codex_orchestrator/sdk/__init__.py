@@ -12,7 +12,7 @@ command line share one path::
 
 Files: ``_shared.py`` argv building, event checking, summaries, manifests, ``SdkError`` and the option types
 (no process I/O); ``_sync.py`` ``Client`` and its handles (threads); ``_async.py`` ``AsyncClient`` and its
-handles (asyncio tasks).
+handles (asyncio tasks); ``_types.py`` ``typed_event``, an event dict as its model (agent events included).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from codex_orchestrator.sdk._shared import (
     SdkError,
 )
 from codex_orchestrator.sdk._sync import Client, ExecHandle, RunHandle
+from codex_orchestrator.sdk._types import typed_event
 
 __all__ = [
     "APPROVE_TIMEOUT_S",
@@ -57,4 +58,5 @@ __all__ = [
     "RunHandle",
     "RunSummary",
     "SdkError",
+    "typed_event",
 ]

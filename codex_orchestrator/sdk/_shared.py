@@ -463,13 +463,21 @@ class ClientBase:
         )
 
     def _approve_launch(
-        self, run_id: str, deny: bool, for_session: bool, reason: str | None, runs_dir: str | Path | None
+        self,
+        run_id: str,
+        deny: bool,
+        for_session: bool,
+        reason: str | None,
+        runs_dir: str | Path | None,
+        remember: bool = False,
     ) -> Launch:
         args = ["approve", run_id, "--channel", "sdk"]
         if deny:
             args.append("--deny")
         if for_session:
             args.append("--for-session")
+        if remember:
+            args.append("--remember")
         if reason is not None:
             args += ["--reason", reason]
         known = self._runs_dirs.get(run_id)

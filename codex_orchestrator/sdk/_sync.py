@@ -209,11 +209,12 @@ class Client(ClientBase):
         *,
         deny: bool = False,
         for_session: bool = False,
+        remember: bool = False,
         reason: str | None = None,
         runs_dir: str | Path | None = None,
     ) -> None:
         """Answer the pending approval of ``run_id`` with ``codex-orchestrator approve``; SdkError if it fails."""
-        launch = self._approve_launch(run_id, deny, for_session, reason, runs_dir)
+        launch = self._approve_launch(run_id, deny, for_session, reason, runs_dir, remember)
         try:
             done = subprocess.run(
                 launch.command,

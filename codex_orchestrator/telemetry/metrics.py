@@ -8,7 +8,7 @@ the same points where it closes spans. Every attribute value comes from a closed
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,14 +18,20 @@ from codex_orchestrator import __version__
 from codex_orchestrator.records.manifest import ToolCallRecord
 from codex_orchestrator.sandbox import SandboxState
 from codex_orchestrator.telemetry.vocabulary import (
+    AGENT,
+    AGENT_TURN_STATUS,
     CACHE_RESULT,
     OUTCOME,
     QUANTILE,
+    TOKEN_TYPE,
     TOOL,
+    TokenType,
+    agent_of,
     approval_source_of,
     denial_of,
     outcome_of,
     tool_of,
+    turn_status_of,
 )
 
 if TYPE_CHECKING:
@@ -42,6 +48,9 @@ SANDBOX_DENIALS = "codex.sandbox.denials"
 SANDBOX_ESCALATIONS = "codex.sandbox.escalations"
 GUARD_SWITCHES = "codex.guard.switches"
 STREAM_LATENCY = "codex.stream.delivery_latency"
+AGENT_TOOL_CALLS = "codex.agent.tool_calls"
+AGENT_TOKENS = "codex.agent.tokens"
+AGENT_TURNS = "codex.agent.turns"
 
 Attrs = dict[str, str]
 
@@ -80,7 +89,22 @@ def call_measurements(call: ToolCallRecord) -> list[Measurement]:
         out.append(_m(SANDBOX_ESCALATIONS, 1, **{TOOL: tool}))
     if call.guard.switched:
         out.append(_m(GUARD_SWITCHES, 1, **{TOOL: tool}))
+    if call.parent_call_id is not None:  # a tool call an agent made, inside an agent step
+        out.append(_m(AGENT_TOOL_CALLS, 1, **{OUTCOME: outcome, TOOL: tool}))
     return out
+
+
+def token_measurements(agent: str, counts: Mapping[str, int]) -> list[Measurement]:
+    """One model response's token usage (``agent.tokens``' ``last``), by token type; zero counts add nothing."""
+    return [
+        _m(AGENT_TOKENS, counts[t.value], **{AGENT: agent_of(agent), TOKEN_TYPE: t.value})
+        for t in TokenType
+        if counts.get(t.value)
+    ]
+
+
+def turn_measurements(agent: str, status: str) -> list[Measurement]:
+    return [_m(AGENT_TURNS, 1, **{AGENT: agent_of(agent), AGENT_TURN_STATUS: turn_status_of(status)})]
 
 
 class CallMetrics:
@@ -105,6 +129,15 @@ class CallMetrics:
             ),
             GUARD_SWITCHES: meter.create_counter(
                 GUARD_SWITCHES, unit="{call}", description="streaming guard switches to buffered delivery"
+            ),
+            AGENT_TOOL_CALLS: meter.create_counter(
+                AGENT_TOOL_CALLS, unit="{call}", description="tool calls agents made, by outcome"
+            ),
+            AGENT_TOKENS: meter.create_counter(
+                AGENT_TOKENS, unit="{token}", description="tokens agents' models used, by type"
+            ),
+            AGENT_TURNS: meter.create_counter(
+                AGENT_TURNS, unit="{turn}", description="agent turns, by status"
             ),
         }
         self._histograms: dict[str, Any] = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,7 +28,7 @@ from codex_orchestrator.telemetry.process import FILES, ProcessTelemetry, proces
 from codex_orchestrator.telemetry.vocabulary import RUN_ID, TASK_ID
 
 if TYPE_CHECKING:
-    from codex_orchestrator.telemetry.metrics import CallMetrics
+    from codex_orchestrator.telemetry.metrics import CallMetrics, Measurement
 
 AttributeValue = str | bool | int | float
 TRACEPARENT = "traceparent"
@@ -141,6 +141,25 @@ class RunTracer:
             if last:
                 self._unregister()
 
+    def start(
+        self, name: str, parent: otel_context.Context | None, **attributes: AttributeValue | None
+    ) -> Span:
+        """A span that outlives the code that starts it (an agent's turn, opened and closed by its events):
+        the caller ends it with ``end``. ``parent``: the context it nests in (None: the current one)."""
+        attrs: dict[str, AttributeValue] = dict(self._common)
+        attrs.update({k: self._clean(v) for k, v in attributes.items() if v is not None})
+        with self._lock:
+            self._open += 1
+        return self._tracer.start_span(name, context=parent, attributes=attrs, record_exception=False)
+
+    def end(self, span: Span) -> None:
+        span.end()
+        with self._lock:
+            self._open -= 1
+            last = self._open == 0 and self._closing
+        if last:
+            self._unregister()
+
     def _record_exception(self, span: Span, exc: BaseException) -> None:
         message = self._redact(str(exc))
         span.record_exception(
@@ -177,6 +196,10 @@ class RunTracer:
     def record_stream_latency(self, p50_ms: float, p95_ms: float, samples: int) -> None:
         if self.metrics is not None:
             self.metrics.stream_latency(p50_ms, p95_ms, samples)
+
+    def record_measurements(self, measurements: Iterable[Measurement]) -> None:
+        if self.metrics is not None:
+            self.metrics.record(measurements)
 
     def shutdown(self) -> None:
         """This handle is done: its run's file is no longer written from here once its open spans (a run span

@@ -28,6 +28,11 @@ SANDBOX_STATE = "codex.sandbox.state"
 SANDBOX_DENIAL = "codex.sandbox.denial"
 CACHE_RESULT = "codex.approval_cache.result"
 QUANTILE = "codex.quantile"
+AGENT = "codex.agent"  # which agent drives an agent step
+AGENT_THREAD_ID = "codex.agent.thread_id"
+AGENT_TURN_ID = "codex.agent.turn_id"
+AGENT_TURN_STATUS = "codex.agent.turn.status"
+TOKEN_TYPE = "codex.agent.token_type"
 OTHER = "other"
 
 
@@ -37,6 +42,26 @@ class SpanName(StrEnum):
     TOOL_CALL = "tool_call"
     APPROVAL = "approval"
     ATTEMPT = "attempt"
+    AGENT_TURN = "agent_turn"  # a turn of an agent step's agent; its tool calls are its children
+
+
+class AgentName(StrEnum):
+    CODEX = "codex"
+
+
+class TurnStatus(StrEnum):
+    COMPLETED = "completed"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+class TokenType(StrEnum):
+    """The token counts an agent's model reports (agent.tokens)."""
+
+    INPUT = "input"
+    CACHED_INPUT = "cached_input"
+    OUTPUT = "output"
+    REASONING_OUTPUT = "reasoning_output"
 
 
 class RunMode(StrEnum):
@@ -122,3 +147,11 @@ def answered_by_of(channel: str | None) -> str:
 
 def purpose_of(purpose: str) -> str:
     return _closed(purpose, ApprovalPurpose)
+
+
+def agent_of(name: str) -> str:
+    return _closed(name, AgentName)
+
+
+def turn_status_of(status: str) -> str:
+    return _closed(status, TurnStatus)

@@ -1,4 +1,4 @@
-"""The README's "Run it on a schedule" steps, run literally against a Prefect server on PostgreSQL.
+"""The "Run it on a schedule" steps of docs/deployments.md, run literally against a Prefect server on PostgreSQL.
 
 ``readme_steps`` reads the section's shell block; ``Stack`` runs its lines (background ones as processes it
 owns), with the server's port and this venv's executables put in place of ``4200`` and ``.venv/bin/``.
@@ -25,12 +25,12 @@ SERVER_START_S = 180.0
 README_PORT = "4200"
 
 
-def readme_steps(readme: Path = ROOT / "README.md") -> list[str]:
-    """The command lines of the README's "Run it on a schedule" shell block, comments stripped."""
+def readme_steps(readme: Path = ROOT / "docs" / "deployments.md") -> list[str]:
+    """The command lines of the "Run it on a schedule" shell block (docs/deployments.md), comments stripped."""
     text = readme.read_text(encoding="utf-8")
     section = text.split("## Run it on a schedule", 1)[1].split("\n## ", 1)[0]
     block = re.search(r"```sh\n(.*?)```", section, re.S)
-    assert block is not None, "the README's schedule section has no sh block"
+    assert block is not None, "the schedule section of docs/deployments.md has no sh block"
     lines = []
     for raw in block.group(1).splitlines():
         line = re.sub(r"\s+#.*$", "", raw).strip()
@@ -47,7 +47,7 @@ def free_port() -> int:
 
 @dataclass
 class Stack:
-    """Processes started from README lines, sharing one environment (PREFECT_HOME, the API URL)."""
+    """Processes started from documented lines (README, docs/deployments.md), sharing one environment."""
 
     home: Path
     env: dict[str, str]
@@ -67,7 +67,7 @@ class Stack:
         ]
 
     def run_line(self, line: str, *, cwd: Path, name: str | None = None, timeout: float = 300) -> str:
-        """One README line: ``export`` sets the environment, ``... &`` starts a process, others must exit 0."""
+        """One documented line: ``export`` sets the environment, ``... &`` starts a process, others must exit 0."""
         if line.startswith("export "):
             key, _, value = line.removeprefix("export ").partition("=")
             self.env[key] = value.replace(README_PORT, str(self.port))

@@ -1,4 +1,4 @@
-"""Deployments run by Prefect workers on a PostgreSQL-backed server, set up by the README's own steps.
+"""Deployments run by Prefect workers on a PostgreSQL-backed server, set up by the steps docs/deployments.md shows.
 
 One module-scoped stack: a private PostgreSQL (``pg_trgm``), ``prefect server start`` on it, a process work pool,
 ``prefect deploy --all``, one process worker and two task workers started in a directory outside the project.
@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.prefect]
 
 RUN_WAIT_S = 240.0
 RECORD_POLL_S = 0.2
-TASK_WORKER_LIMIT = 2  # the README's `codex-orchestrator task-worker --limit 2`
+TASK_WORKER_LIMIT = 2  # docs/deployments.md's `codex-orchestrator task-worker --limit 2`
 FANOUT_STEPS = 2 * (TASK_WORKER_LIMIT + 2)
 # The `health` deployment runs in the sample repository itself: its tests leave nothing there.
 SAMPLE = ROOT / "examples/sample-repo"

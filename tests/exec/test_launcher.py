@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from codex_orchestrator.exec.backend import SpawnRequest
 from codex_orchestrator.exec.errors import SpawnError
 from codex_orchestrator.exec.launcher import (
     POOL,
+    LauncherError,
     LauncherProcess,
     SandboxLauncher,
     SandboxPool,
@@ -411,3 +413,92 @@ def test_a_launched_call_gets_exactly_the_environment_and_terminal_asked_for(
         assert child.wait(WAIT_S) == 128 + signal.SIGINT
     finally:
         child.close()
+
+
+REPO = Path(__file__).resolve().parents[2]
+# Runs the kept sandbox as a run's second call would, from whatever interpreter and checkout run this script.
+KEPT_SANDBOX_SCRIPT = """
+import pathlib, sys
+from codex_orchestrator.exec.backend import SpawnRequest
+from codex_orchestrator.exec.launcher import SandboxPool
+from codex_orchestrator.sandbox import SandboxMode, SandboxSpec
+pool = SandboxPool()
+spec = SandboxSpec(SandboxMode.WORKSPACE_WRITE, pathlib.Path(sys.argv[1]))
+pool.launcher_for("run", "local", spec)  # the first call: a bwrap of its own
+launcher = pool.launcher_for("run", "local", spec)
+if launcher is None:
+    sys.exit("no kept sandbox: " + str(pool.start_failure("run", "local", spec)))
+child = launcher.spawn(SpawnRequest(argv=("/bin/sh", "-c", "echo kept-$((6 * 7))")))
+out = b""
+while data := child.read(30):
+    out += data
+print(child.wait(30), out.decode().strip(), flush=True)
+child.close()
+pool.close_all()
+"""
+
+
+def test_the_kept_sandbox_runs_from_a_checkout_and_interpreter_under_tmp(workspace_dir: Path) -> None:
+    """A clone in /tmp with its virtualenv there (as `make test` in a clone under /tmp has it): the private
+    /tmp of the sandbox must not hide the launcher's interpreter or script from bwrap."""
+    checkout = Path(tempfile.mkdtemp(prefix="co-checkout-", dir="/tmp"))
+    try:
+        shutil.copytree(
+            REPO / "codex_orchestrator",
+            checkout / "codex_orchestrator",
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(checkout / ".venv")], check=True)
+        python = checkout / ".venv" / "bin" / "python"
+        done = subprocess.run(
+            [str(python), "-c", KEPT_SANDBOX_SCRIPT, str(workspace_dir)],
+            capture_output=True,
+            text=True,
+            cwd=checkout,
+            env={**os.environ, "PYTHONPATH": str(checkout)},
+            timeout=120,
+            check=False,
+        )
+        assert (done.returncode, done.stdout.strip()) == (0, "0 kept-42"), done.stderr
+    finally:
+        shutil.rmtree(checkout, ignore_errors=True)
+
+
+def test_a_launcher_that_cannot_start_says_what_bwrap_said(
+    workspace_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    missing = Path("/var/tmp") / f"co-missing-{uuid.uuid4().hex}"
+    broken = SandboxSpec(SandboxMode.WORKSPACE_WRITE, workspace_dir, writable_paths=(missing,))
+    with pytest.raises(LauncherError, match=f"bwrap: Can't find source path {missing}"):
+        start_launcher(broken)
+    pool = SandboxPool()
+    assert pool.launcher_for("run-x", "local", broken) is None
+    with caplog.at_level("WARNING", logger="codex_orchestrator.exec.launcher"):
+        assert pool.launcher_for("run-x", "local", broken) is None
+    assert f"Can't find source path {missing}" in caplog.text
+    assert f"Can't find source path {missing}" in (pool.start_failure("run-x", "local", broken) or "")
+    assert pool.kept("run-x")[0] == 0
+
+
+def test_a_run_whose_kept_sandbox_fails_records_why_and_goes_on(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The run's calls fall back to a bwrap each; the call that found the kept sandbox unable to start says
+    so in its record, in bwrap's words, and the log says it too."""
+    import codex_orchestrator.shell_attempt as shell_attempt
+
+    missing = Path("/var/tmp") / f"co-missing-{uuid.uuid4().hex}"
+    # A real bwrap that refuses the launcher's sandbox (a bind source that does not exist), nothing faked.
+    pool = SandboxPool(start=lambda spec: start_launcher(replace(spec, writable_paths=(missing,))))
+    monkeypatch.setattr(shell_attempt, "POOL", pool)
+    gate = make_gate(workspace, ScriptedApprover())
+    with caplog.at_level("WARNING", logger="codex_orchestrator.exec.launcher"):
+        calls = [gate.run(shell(workspace, "echo ran", step=f"s{i}")) for i in range(2)]
+    assert [c.status for c in calls] == ["succeeded", "succeeded"]
+    assert [c.sandbox.state for c in calls] == ["sandboxed", "sandboxed"]
+    assert calls[0].sandbox.detail is None  # a run's first call never asks for a kept sandbox
+    assert f"bwrap: Can't find source path {missing}" in (calls[1].sandbox.detail or "")
+    assert f"Can't find source path {missing}" in caplog.text
+    manifest = finish(gate)
+    recorded = {c["id"]: c for c in manifest["tool_calls"]}  # type: ignore[union-attr]
+    assert f"Can't find source path {missing}" in recorded[calls[1].id]["sandbox"]["detail"]

@@ -3,6 +3,7 @@ form shows the request's real defaults."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -11,6 +12,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import LogFilter, LogFilterLevel
+from prefect.client.schemas.sorting import LogSort
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from tests.conftest import ROOT, validate_manifest
 
@@ -105,8 +110,18 @@ def test_a_pause_says_what_waits_and_how_to_answer(
         timeout=120,
     )
     assert answer.returncode == 0, answer.stderr
-    proc.communicate(timeout=300)
+    _, rest = proc.communicate(timeout=300)
     assert proc.returncode == 0
+    # Said once on the terminal (issue 21, item 8); Prefect keeps its own copy for the UI, in the pause's logs.
+    assert (text + rest).count("waiting for approval") == 1, text + rest
+    data = validate_manifest(workspace / ".runs" / "pause" / "cli" / "pause-run" / "manifest.json")
+    (approval,) = data["approvals"]
+    with temporary_settings({PREFECT_API_URL: prefect_server}), get_client(sync_client=True) as client:
+        logs = client.read_logs(  # the newest: the server serves the module's other runs too
+            LogFilter(level=LogFilterLevel(ge_=logging.INFO)), limit=200, sort=LogSort.TIMESTAMP_DESC
+        )
+    notice = f"waiting for approval {approval['approval_id']} of run pause-run"
+    assert [log for log in logs if log.message.startswith(notice)]
 
 
 def test_the_deployment_form_shows_the_request_defaults() -> None:

@@ -14,11 +14,11 @@ const check = process.argv.includes("--check");
 const BANNER = (source) =>
   `// GENERATED from schemas/${source} by scripts/generate-types.mjs (npm run generate). Do not edit.\n`;
 
-/** The schema's MAJOR.MINOR, read from the default of `schema_version`, which every event model carries. */
+/** The schema's MAJOR.MINOR, read from the default of `schema_version`, which every event model carries (the
+ * parts nested in events, such as `AgentTokenCounts`, are not events and carry none). */
 function eventsSchemaVersion(schema) {
-  const versions = new Set(
-    Object.values(schema.$defs).map((def) => def.properties?.schema_version?.default),
-  );
+  const events = Object.values(schema.$defs).filter((def) => def.properties?.type !== undefined);
+  const versions = new Set(events.map((def) => def.properties?.schema_version?.default));
   if (versions.size !== 1 || typeof [...versions][0] !== "string") {
     throw new Error(`events.schema.json: expected one schema_version default on every event, got ${[...versions]}`);
   }

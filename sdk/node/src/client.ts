@@ -37,6 +37,9 @@ export interface ApproveOptions extends RunsDirOption {
   deny?: boolean;
   /** Approve, and let the same call run unasked for the rest of the run. */
   forSession?: boolean;
+  /** Approve, and append an allow rule for the call to the rules file (`.codex/rules/default.rules`): matching
+   * calls run unasked from now on (`approve --remember`). */
+  remember?: boolean;
   /** Recorded with the answer. */
   reason?: string;
 }

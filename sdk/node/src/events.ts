@@ -1,7 +1,7 @@
 // GENERATED from schemas/events.schema.json by scripts/generate-types.mjs (npm run generate). Do not edit.
 
 /** MAJOR.MINOR of the event schema these types were generated from; see docs/events.md. */
-export const EVENTS_SCHEMA_VERSION = "1.1";
+export const EVENTS_SCHEMA_VERSION = "1.2";
 export type Event =
   | RunStarted
   | RunFinished
@@ -26,7 +26,19 @@ export type Event =
   | GuardrailResult
   | ReviewRequested
   | ReviewVerdict
-  | Summary;
+  | Summary
+  | AgentStarted
+  | AgentTurnStarted
+  | AgentTurnFinished
+  | AgentMessage
+  | AgentReasoning
+  | AgentCommand
+  | AgentFileChange
+  | AgentToolUse
+  | AgentPlan
+  | AgentTokens
+  | AgentError
+  | AgentFinished;
 
 export interface RunStarted {
   /**
@@ -681,4 +693,508 @@ export interface Summary {
    */
   ts: string;
   type: "summary";
+}
+/**
+ * The agent step started its agent's thread, or resumed an earlier run's.
+ */
+export interface AgentStarted {
+  /**
+   * which agent, e.g. codex
+   */
+  agent: string;
+  agent_version: string;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
+  /**
+   * an earlier run's thread was resumed, not a new one started
+   */
+  resumed: boolean;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  /**
+   * the agent step's name
+   */
+  step: string;
+  /**
+   * the agent's thread (codex: the app-server thread id)
+   */
+  thread_id: string;
+  /**
+   * the agent step's own tool call
+   */
+  tool_call_id: string;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  type: "agent.started";
+}
+export interface AgentTurnStarted {
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  /**
+   * the agent step's name
+   */
+  step: string;
+  /**
+   * the agent's thread (codex: the app-server thread id)
+   */
+  thread_id: string;
+  /**
+   * the agent step's own tool call
+   */
+  tool_call_id: string;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  turn_id: string;
+  type: "agent.turn.started";
+}
+export interface AgentTurnFinished {
+  /**
+   * as the agent measured it
+   */
+  duration_ms: number | null;
+  error: string | null;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  status: "completed" | "failed" | "interrupted" | "other";
+  /**
+   * the agent step's name
+   */
+  step: string;
+  /**
+   * the agent's thread (codex: the app-server thread id)
+   */
+  thread_id: string;
+  /**
+   * the agent step's own tool call
+   */
+  tool_call_id: string;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  turn_id: string;
+  type: "agent.turn.finished";
+}
+/**
+ * A message of the agent to the user; the last one of a turn is its answer.
+ */
+export interface AgentMessage {
+  /**
+   * the agent's id of this item in its thread
+   */
+  item_id: string;
+  /**
+   * bytes left out of the middle of the text (budget)
+   */
+  omitted_bytes: number;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  /**
+   * the agent step's name
+   */
+  step: string;
+  text: string;
+  /**
+   * the agent's thread (codex: the app-server thread id)
+   */
+  thread_id: string;
+  /**
+   * the agent step's own tool call
+   */
+  tool_call_id: string;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  turn_id: string;
+  type: "agent.message";
+}
+/**
+ * The summary of its reasoning the agent chose to show (never raw reasoning).
+ */
+export interface AgentReasoning {
+  /**
+   * the agent's id of this item in its thread
+   */
+  item_id: string;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  /**
+   * the agent step's name
+   */
+  step: string;
+  summary: string;
+  /**
+   * the agent's thread (codex: the app-server thread id)
+   */
+  thread_id: string;
+  /**
+   * the agent step's own tool call
+   */
+  tool_call_id: string;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  turn_id: string;
+  type: "agent.reasoning";
+}
+/**
+ * A command the agent ran or tried, as it reports it once over (the gated tool call is recorded apart).
+ */
+export interface AgentCommand {
+  command: string;
+  cwd: string;
+  duration_ms: number | null;
+  exit_code: number | null;
+  /**
+   * the agent's id of this item in its thread
+   */
+  item_id: string;
+  /**
+   * bytes left out of the middle of the output (budget)
+   */
+  omitted_bytes: number;
+  /**
+   * the output as the agent saw it: head and tail within the budget
+   */
+  output: string;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  status: "completed" | "failed" | "declined" | "in-progress" | "other";
+  /**
+   * the agent step's name
+   */
+  step: string;
+  /**
+   * the agent's thread (codex: the app-server thread id)
+   */
+  thread_id: string;
+  /**
+   * the agent step's own tool call
+   */
+  tool_call_id: string;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  turn_id: string;
+  type: "agent.command";
+}
+/**
+ * A patch the agent applied or tried, one diff per file.
+ */
+export interface AgentFileChange {
+  changes: AgentFileDiff[];
+  /**
+   * the agent's id of this item in its thread
+   */
+  item_id: string;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  status: "completed" | "failed" | "declined" | "in-progress" | "other";
+  /**
+   * the agent step's name
+   */
+  step: string;
+  /**
+   * the agent's thread (codex: the app-server thread id)
+   */
+  thread_id: string;
+  /**
+   * the agent step's own tool call
+   */
+  tool_call_id: string;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  turn_id: string;
+  type: "agent.file_change";
+}
+export interface AgentFileDiff {
+  diff: string;
+  kind: "add" | "delete" | "update" | "other";
+  move_path: string | null;
+  omitted_bytes: number;
+  path: string;
+}
+/**
+ * Another tool of the agent's (an MCP tool, a web search, a dynamic tool), by name and outcome.
+ */
+export interface AgentToolUse {
+  detail: string;
+  /**
+   * the agent's id of this item in its thread
+   */
+  item_id: string;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  status: "completed" | "failed" | "declined" | "in-progress" | "other";
+  /**
+   * the agent step's name
+   */
+  step: string;
+  /**
+   * the agent's thread (codex: the app-server thread id)
+   */
+  thread_id: string;
+  /**
+   * mcp:<server>/<tool>, web_search or dynamic:<tool>
+   */
+  tool: string;
+  /**
+   * the agent step's own tool call
+   */
+  tool_call_id: string;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  turn_id: string;
+  type: "agent.tool";
+}
+/**
+ * The agent's plan for the turn, each time it changes.
+ */
+export interface AgentPlan {
+  explanation: string | null;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  /**
+   * the agent step's name
+   */
+  step: string;
+  steps: AgentPlanStep[];
+  /**
+   * the agent's thread (codex: the app-server thread id)
+   */
+  thread_id: string;
+  /**
+   * the agent step's own tool call
+   */
+  tool_call_id: string;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  turn_id: string;
+  type: "agent.plan";
+}
+export interface AgentPlanStep {
+  status: "pending" | "in-progress" | "completed" | "other";
+  step: string;
+}
+/**
+ * Token usage after a model response: ``total`` so far in the thread, ``last`` for that response.
+ */
+export interface AgentTokens {
+  context_window: number | null;
+  last: AgentTokenCounts;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  /**
+   * the agent step's name
+   */
+  step: string;
+  /**
+   * the agent's thread (codex: the app-server thread id)
+   */
+  thread_id: string;
+  /**
+   * the agent step's own tool call
+   */
+  tool_call_id: string;
+  total: AgentTokenCounts;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  turn_id: string;
+  type: "agent.tokens";
+}
+export interface AgentTokenCounts {
+  cached_input: number;
+  input: number;
+  output: number;
+  reasoning_output: number;
+  total: number;
+}
+/**
+ * The agent reported an error (e.g. its model endpoint failed); ``will_retry``: it tries again itself.
+ */
+export interface AgentError {
+  message: string;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  /**
+   * the agent step's name
+   */
+  step: string;
+  /**
+   * the agent's thread (codex: the app-server thread id)
+   */
+  thread_id: string;
+  /**
+   * the agent step's own tool call
+   */
+  tool_call_id: string;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  turn_id: string;
+  type: "agent.error";
+  will_retry: boolean;
+}
+/**
+ * The agent step's agent is done: its turn completed, failed or was interrupted.
+ */
+export interface AgentFinished {
+  error: string | null;
+  /**
+   * SHA-256 (hex) of the previous line of the log as written, without its newline; for the first event, of 'codex-orchestrator:<run_id>' (records/chain.py)
+   */
+  prev_hash: string;
+  run_id: string;
+  /**
+   * MAJOR.MINOR of this event schema; a reader refuses a MAJOR it does not know
+   */
+  schema_version: string;
+  /**
+   * position in the run's log, from 1, no gaps
+   */
+  seq: number;
+  status: "completed" | "failed" | "interrupted";
+  step: string;
+  tool_call_id: string;
+  /**
+   * UTC time the event was recorded (ISO 8601)
+   */
+  ts: string;
+  turns: number;
+  type: "agent.finished";
 }

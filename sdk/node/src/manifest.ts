@@ -4,6 +4,10 @@
  * One run, as recorded in ``.runs/<task>/cli/<run-id>/manifest.json``: folded from the run's records.
  */
 export interface Manifest {
+  /**
+   * per agent step driven through its agent's protocol: its summary
+   */
+  agents?: AgentStepRecord[];
   approval_cache?: CacheCounters;
   approvals?: ApprovalRecord[];
   /**
@@ -71,6 +75,10 @@ export interface Manifest {
    */
   review?: ReviewRecord | null;
   /**
+   * the exec-policy rules files the run read, with their hashes
+   */
+  rules_files?: RulesFileRecord[];
+  /**
    * this run's directory, workspace-relative
    */
   run_dir: string;
@@ -100,11 +108,92 @@ export interface Manifest {
    */
   workspace?: string;
 }
+/**
+ * One agent step driven through its agent's protocol (agents/): folded from its ``agent.*`` events and
+ * from the records of the tool calls the agent made (``parent_call_id``).
+ */
+export interface AgentStepRecord {
+  /**
+   * e.g. codex
+   */
+  agent: string;
+  agent_version?: string;
+  /**
+   * the agent step's own tool call
+   */
+  call_id: string;
+  /**
+   * commands the agent reported (run, failed or declined)
+   */
+  commands?: number;
+  error?: string | null;
+  /**
+   * errors the agent reported (e.g. its model endpoint failing)
+   */
+  errors?: number;
+  /**
+   * patches the agent reported
+   */
+  file_changes?: number;
+  /**
+   * the agent's last message (its answer)
+   */
+  final_message?: string | null;
+  messages?: number;
+  /**
+   * times an earlier run's thread was resumed
+   */
+  resumed?: number;
+  status?: "running" | "completed" | "failed" | "interrupted";
+  step: string;
+  thread_id?: string | null;
+  tokens?: AgentTokenTotals;
+  /**
+   * in the order they began
+   */
+  tool_calls?: AgentToolCallRef[];
+  /**
+   * the agent's tool calls by status (denied: the agent was refused)
+   */
+  tool_calls_by_status?: {
+    [k: string]: number;
+  };
+  /**
+   * turns finished, over every run of the step
+   */
+  turns?: number;
+}
+/**
+ * Tokens the agent's model used over the step (every model response's usage, summed).
+ */
+export interface AgentTokenTotals {
+  cached_input?: number;
+  input?: number;
+  output?: number;
+  reasoning_output?: number;
+  total?: number;
+}
+/**
+ * One of the agent's tool calls, as its record says (``tool_calls`` has the whole record).
+ */
+export interface AgentToolCallRef {
+  approval_source?: string | null;
+  command: string;
+  error?: string | null;
+  id: string;
+  kind: string;
+  status:
+    "pending" | "awaiting-approval" | "running" | "succeeded" | "failed" | "denied" | "timed-out" | "skipped";
+}
 export interface CacheCounters {
   hits?: number;
   misses?: number;
 }
 export interface ApprovalRecord {
+  /**
+   * the prefixes approve-and-remember would allow from now on
+   */
+  amendment?: string[][];
   answer_reason?: string | null;
   /**
    * the channel the answer came through: prefect-ui, cli, terminal, sdk, auto-reviewer, timeout or none; set by the channel, never typed by the reviewer
@@ -129,12 +218,24 @@ export interface ApprovalRecord {
   outcome?: "pending" | "approved" | "denied" | "cancelled";
   purpose: "capability" | "escalation" | "instructions";
   reason: string;
+  /**
+   * approve-and-remember: the rule lines appended
+   */
+  remembered?: string[];
+  /**
+   * the rules file they were appended to
+   */
+  remembered_to?: string | null;
   requested_at: string;
   resolved_at?: string | null;
   /**
    * the name the reviewer gave, if any (redacted)
    */
   reviewer?: string | null;
+  /**
+   * the rule that asked (a prompt rule), if any
+   */
+  rule?: RuleRecord | null;
   run_id?: string;
   sandbox?: string;
   source?: ("human" | "policy") | null;
@@ -143,6 +244,25 @@ export interface ApprovalRecord {
   timeout_s?: number;
   tool?: string;
   tool_call_id: string;
+}
+/**
+ * The exec-policy rule that decided a call (codex_orchestrator/rules).
+ */
+export interface RuleRecord {
+  decision: "allow" | "prompt" | "forbidden";
+  /**
+   * the rules file: workspace-relative, or $CODEX_HOME/rules/<name>
+   */
+  file: string;
+  justification?: string | null;
+  /**
+   * the command's tokens it matched
+   */
+  matched_prefix?: string[];
+  /**
+   * the rule's pattern as written, e.g. ["git", "push"]
+   */
+  pattern: string;
 }
 /**
  * The event log's last link when the run finished: ``codex-orchestrator verify`` checks the log against it.
@@ -367,6 +487,18 @@ export interface ReviewRecord {
   status?: "pending" | "answered";
   verdict?: ("approved" | "changes-requested" | "skipped") | null;
 }
+/**
+ * A rules file the run read, fingerprinted like an instruction file.
+ */
+export interface RulesFileRecord {
+  bytes: number;
+  /**
+   * workspace-relative; a user file as $CODEX_HOME/rules/<name>
+   */
+  path: string;
+  scope?: "user" | "project" | "request";
+  sha256: string;
+}
 export interface SpecGuardRecord {
   /**
    * the revision the change is measured from
@@ -497,9 +629,17 @@ export interface ToolCallRecord {
   output_bytes?: number;
   output_tail?: string;
   /**
+   * an agent's own tool call: the call id of the agent step that made it
+   */
+  parent_call_id?: string | null;
+  /**
    * the Prefect task run of this call
    */
   prefect_task_run_id?: string | null;
+  /**
+   * the exec-policy rule that decided, if one did
+   */
+  rule?: RuleRecord | null;
   sandbox?: SandboxRecord;
   session_id?: string | null;
   started_at?: string | null;

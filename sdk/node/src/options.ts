@@ -200,12 +200,20 @@ function requestTarget(path: string): { task: string; workspace: string } | null
 export function approveArgs(
   runId: string,
   base: string,
-  options: { approvalId?: string; deny?: boolean; forSession?: boolean; reason?: string; runsDir?: string },
+  options: {
+    approvalId?: string;
+    deny?: boolean;
+    forSession?: boolean;
+    remember?: boolean;
+    reason?: string;
+    runsDir?: string;
+  },
 ): string[] {
   const args = ["approve", runId];
   if (options.approvalId !== undefined) args.push("--approval", options.approvalId);
   if (options.deny) args.push("--deny");
   if (options.forSession) args.push("--for-session");
+  if (options.remember) args.push("--remember");
   if (options.reason !== undefined) args.push("--reason", options.reason);
   if (options.runsDir !== undefined) args.push("--runs-dir", resolve(base, options.runsDir));
   return args;

@@ -1,11 +1,11 @@
 // A real approval: a run pauses on a real Prefect server (started here, stopped after), approvals() lists the
 // question, approve() answers it through `codex-orchestrator approve`, and the run ends succeeded.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ApprovalError, Client } from "../dist/index.js";
-import { assertSchemaEvents, CLI, scratch, startPrefectServer } from "./helpers.mjs";
+import { assertSchemaEvents, CLI, scratch, startPrefectServer } from "../support/helpers.mjs";
 
 const REQUEST = `\
 task: node-approve
@@ -21,13 +21,6 @@ steps:
 // How long to keep asking for the paused flow run before giving up (a bound, not a timing being tested).
 const PAUSE_DEADLINE_MS = 120_000;
 
-let server;
-before(async () => {
-  server = await startPrefectServer();
-});
-after(async () => {
-  await server?.stop();
-});
 
 /** The run's pending approval once its flow run is paused (approve needs the flow run id). */
 async function pausedApproval(client, runId) {
@@ -41,6 +34,9 @@ async function pausedApproval(client, runId) {
 }
 
 test("a run pauses for approval, approvals() lists it, approve() answers it, the run succeeds", async (t) => {
+  // Started by the test, not a file-level hook: a run that filters this test out starts no server.
+  const server = await startPrefectServer();
+  t.after(() => server.stop());
   const dir = scratch(t);
   mkdirSync(join(dir, "ws"));
   writeFileSync(join(dir, "request.yaml"), REQUEST);
@@ -66,7 +62,7 @@ test("a run pauses for approval, approvals() lists it, approve() answers it, the
   assert.deepEqual(await client.approvals({ runId: "node-run" }), pending);
   assert.equal((await handle.pendingApproval()).approval_id, requested.approval_id);
 
-  await client.approve(handle.runId, { reason: "node sdk test" });
+  await client.approve(handle.runId, { reason: "node sdk test", remember: true });
   const summary = await handle.wait();
   assert.equal(summary.ok, true);
   assert.equal(summary.status, "succeeded");
@@ -84,6 +80,7 @@ test("a run pauses for approval, approvals() lists it, approve() answers it, the
   const manifest = await client.show(handle.runId);
   assert.equal(manifest.tool_calls[0].approval_source, "human");
   assert.equal(manifest.approvals[0].answer_reason, "node sdk test");
+  assert.deepEqual(manifest.approvals[0].remembered, ['prefix_rule(pattern=["true"], decision="allow")']);
   assert.deepEqual(await client.approvals(), []);
   await assert.rejects(client.approve(handle.runId), ApprovalError);
 });

@@ -1,5 +1,5 @@
 // Each failure becomes a typed error carrying the CLI's stderr tail. The real CLI covers the missing CLI, exit 2
-// and unknown runs; test/fake-cli.mjs stands in only for what a real CLI cannot be made to do on demand (print a
+// and unknown runs; support/fake-cli.mjs stands in only for what a real CLI cannot be made to do on demand (print a
 // non-JSON line, crash mid-stream, speak another major schema version).
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -16,7 +16,7 @@ import {
   SdkError,
   UsageError,
 } from "../dist/index.js";
-import { CLI, collect, FAKE_CLI, scratch } from "./helpers.mjs";
+import { CLI, collect, FAKE_CLI, scratch } from "../support/helpers.mjs";
 
 const fake = (mode, cwd) =>
   new Client({ cli: [process.execPath, FAKE_CLI], env: { FAKE_CLI_MODE: mode }, cwd });
@@ -70,6 +70,23 @@ test("exit 2 on a bad option is a UsageError with the CLI's message and stderr t
   });
   assert.equal(existsSync(join(dir, ".runs")), false);
   assert.throws(() => new Client({ cli: CLI }).exec(["true"], { polcy: "never" }), /unexpected options polcy/);
+});
+
+test("a YAML alias bomb is a UsageError naming the aliases, and nothing is written", async (t) => {
+  const dir = scratch(t);
+  const levels = ["a0: &a0 [x,x,x,x,x,x,x,x,x]"];
+  for (let i = 1; i < 9; i++) levels.push(`a${i}: &a${i} [${Array(9).fill(`*a${i - 1}`).join(",")}]`);
+  writeFileSync(
+    join(dir, "bomb.yaml"),
+    `${levels.join("\n")}\ntask: bomb\nworkspace: .\nsteps: [{name: s, command: "true"}]\n`,
+  );
+  await assert.rejects(new Client({ cli: CLI, cwd: dir }).run("bomb.yaml").wait(), (error) => {
+    assert.ok(error instanceof UsageError);
+    assert.equal(error.returnCode, 2);
+    assert.match(error.message, /YAML aliases expand it/);
+    return true;
+  });
+  assert.equal(existsSync(join(dir, ".runs")), false);
 });
 
 test("a bad request, an unknown run, and approving a run without a pending approval", async (t) => {

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Client, EVENTS_SCHEMA_VERSION, KilledError, SdkError, WaitTimeoutError } from "../dist/index.js";
-import { assertSchemaEvents, CLI, collect, output, processGone, scratch } from "./helpers.mjs";
+import { assertSchemaEvents, CLI, collect, output, processGone, scratch } from "../support/helpers.mjs";
 
 const client = (cwd) => new Client({ cli: CLI, cwd });
 

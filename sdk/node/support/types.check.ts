@@ -15,6 +15,16 @@ export async function usage(): Promise<void> {
       case "summary":
         event.exit_code satisfies number | null;
         break;
+      case "agent.command": // what the agent of an agent step ran, and how it ended
+        event.status satisfies "completed" | "failed" | "declined" | "in-progress" | "other";
+        event.exit_code satisfies number | null;
+        break;
+      case "agent.file_change":
+        event.changes[0]?.diff satisfies string | undefined;
+        break;
+      case "agent.tokens":
+        event.total.output satisfies number;
+        break;
     }
   }
   const summary: ExecSummary = await handle.wait();
