@@ -1,10 +1,14 @@
 """Scale-out: 64 `sleep 0.5` calls on 1 vs 2 Prefect task workers (PostgreSQL server), and the per-call
 scheduling overhead on PostgreSQL vs SQLite.
 
-Run from the repo root: ``.venv/bin/python bench/scale_out.py [--quick]`` (needs Debian's postgresql; a private
-server is started). Each figure is a whole autonomy run started with ``codex-orchestrator run`` against a
+Run from the repo root: ``.venv/bin/python bench/scale_out.py [--quick] [--soak N]`` (needs Debian's postgresql;
+a private server is started). Each figure is a whole autonomy run started with ``codex-orchestrator run`` against a
 ``prefect server start``, its calls on task workers (``runner: task-workers``), timed by its exec milestone as
 recorded in the manifest. Targets: 2 workers vs 1 >= 1.8x; per-call overhead PostgreSQL / SQLite <= 1.5.
+
+``--soak N`` measures nothing: it runs the task-worker fan-out N times in a row on one worker and fails on the
+first run that does not finish within ``SOAK_RUN_TIMEOUT_S`` (a hang: issue 20's deadlock ended every run's
+first call before its callback was registered).
 """
 
 from __future__ import annotations
@@ -16,14 +20,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import itertools
 import os
-import pwd
 import resource
+import shlex
 import shutil
 import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +37,8 @@ import yaml
 from bench._common import BenchError, Target, emit_report, note, parser, print_table, ratio
 from codex_orchestrator.clock import parse_utc
 from codex_orchestrator.records.manifest import load_manifest
-from tests.deploy.postgres import missing_reason, postgres_server
+from flows.server_tuning import tuned_server_settings
+from tests.deploy.postgres import Postgres, missing_reason, postgres_server
 from tests.deploy.stack import Stack, free_port
 
 CALLS, QUICK_CALLS = 64, 8
@@ -46,8 +51,15 @@ OVERHEAD_CALLS, QUICK_OVERHEAD_CALLS = 40, 6
 ROUNDS, QUICK_ROUNDS = 2, 1
 SCALE_TARGET = 1.8
 OVERHEAD_TARGET = 1.5
+# A second worker must not make a call cost the topology more CPU: calls per CPU-second with 2 workers vs 1, at
+# least this (1.0 less the rounds' noise on a shared machine).
+PER_CPU_TARGET = 0.9
 WORKER_READY_S = 120.0
 RUN_TIMEOUT_S = 600.0
+# The soak: a fan-out of this many independent `true` calls (the issue's reproduction) per run, and how long one
+# may take before it counts as hung (a run of them takes seconds on a loaded 2-core machine).
+SOAK_CALLS = 24
+SOAK_RUN_TIMEOUT_S = 180.0
 CLI = Path(sys.executable).parent / "codex-orchestrator"
 PREFECT = Path(sys.executable).parent / "prefect"
 
@@ -68,8 +80,9 @@ class Timed:
 
 
 @contextmanager
-def server(home: Path, database_url: str | None) -> Iterator[Stack]:
-    """``prefect server start`` (PostgreSQL when ``database_url``, else SQLite under ``home``)."""
+def server(home: Path, pg: Postgres | None, settings: Mapping[str, str] | None = None) -> Iterator[Stack]:
+    """``prefect server start`` (on ``pg``, else SQLite under ``home``), with the Prefect ``settings`` given
+    (environment variables; the product's tuned ones unless told otherwise)."""
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {
@@ -82,9 +95,10 @@ def server(home: Path, database_url: str | None) -> Iterator[Stack]:
         "PREFECT_LOGGING_LEVEL": "WARNING",
     }
     env.pop("PREFECT_API_URL", None)
-    if database_url:
-        env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
-    stack = Stack(home=home, env=env, port=port)
+    env.update(tuned_server_settings() if settings is None else settings)
+    if pg is not None:
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = pg.url
+    stack = Stack(home=home, env=env, port=port, database_pid=pg.postmaster_pid if pg else None)
     try:
         stack.run_line(f"{PREFECT} server start &", cwd=home, name="server")
         stack.wait_healthy()
@@ -94,9 +108,12 @@ def server(home: Path, database_url: str | None) -> Iterator[Stack]:
         stack.stop()
 
 
-def start_worker(stack: Stack, name: str, limit: int) -> None:
+def start_worker(stack: Stack, name: str, limit: int, command: Sequence[str] = ()) -> None:
+    """A task worker of ours (or ``command``: another one, e.g. a bare Prefect one) in the background, once it
+    has subscribed to the server."""
+    line = shlex.join(command) if command else f"{CLI} task-worker --limit {limit}"
     stack.env["PREFECT_LOGGING_LEVEL"] = "INFO"  # the worker says when it has subscribed
-    stack.run_line(f"{CLI} task-worker --limit {limit} &", cwd=stack.home, name=name)
+    stack.run_line(f"{line} &", cwd=stack.home, name=name)
     stack.env["PREFECT_LOGGING_LEVEL"] = "WARNING"
     log = stack.home / f"{name}.log"
     deadline = time.monotonic() + WORKER_READY_S
@@ -135,23 +152,18 @@ def _stat_fields(pid: str) -> list[str] | None:
 def role_cpu_s(stack: Stack) -> dict[str, float]:
     """CPU seconds used so far by each long-lived part of the topology: the Prefect server, PostgreSQL and
     each task worker, each with its exited children (every process started by Stack leads its own session;
-    PostgreSQL runs as its system user)."""
+    PostgreSQL's backends are children of its postmaster; other PostgreSQL servers on the machine, the other
+    engineers', are not counted)."""
     sessions = {process.pid: name for name, process in stack.processes.items()}
-    try:
-        pg_uid = pwd.getpwnam("postgres").pw_uid
-    except KeyError:
-        pg_uid = -1
+    postmaster = str(stack.database_pid) if stack.database_pid is not None else None
     seconds: dict[str, float] = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         fields = _stat_fields(pid)
         if fields is None:
             continue
         role = sessions.get(int(fields[3]))
-        if role is None:
-            try:
-                role = "database" if os.stat(f"/proc/{pid}").st_uid == pg_uid else None
-            except OSError:
-                continue
+        if role is None and postmaster is not None and postmaster in (pid, fields[1]):
+            role = "database"
         if role is not None:
             # utime stime cutime cstime: fields 14-17 of stat, here 11-14 (counted from 0 after comm)
             ticks = sum(int(v) for v in fields[11:15])
@@ -159,7 +171,14 @@ def role_cpu_s(stack: Stack) -> dict[str, float]:
     return seconds
 
 
-def timed_run(stack: Stack, root: Path, name: str, steps: list[dict[str, Any]], max_parallel: int) -> Timed:
+def timed_run(
+    stack: Stack,
+    root: Path,
+    name: str,
+    steps: list[dict[str, Any]],
+    max_parallel: int,
+    timeout_s: float = RUN_TIMEOUT_S,
+) -> Timed:
     workspace = root / name
     workspace.mkdir(parents=True)
     request = {
@@ -176,13 +195,16 @@ def timed_run(stack: Stack, root: Path, name: str, steps: list[dict[str, Any]], 
     busy_before, total_before = cpu_times()
     roles_before = role_cpu_s(stack)
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run(
-        [str(CLI), "run", str(path), "--run-id", name],
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-    )
+    try:
+        done = subprocess.run(
+            [str(CLI), "run", str(path), "--run-id", name],
+            env=stack.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(f"run {name} hung: not finished after {timeout_s:.0f} s (killed)") from exc
     busy_after, total_after = cpu_times()
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     roles_after = role_cpu_s(stack)
@@ -226,6 +248,16 @@ def cpu_ms_per_call(runs: list[Timed], single: Timed) -> dict[str, float]:
     }
 
 
+def calls_per_cpu_s(runs: list[Timed], single: Timed) -> float:
+    """The scale-out figure: calls per CPU-second of the whole topology (server, database, flow, workers; not
+    the rest of the machine), over the calls beyond a run's first; median of rounds."""
+    return statistics.median(
+        (run.calls - 1)
+        / max(1e-9, sum(v for r, v in marginal_cpu_s(run, single).items() if not r.startswith("rest")))
+        for run in runs
+    )
+
+
 def print_cpu_by_role(fanned: dict[int, list[Timed]], single: Timed) -> None:
     """What the fanned-out runs' calls cost in CPU, by process: the floor that no number of workers on these
     cores can go below is that CPU time divided by the cores."""
@@ -248,7 +280,8 @@ def print_cpu_by_role(fanned: dict[int, list[Timed]], single: Timed) -> None:
         exec_s = statistics.median(run.exec_s for run in runs)
         note(
             f"{workers} worker(s): the topology used {own:.1f} CPU-s for {runs[0].calls - 1} calls beyond a "
-            f"run's first: a floor of {own / cores:.1f} s on {cores} cores (exec took {exec_s:.1f} s)"
+            f"run's first: a floor of {own / cores:.1f} s on {cores} cores (exec took {exec_s:.1f} s); "
+            f"{calls_per_cpu_s(runs, single):.2f} calls per CPU-second"
         )
 
 
@@ -256,13 +289,55 @@ def spread(values: list[float]) -> str:
     return f"{min(values):.2f}-{max(values):.2f}"
 
 
+def soak(runs: int, calls: int, limit: int) -> int:
+    """The task-worker fan-out ``runs`` times in a row on one worker; 1 on the first run that hangs or fails."""
+    steps = [{"name": f"true-{i}", "command": "true"} for i in range(calls)]
+    scratch = Path(tempfile.mkdtemp(prefix="codex-bench-soak-"))
+    seconds: list[float] = []
+    try:
+        with postgres_server() as pg, server(scratch / "pg-home", pg) as stack:
+            start_worker(stack, "worker-1", limit)
+            for run_no in range(runs):
+                timed = timed_run(stack, scratch, f"soak-{run_no}", steps, calls, SOAK_RUN_TIMEOUT_S)
+                seconds.append(timed.exec_s)
+                note(f"soak run {run_no + 1}/{runs}: {calls} calls in {timed.exec_s:.1f} s")
+    except BenchError as exc:
+        print(f"soak failed after {len(seconds)} good run(s) of {runs}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print_table(
+        f"Soak: {runs} runs of {calls} `true` calls on 1 task worker of --limit {limit}, none hung",
+        ["runs", "exec s (median)", "spread"],
+        [[runs, statistics.median(seconds), spread(seconds)]],
+    )
+    finished = Target(len(seconds) / runs, 1.0, at_least=True)
+    emit_report(
+        "scale_out_soak",
+        {"runs": runs, "exec_s": [round(s, 3) for s in seconds]},
+        {"runs finished": finished},
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser(__doc__.splitlines()[0] if __doc__ else "scale-out")
+    args.add_argument(
+        "--soak",
+        type=int,
+        metavar="N",
+        help=f"only run the task-worker fan-out N times in a row; fail on a run that takes over "
+        f"{SOAK_RUN_TIMEOUT_S:.0f} s (a hang)",
+    )
     options = args.parse_args(argv)
     reason = missing_reason()
     if reason:
         print(f"benchmark skipped: {reason}", file=sys.stderr)
         return 1
+    if options.soak is not None:
+        if options.soak < 1:
+            args.error("--soak needs a number of runs >= 1")
+        return soak(options.soak, QUICK_CALLS if options.quick else SOAK_CALLS, WORKER_LIMIT)
     quick = options.quick
     calls, sleep_s = (QUICK_CALLS, QUICK_SLEEP_S) if quick else (CALLS, SLEEP_S)
     limit = QUICK_WORKER_LIMIT if quick else WORKER_LIMIT
@@ -278,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     narrow: dict[int, Timed] = {}
     per_call: dict[str, list[float]] = {"postgresql": [], "sqlite": []}
     try:
-        with postgres_server() as pg, server(scratch / "pg-home", pg.url) as stack:
+        with postgres_server() as pg, server(scratch / "pg-home", pg) as stack:
             start_worker(stack, "worker-1", limit)
             note("warm-up run (untimed) ...")
             timed_run(stack, scratch, "warm-up", sleeps[:limit], calls)
@@ -360,8 +435,12 @@ def main(argv: list[str] | None = None) -> int:
         ["server database", "ms per call", "spread"],
         [[name, statistics.median(v), spread(v)] for name, v in per_call.items()],
     )
+    per_cpu_s = {k: calls_per_cpu_s(v, single) for k, v in fanned.items()}
     targets = {
         "speed-up, 2 task workers vs 1": Target(ratio(one_s, two_s), SCALE_TARGET, at_least=True),
+        "calls per CPU-second of the topology, 2 workers / 1": Target(
+            ratio(per_cpu_s[2], per_cpu_s[1]), PER_CPU_TARGET, at_least=True
+        ),
         "per-call overhead, PostgreSQL / SQLite": Target(ratio(pg_ms, sqlite_ms), OVERHEAD_TARGET),
     }
     results = {
@@ -369,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         "two_workers_s": two,
         "per_call_ms": {k: [round(x, 3) for x in v] for k, v in per_call.items()},
         "cpu_busy": {f"{k}_worker": [round(x, 3) for x in v] for k, v in busy.items()},
+        "calls_per_cpu_s": {f"{k}_worker": round(v, 3) for k, v in per_cpu_s.items()},
         "cpu_ms_per_call": {f"{k}_worker": cpu_ms_per_call(v, single) for k, v in fanned.items()},
         "worker_bound_s": {f"{k}_worker": round(t.exec_s, 3) for k, t in narrow.items()},
     }

@@ -14,12 +14,16 @@ from typing import Any
 import jsonschema
 import pytest
 
+from flows.server_tuning import apply_server_tuning
+
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = ROOT / "schemas"
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # Embedded servers (benchmarks, SDK runs, the demo) start slowly beside busy loops; Prefect's 20 s is too tight.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+# Every server the suite starts (the harness, `prefect server start`, embedded ones) runs as the product's do.
+apply_server_tuning(os.environ)
 
 
 def _validator(name: str) -> jsonschema.protocols.Validator:

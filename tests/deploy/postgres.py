@@ -53,6 +53,11 @@ class Postgres:
     database: str
 
     @property
+    def postmaster_pid(self) -> int:
+        """The server's main process (its backends are its children): the first line of postmaster.pid."""
+        return int((self.socket_dir.parent / "data" / "postmaster.pid").read_text().split()[0])
+
+    @property
     def url(self) -> str:
         """An SQLAlchemy URL for Prefect (asyncpg over TCP on loopback; trust auth for the local user)."""
         return f"postgresql+asyncpg://{SYSTEM_USER}@127.0.0.1:{self.port}/{self.database}"

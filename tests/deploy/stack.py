@@ -53,6 +53,7 @@ class Stack:
     env: dict[str, str]
     port: int
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    database_pid: int | None = None  # the PostgreSQL server's postmaster, when the stack has one
 
     @property
     def api_url(self) -> str:

@@ -19,6 +19,7 @@ from codex_orchestrator.approvals import Decision
 from codex_orchestrator.records.paths import RunPaths, artifact_key
 from codex_orchestrator.request import RunRequest, parse_request
 from tests.conftest import ROOT, validate_events, validate_manifest
+from tests.prefect_api import read_final_task_run
 
 pytestmark = pytest.mark.prefect
 NETWORK_STEP = {"name": "publish", "command": "true", "capabilities": ["network"]}
@@ -122,7 +123,7 @@ def _check_task_runs(data: dict[str, Any]) -> None:
     with get_client(sync_client=True) as client:
         for call in data["tool_calls"]:
             assert call["prefect_task_run_id"], call["id"]
-            task_run = client.read_task_run(uuid.UUID(call["prefect_task_run_id"]))
+            task_run = read_final_task_run(client, uuid.UUID(call["prefect_task_run_id"]))
             assert task_run.name == f"{call['milestone']}:{call['step']}"
 
 

@@ -17,6 +17,7 @@ import yaml
 
 from codex_orchestrator.exec.local import session_members
 from tests.conftest import ROOT, validate_events, validate_manifest
+from tests.prefect_api import read_final_task_run
 
 pytestmark = pytest.mark.prefect
 CLI = [sys.executable, "-m", "codex_orchestrator.cli"]
@@ -119,7 +120,7 @@ def _check_dependencies_in_prefect(data: dict[str, Any]) -> None:
     ids = {c["step"]: c["prefect_task_run_id"] for c in data["tool_calls"]}
     assert all(ids.values())
     with get_client(sync_client=True) as client:
-        d = client.read_task_run(UUID(ids["d"]))
+        d = read_final_task_run(client, UUID(ids["d"]))
         upstream = {str(i.id) for inputs in d.task_inputs.values() for i in inputs if hasattr(i, "id")}
     assert {ids["b"], ids["c"]} <= upstream
 
