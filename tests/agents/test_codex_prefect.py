@@ -15,6 +15,7 @@ from codex_orchestrator.approvals import ApprovalRequest, Decision
 from codex_orchestrator.records.manifest import ApprovalRecord
 from tests.agents.helpers import CALC, MUL_PATCH
 from tests.conftest import validate_events, validate_manifest
+from tests.prefect_api import read_final_task_run
 
 pytestmark = [pytest.mark.prefect, pytest.mark.sandbox]
 
@@ -96,10 +97,10 @@ def _check_task_runs(step: dict[str, Any], own: list[dict[str, Any]]) -> None:
     """Each agent call ran in a task run of its own, named after its command, under the agent step's."""
     from prefect.client.orchestration import get_client
 
-    with get_client(sync_client=True) as client:
-        parent = client.read_task_run(uuid.UUID(step["prefect_task_run_id"]))
+    with get_client(sync_client=True) as client:  # as the UI reads them: once the recorder's batch is written
+        parent = read_final_task_run(client, uuid.UUID(step["prefect_task_run_id"]))
         for call in own:
-            task_run = client.read_task_run(uuid.UUID(call["prefect_task_run_id"]))
+            task_run = read_final_task_run(client, uuid.UUID(call["prefect_task_run_id"]))
             assert task_run.name == call["command"][:80]
             assert task_run.flow_run_id == parent.flow_run_id
             parents = [str(p.id) for p in task_run.task_inputs.get("__parents__", [])]
