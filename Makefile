@@ -100,6 +100,7 @@ bench: install system-deps
 	PREFECT_HOME=$$(mktemp -d) $(PY) bench/prefect_cost.py || failed=1; \
 	PREFECT_HOME=$$(mktemp -d) $(PY) bench/interrupt.py || failed=1; \
 	$(PY) bench/hostile_requests.py || failed=1; \
+	PREFECT_HOME=$$(mktemp -d) $(PY) bench/agent_gate.py || failed=1; \
 	$(PY) bench/summary.py $$out/gate_overhead.txt $$out/exec_latency.txt $$out/startup.txt || failed=1; \
 	exit $$failed
 
