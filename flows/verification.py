@@ -73,7 +73,7 @@ def run_diagnostics(owner: RunOwner, request: RunRequest) -> DiagnosticsRecord:
         for step in request.steps:
             program = diagnostics.program_of(step.command) if step.kind is ToolKind.AGENT else None
             if step.kind is ToolKind.AGENT and step.agent == "codex":
-                program = step.codex_bin or _pinned_codex()
+                program = _codex_binary(step.codex_bin)
             if program:
                 probes.setdefault(f"agent:{step.name}", [program, "--version"])
     state = owner.state()
@@ -289,12 +289,12 @@ def verify(owner: RunOwner, request: RunRequest, *, exec_succeeded: bool) -> tup
     return True, "guardrails passed" + (f", review {record.verdict}" if record.policy != "off" else "")
 
 
-def _pinned_codex() -> str | None:
-    """The codex that comes with the install (its version goes into diagnostics), if it is there."""
-    from codex_orchestrator.agents.app_server import pinned_codex
+def _codex_binary(named: str | None) -> str | None:
+    """The codex an agent step runs, as the driver resolves it (its version goes into diagnostics), if found."""
+    from codex_orchestrator.agents.app_server import resolve_binary
     from codex_orchestrator.agents.errors import AgentUnavailable
 
     try:
-        return str(pinned_codex())
+        return str(resolve_binary(named))
     except AgentUnavailable:
         return None

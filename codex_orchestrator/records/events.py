@@ -22,20 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, TypeAdapter
 
 from codex_orchestrator.errors import RecordError
-from codex_orchestrator.records.agent_events import (
-    AgentCommand,
-    AgentError,
-    AgentFileChange,
-    AgentFinished,
-    AgentMessage,
-    AgentPlan,
-    AgentReasoning,
-    AgentStarted,
-    AgentTokens,
-    AgentToolUse,
-    AgentTurnFinished,
-    AgentTurnStarted,
-)
+from codex_orchestrator.records.agent_events import AgentEvent
 
 # Re-exported: readers (the SDK, the CLI) take the version and the base from here, as before.
 from codex_orchestrator.records.event_base import EVENTS_SCHEMA_VERSION as EVENTS_SCHEMA_VERSION
@@ -288,18 +275,7 @@ Event = Annotated[
     | ReviewRequested
     | ReviewVerdict
     | Summary
-    | AgentStarted
-    | AgentTurnStarted
-    | AgentTurnFinished
-    | AgentMessage
-    | AgentReasoning
-    | AgentCommand
-    | AgentFileChange
-    | AgentToolUse
-    | AgentPlan
-    | AgentTokens
-    | AgentError
-    | AgentFinished,
+    | AgentEvent,  # the agent's own (records/agent_events.py), one list of them
     Field(discriminator="type"),
 ]
 # Built when first used (reading a log back, the schema), not by every process that only writes events.
